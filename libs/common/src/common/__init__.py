@@ -1,0 +1,1 @@
+"""Shared plumbing: settings, db, bus, events, jobs, logging, metrics, errors."""

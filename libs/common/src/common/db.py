@@ -1,0 +1,126 @@
+"""Database access: SQLAlchemy 2 async engine on asyncpg, plus a raw asyncpg pool for hot reads."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from common.errors import TransientError
+
+log = logging.getLogger(__name__)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """`postgresql://…` → `postgresql+asyncpg://…` (other drivers are rewritten to asyncpg)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """Plain libpq-style DSN for asyncpg (no `+driver`)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class Database:
+    """One database, shared by the services of a process. Sessions never outlive a request/handler."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        self.url = url
+        self.engine: AsyncEngine = create_async_engine(
+            sqlalchemy_url(url),
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=False,
+            echo=echo,
+        )
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._pool: asyncpg.Pool | None = None
+        self.pool_size = pool_size
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session without an explicit transaction (reads; caller commits if it writes)."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection (autocommit off)."""
+        async with self.engine.connect() as conn:
+            yield conn
+
+    async def pool(self) -> asyncpg.Pool:
+        """Raw asyncpg pool for latency-critical reads (lazy)."""
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                asyncpg_dsn(self.url), min_size=1, max_size=self.pool_size, statement_cache_size=256
+            )
+        return self._pool
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a read on the raw pool."""
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            return list(await conn.fetch(query, *args))
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """One row from the raw pool."""
+        pool = await self.pool()
+        async with pool.acquire() as conn:
+            return await conn.fetchrow(query, *args)
+
+    async def ping(self) -> bool:
+        """`SELECT 1` (readiness)."""
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception as exc:
+            log.warning("database ping failed: %s", exc)
+            return False
+
+    async def close(self) -> None:
+        """Dispose the engine and the raw pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        await self.engine.dispose()
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """Connection loss, serialization failures and deadlocks are worth retrying."""
+    transient_types: tuple[type[BaseException], ...] = (
+        asyncpg.exceptions.ConnectionDoesNotExistError,
+        asyncpg.exceptions.SerializationError,
+        asyncpg.exceptions.DeadlockDetectedError,
+        asyncpg.exceptions.CannotConnectNowError,
+        asyncpg.exceptions.TooManyConnectionsError,
+        ConnectionError,
+        OSError,
+    )
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, transient_types):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def reraise_transient(exc: BaseException) -> None:
+    """Re-raise a transient database error as TransientError (so the bus requeues)."""
+    if is_transient_db_error(exc):
+        raise TransientError(str(exc)) from exc

@@ -1,0 +1,114 @@
+"""Transactional outbox: events are stored with the results that caused them, published after commit.
+
+A crash between commit and publish loses nothing: the relay republishes unpublished rows at
+start-up, after every unit of work and every few seconds; consumers ignore repeated event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.bus import Bus
+from common.db import Database
+from common.events import Event
+from common.tables import PlumbingTables
+
+log = logging.getLogger(__name__)
+
+
+async def add(session: AsyncSession, tables: PlumbingTables, event: Event) -> None:
+    """Stage `event` in the outbox inside the caller's transaction (idempotent on event_id)."""
+    stmt = (
+        pg.insert(tables.outbox)
+        .values(
+            event_id=event.event_id,
+            routing_key=event.routing_key,
+            producer=event.producer,
+            correlation_id=event.correlation_id,
+            body=event.model_dump_json().encode(),
+        )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )
+    await session.execute(stmt)
+
+
+class OutboxRelay:
+    """Publishes a schema's unpublished outbox rows in insertion order."""
+
+    def __init__(self, db: Database, bus: Bus, tables: PlumbingTables, *, batch: int = 500) -> None:
+        self.db = db
+        self.bus = bus
+        self.tables = tables
+        self.batch = batch
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    async def flush(self) -> int:
+        """Publish everything pending; returns how many events went out."""
+        sent = 0
+        async with self._lock:
+            while True:
+                n = await self._flush_batch()
+                sent += n
+                if n < self.batch:
+                    return sent
+
+    async def _flush_batch(self) -> int:
+        outbox = self.tables.outbox
+        async with self.db.transaction() as session:
+            rows = (
+                await session.execute(
+                    sa.select(
+                        outbox.c.id,
+                        outbox.c.routing_key,
+                        outbox.c.body,
+                        outbox.c.event_id,
+                        outbox.c.producer,
+                        outbox.c.correlation_id,
+                    )
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self.batch)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for row in rows:
+                await self.bus.publish_raw(
+                    row.routing_key,
+                    bytes(row.body),
+                    message_id=str(row.event_id),
+                    producer=row.producer,
+                    correlation_id=row.correlation_id,
+                )
+            if rows:
+                await session.execute(
+                    sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(published_at=sa.func.now())
+                )
+        return len(rows)
+
+    def start(self, interval: float = 2.0) -> None:
+        """Flush periodically in the background (covers crashes and broker outages)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(interval))
+
+    async def _loop(self, interval: float) -> None:
+        while True:
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("outbox flush for %s failed: %s", self.tables.schema, exc)
+            await asyncio.sleep(interval)
+
+    async def stop(self) -> None:
+        """Stop the background loop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -1,0 +1,94 @@
+"""Unit of work: one transaction, at most one application of an event, events out after commit.
+
+    async with uow.for_event("greeks", evt) as u:
+        if u.duplicate:
+            return
+        ... u.session ...
+        u.emit(GreeksComputed(...))
+
+On success the transaction commits (results, inbox claim and outbox rows together) and the outbox
+is flushed. A repeated delivery finds the claim, changes nothing, and still flushes the outbox in
+case the first delivery crashed between commit and publish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common import outbox
+from common.db import Database, reraise_transient
+from common.events import Event
+from common.outbox import OutboxRelay
+from common.tables import PlumbingTables
+
+
+@dataclass
+class Work:
+    """What a handler sees inside a unit of work."""
+
+    session: AsyncSession
+    duplicate: bool = False
+    emitted: list[Event] = field(default_factory=list)
+
+    def emit(self, event: Event) -> None:
+        """Publish `event` after this transaction commits."""
+        self.emitted.append(event)
+
+
+class UnitOfWorkFactory:
+    """Creates units of work for one service schema."""
+
+    def __init__(self, db: Database, tables: PlumbingTables, relay: OutboxRelay, producer: str) -> None:
+        self.db = db
+        self.tables = tables
+        self.relay = relay
+        self.producer = producer
+
+    async def claim(self, session: AsyncSession, consumer: str, event: Event) -> bool:
+        """Record that `consumer` applied `event`; False if it already had."""
+        stmt = (
+            pg.insert(self.tables.processed_event)
+            .values(consumer=consumer, event_id=event.event_id, routing_key=event.routing_key)
+            .on_conflict_do_nothing()
+            .returning(self.tables.processed_event.c.event_id)
+        )
+        return (await session.execute(stmt)).first() is not None
+
+    @contextlib.asynccontextmanager
+    async def for_event(self, consumer: str, event: Event) -> AsyncIterator[Work]:
+        """A unit of work applying `event` at most once for `consumer`."""
+        try:
+            async with self.db.transaction() as session:
+                work = Work(session)
+                work.duplicate = not await self.claim(session, consumer, event)
+                yield work
+                await self._stage(session, work)
+        except Exception as exc:
+            reraise_transient(exc)
+            raise
+        await self.relay.flush()
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[Work]:
+        """A unit of work not tied to an incoming event (API commands, schedulers)."""
+        try:
+            async with self.db.transaction() as session:
+                work = Work(session)
+                yield work
+                await self._stage(session, work)
+        except Exception as exc:
+            reraise_transient(exc)
+            raise
+        if work.emitted:
+            await self.relay.flush()
+
+    async def _stage(self, session: AsyncSession, work: Work) -> None:
+        for event in work.emitted:
+            if not event.producer:
+                event = event.model_copy(update={"producer": self.producer})
+            await outbox.add(session, self.tables, event)

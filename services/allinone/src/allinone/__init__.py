@@ -1,0 +1,1 @@
+"""SigmaSight allinone service."""

@@ -1,0 +1,1 @@
+"""SigmaSight gateway service."""

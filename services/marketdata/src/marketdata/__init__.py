@@ -1,0 +1,1 @@
+"""SigmaSight marketdata service."""

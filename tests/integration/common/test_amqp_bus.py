@@ -1,0 +1,112 @@
+"""AmqpBus against a real RabbitMQ: delivery, retry bound, dead-lettering, request/reply."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date
+
+import pytest
+
+from common.bus import AmqpBus, InProcessBus
+from common.errors import TransientError
+from common.events import PricesUpdated
+from common.testing import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def bus(amqp_url: str):
+    b = AmqpBus(amqp_url, namespace=f"test{uuid.uuid4().hex[:8]}", prefetch=4)
+    yield b
+    await b.close()
+
+
+async def _delete_namespace_queues(bus: AmqpBus, names: list[str]) -> None:
+    channel = await bus._connection.channel()
+    for name in names:
+        for q in (f"{bus.namespace}{name}", f"{bus.namespace}{name}.dlq"):
+            await channel.queue_delete(q)
+    await channel.exchange_delete(bus.exchange_name)
+    await channel.exchange_delete(bus.dlx_name)
+    await channel.close()
+
+
+async def test_event_is_delivered_and_acked(bus: AmqpBus) -> None:
+    got: list[PricesUpdated] = []
+
+    async def handler(evt: PricesUpdated) -> None:
+        got.append(evt)
+
+    bus.subscribe("greeks", PricesUpdated, handler)
+    await bus.start()
+    sent = PricesUpdated(as_of=date(2026, 11, 24), symbols=["AAPL", "MSFT"], producer="marketdata")
+    await bus.publish(sent)
+    await wait_until(lambda: len(got) == 1, timeout=10)
+    assert got[0].event_id == sent.event_id and got[0].symbols == ["AAPL", "MSFT"]
+    await asyncio.sleep(0.3)
+    assert await bus.queue_depth("greeks.prices.updated") == 0
+    await _delete_namespace_queues(bus, ["greeks.prices.updated"])
+
+
+async def test_transient_failure_is_retried_then_dead_lettered(bus: AmqpBus) -> None:
+    attempts: list[int] = []
+
+    async def flaky(evt: PricesUpdated) -> None:
+        attempts.append(1)
+        raise TransientError("database away")
+
+    bus.subscribe("greeks", PricesUpdated, flaky)
+    await bus.start()
+    await bus.publish(PricesUpdated(as_of=date(2026, 11, 24), producer="marketdata"))
+    await wait_until(lambda: len(attempts) >= 5, timeout=20)
+    await asyncio.sleep(1.0)
+    assert len(attempts) <= 6  # bounded by x-delivery-limit
+    await wait_until(lambda: bus.queue_depth("greeks.prices.updated.dlq"), timeout=10)
+    assert await bus.queue_depth("greeks.prices.updated.dlq") == 1
+    await _delete_namespace_queues(bus, ["greeks.prices.updated"])
+
+
+async def test_permanent_failure_goes_straight_to_dlq(bus: AmqpBus) -> None:
+    attempts: list[int] = []
+
+    async def broken(evt: PricesUpdated) -> None:
+        attempts.append(1)
+        raise ValueError("bad data")
+
+    bus.subscribe("greeks", PricesUpdated, broken)
+    await bus.start()
+    await bus.publish(PricesUpdated(as_of=date(2026, 11, 24), producer="marketdata"))
+    await wait_until(lambda: bus.queue_depth("greeks.prices.updated.dlq"), timeout=10)
+    assert len(attempts) == 1
+    await _delete_namespace_queues(bus, ["greeks.prices.updated"])
+
+
+async def test_request_reply_over_direct_reply_to(bus: AmqpBus) -> None:
+    async def double(payload: dict) -> dict:
+        return {"value": payload["value"] * 2}
+
+    bus.respond("greeks.evaluate", double)
+    await bus.start()
+    assert await bus.request("greeks.evaluate", {"value": 21}, timeout=5) == {"value": 42}
+    channel = await bus._connection.channel()
+    await channel.queue_delete(f"{bus.namespace}rpc.greeks.evaluate")
+    await channel.close()
+
+
+async def test_in_process_bus_retries_transient_then_dead_letters() -> None:
+    bus = InProcessBus(retry_delay=0.001)
+    attempts: list[int] = []
+
+    async def flaky(evt: PricesUpdated) -> None:
+        attempts.append(1)
+        raise TransientError("nope")
+
+    bus.subscribe("greeks", PricesUpdated, flaky)
+    await bus.start()
+    await bus.publish(PricesUpdated(as_of=date(2026, 11, 24)))
+    await bus.drain()
+    assert len(attempts) == 5
+    assert len(bus.dead_letters) == 1 and bus.dead_letters[0].queue == "greeks.prices.updated"
+    await bus.close()
