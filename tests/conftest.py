@@ -58,3 +58,30 @@ async def scratch_database(pg_admin_url: str) -> AsyncIterator[str]:
     url = await recreate_database(pg_admin_url, name)
     yield url
     await drop_database(pg_admin_url, name)
+
+
+def _services_with_migrations(candidates: tuple[str, ...]) -> list[str]:
+    import importlib.util
+
+    return [svc for svc in candidates if importlib.util.find_spec(f"{svc}.migrations") is not None]
+
+
+async def make_migrated_database(admin_url: str, name: str, services: tuple[str, ...] | None = None) -> str:
+    """Create database `name` and run the migrations of `services` (default: every service that has them)."""
+    import asyncio
+
+    from common.migrations import MIGRATION_ORDER, upgrade
+
+    url = await recreate_database(admin_url, name)
+    for svc in _services_with_migrations(services or MIGRATION_ORDER):
+        await asyncio.to_thread(upgrade, svc, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+async def migrated_db_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """One migrated database per test worker (every service's schema), dropped at the end."""
+    name = f"sigmasight_test_{worker_suffix()}"
+    url = await make_migrated_database(pg_admin_url, name)
+    yield url
+    await drop_database(pg_admin_url, name)
