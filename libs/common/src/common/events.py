@@ -113,6 +113,8 @@ class PortfolioUpdated(Event):
     change: Literal["valued", "positions", "tags", "onboarded", "archived", "removed"]
     symbols: list[str] = Field(default_factory=list)
     step: StepInfo | None = None
+    # Additive: why the change happened, so marketdata labels the run it starts (api, onboarding, demo_reset).
+    trigger: Trigger | None = None
 
 
 class FactorsComputed(Event):

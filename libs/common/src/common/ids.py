@@ -54,6 +54,10 @@ def stable_id(*parts: str) -> UUID:
     return uuid.uuid5(SIGMASIGHT_NAMESPACE, "/".join(p.lower() for p in parts))
 
 
+# `requested_by` of jobs and runs started by the scheduler rather than a person.
+SYSTEM_USER_ID = UUID("00000000-0000-4000-8000-000000000001")
+
+
 def demo_user_id(email: str) -> UUID:
     """The id of a seeded user, identical in gateway and ingest seeds."""
     return stable_id("user", email)
