@@ -84,7 +84,13 @@ def _processed_event_columns() -> list[SchemaItem]:
 
 def plumbing_tables(metadata: sa.MetaData, schema: str) -> PlumbingTables:
     """Core Table objects for `<schema>.job`, `<schema>.outbox`, `<schema>.processed_event`."""
-    job = sa.Table("job", metadata, *_job_columns(), schema=schema)
-    outbox = sa.Table("outbox", metadata, *_outbox_columns(), schema=schema)
-    processed = sa.Table("processed_event", metadata, *_processed_event_columns(), schema=schema)
+
+    def table(name: str, columns: list[SchemaItem]) -> sa.Table:
+        # Building a service twice in one process (tests, all-in-one) reuses the registered tables.
+        existing = metadata.tables.get(f"{schema}.{name}")
+        return existing if existing is not None else sa.Table(name, metadata, *columns, schema=schema)
+
+    job = table("job", _job_columns())
+    outbox = table("outbox", _outbox_columns())
+    processed = table("processed_event", _processed_event_columns())
     return PlumbingTables(schema, job, outbox, processed)
