@@ -1,0 +1,257 @@
+"""Snapshot step orchestration (calculations.md §9, api.md §5): inputs in, snapshot stored, event out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db import is_transient_db_error
+from common.events import CycleStarted, Event, PortfolioUpdated, SnapshotCreated, StepError, StepInfo
+from common.formatting import utcnow
+from common.service import Plumbing
+from stress import repository as repo
+from stress.compute.snapshot import ENGINE_VERSION, SnapshotFigures, build_snapshot, chain_returns
+from stress.errors import NotATradingDay, PortfolioUnavailable, StressError
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "stress"
+StepStatus = Literal["completed", "partial", "failed"]
+STEP = "snapshots"
+
+
+@dataclass(frozen=True)
+class SnapshotOutcome:
+    """What happened to one portfolio's snapshot (drives the event's `step` block)."""
+
+    portfolio_id: UUID
+    status: StepStatus
+    started_at: datetime
+    finished_at: datetime
+    figures: SnapshotFigures | None = None
+    error: StepError | None = None
+
+    def step(self) -> StepInfo:
+        return StepInfo(
+            name=STEP,
+            status=self.status,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            records_processed=1 if self.figures is not None else 0,
+            error=self.error,
+        )
+
+
+def snapshot_row(
+    portfolio_id: UUID,
+    as_of: date,
+    figures: SnapshotFigures,
+    *,
+    source: str,
+    run_id: UUID | None,
+    daily_return: float,
+    cumulative_pnl: float,
+    cumulative_return: float,
+) -> dict[str, Any]:
+    """The portfolio_snapshot row of `figures` (money back to exact Decimal dollars)."""
+    m = repo.cents_to_decimal
+
+    def stat(value: float | None) -> float | None:
+        return None if value is None or not math.isfinite(value) else float(value)
+
+    return {
+        "portfolio_id": portfolio_id,
+        "snapshot_date": as_of,
+        "source": source,
+        "run_id": run_id,
+        "equity": m(figures.equity),
+        "cash_balance": m(figures.cash_balance),
+        "cash_unknown": figures.cash_unknown,
+        "long_mv": m(figures.long_mv),
+        "short_mv": m(figures.short_mv),
+        "gross_mv": m(figures.gross_mv),
+        "net_mv": m(figures.net_mv),
+        "long_exposure": m(figures.long_exposure),
+        "short_exposure": m(figures.short_exposure),
+        "gross_exposure": m(figures.gross_exposure),
+        "net_exposure": m(figures.net_exposure),
+        "notional": m(figures.notional),
+        "gross_leverage": stat(figures.gross_leverage),
+        "net_leverage": stat(figures.net_leverage),
+        "unrealized_pnl_total": m(figures.unrealized_pnl_total),
+        "daily_pnl": m(figures.daily_pnl),
+        "realized_pnl_day": m(figures.realized_pnl_day),
+        "cumulative_pnl": m(cumulative_pnl),
+        # No deposit/withdrawal ledger is published by ingest yet: nothing to exclude.
+        "net_flows": m(0.0),
+        "daily_return": stat(daily_return),
+        "cumulative_return": stat(cumulative_return),
+        "dollar_delta": m(figures.dollar_delta),
+        "dollar_gamma_1pct": m(figures.dollar_gamma_1pct),
+        "theta": stat(figures.theta),
+        "vega": stat(figures.vega),
+        "rho": stat(figures.rho),
+        "num_positions": figures.num_positions,
+        "num_long": figures.num_long,
+        "num_short": figures.num_short,
+        "num_stocks": figures.num_stocks,
+        "num_options": figures.num_options,
+        "counts_by_type": figures.counts_by_type,
+        "positions_unpriced": figures.positions_unpriced,
+        "positions_stale": figures.positions_stale,
+        "options_without_greeks": figures.options_without_greeks,
+        "inputs_status": figures.inputs_status,
+        "engine_version": ENGINE_VERSION,
+    }
+
+
+class SnapshotService:
+    """Builds, stores and announces daily portfolio snapshots."""
+
+    def __init__(self, plumbing: Plumbing) -> None:
+        self.plumbing = plumbing
+
+    async def on_portfolio_updated(self, evt: PortfolioUpdated) -> None:
+        """`valued` (cascading) → snapshot of (portfolio, as_of); `removed` → purge its snapshots."""
+        if evt.change == "removed":
+            await self.purge(evt)
+            return
+        if evt.change != "valued" or not evt.cascade:
+            return
+        async with self.plumbing.uow.for_event(CONSUMER, evt) as work:
+            if work.duplicate:
+                return
+            source = "backfill" if await repo.run_is_backfill(work.session, evt.run_id) else "batch"
+            # api.md §5.3: after a failed upstream step, run on what is stored and mark the result partial.
+            upstream_failed = evt.step is not None and evt.step.status == "failed"
+            outcome = await self.snapshot_portfolio(
+                work.session, evt.portfolio_id, evt.as_of, evt.run_id, source, upstream_failed=upstream_failed
+            )
+            work.emit(self._created(evt, outcome))
+
+    async def on_cycle_started(self, evt: CycleStarted) -> None:
+        """Single-step admin trigger (`steps[0] == "snapshots"`): snapshot every portfolio in scope."""
+        if not evt.steps or evt.steps[0] != STEP:
+            return
+        async with self.plumbing.uow.for_event(CONSUMER, evt) as work:
+            if work.duplicate:
+                return
+            backfill = evt.params.get("backfill") is True or await repo.run_is_backfill(work.session, evt.run_id)
+            source = "backfill" if backfill else "batch"
+            ids = evt.portfolio_ids if evt.portfolio_ids is not None else await repo.active_portfolio_ids(work.session)
+            # Sorted: every multi-portfolio transaction takes the per-portfolio locks in one order.
+            for portfolio_id in sorted(set(ids)):
+                outcome = await self.snapshot_portfolio(work.session, portfolio_id, evt.as_of, evt.run_id, source)
+                work.emit(self._created(evt, outcome))
+
+    async def purge(self, evt: PortfolioUpdated) -> None:
+        """Delete every snapshot of a removed portfolio (data-model.md §1.1)."""
+        async with self.plumbing.uow.for_event(CONSUMER, evt) as work:
+            if work.duplicate:
+                return
+            deleted = await repo.delete_portfolio_snapshots(work.session, evt.portfolio_id)
+            log.info("purged %d snapshots of removed portfolio %s", deleted, evt.portfolio_id)
+
+    async def snapshot_portfolio(
+        self,
+        session: AsyncSession,
+        portfolio_id: UUID,
+        as_of: date,
+        run_id: UUID | None,
+        source: str,
+        *,
+        upstream_failed: bool = False,
+    ) -> SnapshotOutcome:
+        """Build and upsert one snapshot inside a savepoint; a failure is reported, not raised
+        (transient database errors are re-raised so the delivery is retried)."""
+        started = utcnow()
+        try:
+            async with session.begin_nested():
+                figures = await self._write_snapshot(session, portfolio_id, as_of, run_id, source, upstream_failed)
+        except StressError as exc:
+            log.warning("snapshot of %s on %s not written: %s", portfolio_id, as_of, exc.message)
+            return SnapshotOutcome(
+                portfolio_id, "failed", started, utcnow(), error=StepError(code=exc.code, message=exc.message)
+            )
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            log.exception("snapshot of %s on %s failed", portfolio_id, as_of)
+            message = (str(exc) or type(exc).__name__)[:1000]
+            return SnapshotOutcome(
+                portfolio_id, "failed", started, utcnow(), error=StepError(code="SNAPSHOT_FAILED", message=message)
+            )
+        status: StepStatus = "partial" if figures.missing else "completed"
+        error = None
+        if figures.missing:
+            error = StepError(code="PARTIAL_INPUTS", message="missing inputs: " + ", ".join(figures.missing))
+        return SnapshotOutcome(portfolio_id, status, started, utcnow(), figures=figures, error=error)
+
+    async def _write_snapshot(
+        self,
+        session: AsyncSession,
+        portfolio_id: UUID,
+        as_of: date,
+        run_id: UUID | None,
+        source: str,
+        upstream_failed: bool,
+    ) -> SnapshotFigures:
+        await repo.lock_portfolio(session, portfolio_id)
+        live, cash = await repo.portfolio_cash(session, portfolio_id)
+        if not live:
+            raise PortfolioUnavailable(f"portfolio {portfolio_id} is not a live portfolio")
+        day = await repo.trading_day(session, as_of)
+        if not day.is_trading_day:
+            raise NotATradingDay(
+                f"{as_of.isoformat()} is not an NYSE trading day; snapshots exist for trading days only"
+            )
+        previous = day.previous or (as_of - timedelta(days=1))
+        held = await repo.load_held(session, portfolio_id, as_of)
+        closed = await repo.load_closed(session, portfolio_id, as_of, previous)
+        figures = await asyncio.to_thread(build_snapshot, held, closed, cash)
+        if upstream_failed:
+            figures = replace(figures, missing=(*figures.missing, "valuation_step_failed"))
+        anchor, later = await repo.chain_context(session, portfolio_id, as_of)
+        chain = chain_returns(
+            anchor, [figures.equity, *later.equity], np.array([figures.daily_pnl, *later.daily_pnl], dtype=np.float64)
+        )
+        row = snapshot_row(
+            portfolio_id,
+            as_of,
+            figures,
+            source=source,
+            run_id=run_id,
+            daily_return=float(chain.daily_return[0]),
+            cumulative_pnl=float(chain.cumulative_pnl[0]),
+            cumulative_return=float(chain.cumulative_return[0]),
+        )
+        await repo.upsert_snapshot(session, row)
+        # A day written out of order (back-fill, rerun) changes the chain of every later snapshot.
+        await repo.rewrite_chain(
+            session,
+            later.ids,
+            chain.daily_return[1:].tolist(),
+            chain.cumulative_pnl[1:].tolist(),
+            chain.cumulative_return[1:].tolist(),
+        )
+        return figures
+
+    @staticmethod
+    def _created(evt: Event, outcome: SnapshotOutcome) -> SnapshotCreated:
+        return SnapshotCreated(
+            portfolio_id=outcome.portfolio_id,
+            snapshot_date=evt.as_of,
+            step=outcome.step(),
+            run_id=evt.run_id,
+            as_of=evt.as_of,
+            correlation_id=evt.correlation_id,
+            cascade=evt.cascade,
+        )
