@@ -1,0 +1,93 @@
+"""The ingest service: portfolios, positions, tags, valuation (`aggregations`), uploads and onboarding."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from common.app import create_service_app, jobs_router
+from common.bus import Bus
+from common.db import Database
+from common.formatting import utcnow
+from common.service import Plumbing, Service
+from ingest import handlers, tags_service
+from ingest.api import Provenance, create_portfolio_router
+from ingest.api_admin import create_admin_router
+from ingest.api_positions import create_positions_router
+from ingest.api_tags import create_tags_router
+from ingest.catalog import ViewCatalog
+from ingest.context import SERVICE, IngestContext
+from ingest.models import metadata
+from ingest.service import IngestService
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PURGE_INTERVAL_SECONDS = 3600.0
+
+
+def _upload_router_factory() -> Any:
+    """`ingest.api_upload.create_upload_router` once the upload part of the package is installed."""
+    if importlib.util.find_spec("ingest.api_upload") is None:
+        return None
+    return getattr(importlib.import_module("ingest.api_upload"), "create_upload_router", None)
+
+
+def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Service:
+    """Build the ingest service."""
+    plumbing = Plumbing.build(SERVICE, db, bus, metadata)
+    ctx = IngestContext(settings=settings, db=db, bus=bus, plumbing=plumbing)
+    views = ViewCatalog(db)
+    provenance = Provenance(db, views)
+    service = IngestService(ctx, views)
+    app = create_service_app(
+        SERVICE,
+        title="SigmaSight ingest",
+        description=(
+            "Portfolios, positions, tags and strategies, live valuation (the `aggregations` step), CSV upload and "
+            "onboarding, demo reset. Money is USD as decimal strings; ratios are fractions."
+        ),
+        jwt_secret=settings.resolved_jwt_secret(),
+        ready_check=plumbing.ready,
+    )
+
+    async def load_job(ident: UUID) -> dict[str, Any] | None:
+        async with db.session() as session:
+            row = await plumbing.ledger.get(session, ident)
+        return plumbing.ledger.to_api(row) if row else None
+
+    app.include_router(jobs_router(SERVICE, load_job))
+    app.include_router(create_portfolio_router(db, views))
+    app.include_router(create_positions_router(db, views, provenance))
+    app.include_router(create_tags_router(ctx))
+    app.include_router(create_admin_router(ctx, service))
+    upload_factory = _upload_router_factory()
+    if upload_factory is not None:
+        app.include_router(upload_factory(ctx))
+    handlers.register(ctx, service)
+
+    async def purge_tags_forever() -> None:
+        """Hard-delete tags soft-deleted more than `tag_retention_days` ago, hourly."""
+        while True:
+            try:
+                async with db.transaction() as session:
+                    cutoff = utcnow() - timedelta(days=settings.tag_retention_days)
+                    purged = await tags_service.purge_deleted_tags(session, cutoff)
+                if purged:
+                    log.info("purged %d soft-deleted tag(s)", purged)
+            except Exception as exc:
+                log.warning("tag purge failed: %s", exc)
+            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+
+    return Service(
+        SERVICE,
+        app,
+        plumbing,
+        on_start=list(ctx.on_start),
+        background=[purge_tags_forever, *ctx.background],
+    )

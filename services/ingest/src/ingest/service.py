@@ -1,0 +1,183 @@
+"""Async orchestration: the `aggregations` step, the demo-reset job and business dates."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common import metrics
+from common.errors import TransientError
+from common.events import CycleStarted, Event, GreeksComputed, PortfolioUpdated, StepError, StepInfo
+from common.formatting import utcnow
+from common.jobs import JobOutcome
+from ingest import catalog, compute, demo, repository
+from ingest.catalog import ViewCatalog
+from ingest.context import SERVICE, IngestContext
+from ingest.summary_query import expected_prices_bound
+
+log = logging.getLogger(__name__)
+
+STEP = "aggregations"
+VALUATION_SECONDS = metrics.histogram(
+    SERVICE, "valuation_duration_seconds", "Valuation of one portfolio (aggregations step)", ("status",)
+)
+
+
+@dataclass(frozen=True)
+class ValuationSummary:
+    """What one portfolio's valuation did."""
+
+    positions: int
+    unpriced: int
+    stale: int
+    without_delta: int
+    prev_missing: int
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.unpriced or self.without_delta else "completed"
+
+
+async def value_portfolio(
+    session: AsyncSession,
+    *,
+    portfolio_id: UUID,
+    as_of: date,
+    run_id: UUID | None,
+    present: frozenset[str],
+    stale_days: int,
+) -> ValuationSummary:
+    """Value a portfolio's positions held at `as_of` in one vectorised pass and store the results."""
+    loaded = await repository.load_valuation_inputs(session, portfolio_id, as_of, stale_days, present)
+    result = await asyncio.to_thread(compute.value_positions, loaded.inputs)
+    await repository.save_valuation(
+        session, portfolio_id=portfolio_id, as_of=as_of, run_id=run_id, loaded=loaded, result=result
+    )
+    flags = result.flags
+    return ValuationSummary(
+        positions=result.n,
+        unpriced=int(((flags & compute.FLAG_UNPRICED) != 0).sum()),
+        stale=int(((flags & compute.FLAG_PRICE_STALE) != 0).sum()),
+        without_delta=int(((flags & compute.FLAG_NO_DELTA) != 0).sum()),
+        prev_missing=int(((flags & compute.FLAG_PREV_PRICE_MISSING) != 0).sum()),
+    )
+
+
+class IngestService:
+    """Valuation step and jobs, on the shared context."""
+
+    def __init__(self, ctx: IngestContext, views: ViewCatalog) -> None:
+        self.ctx = ctx
+        self.views = views
+
+    def _valued_event(
+        self, evt: Event, portfolio_id: UUID, started: datetime, status: str, records: int, error: StepError | None
+    ) -> PortfolioUpdated:
+        return PortfolioUpdated(
+            run_id=evt.run_id,
+            as_of=evt.as_of,
+            correlation_id=evt.correlation_id,
+            cascade=evt.cascade,
+            portfolio_id=portfolio_id,
+            change="valued",
+            step=StepInfo(
+                name=STEP,
+                status=status,
+                started_at=started,
+                finished_at=utcnow(),
+                records_processed=records,
+                error=error,
+            ),
+        )
+
+    async def run_aggregations(self, evt: Event, portfolio_id: UUID, consumer: str) -> None:
+        """Value one portfolio for `evt.as_of` at most once per (consumer, event); always report the step."""
+        started = utcnow()
+        uow = self.ctx.plumbing.uow
+        try:
+            async with uow.for_event(consumer, evt) as work:
+                if work.duplicate:
+                    return
+                if not await repository.portfolio_exists(work.session, portfolio_id):
+                    work.emit(
+                        self._valued_event(
+                            evt,
+                            portfolio_id,
+                            started,
+                            "failed",
+                            0,
+                            StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio no longer exists"),
+                        )
+                    )
+                    return
+                summary = await value_portfolio(
+                    work.session,
+                    portfolio_id=portfolio_id,
+                    as_of=evt.as_of,
+                    run_id=evt.run_id,
+                    present=await self.views.present(),
+                    stale_days=self.ctx.settings.stale_price_max_days,
+                )
+                work.emit(self._valued_event(evt, portfolio_id, started, summary.status, summary.positions, None))
+            VALUATION_SECONDS.labels(summary.status).observe((utcnow() - started).total_seconds())
+            log.info("valued portfolio %s for %s: %s", portfolio_id, evt.as_of, summary)
+        except TransientError:
+            raise
+        except Exception as exc:
+            log.exception("valuation of portfolio %s for %s failed", portfolio_id, evt.as_of)
+            VALUATION_SECONDS.labels("failed").observe((utcnow() - started).total_seconds())
+            error = StepError(code="VALUATION_FAILED", message=str(exc)[:500])
+            async with uow.for_event(consumer, evt) as work:
+                if work.duplicate:
+                    return
+                work.emit(self._valued_event(evt, portfolio_id, started, "failed", 0, error))
+
+    async def on_greeks_computed(self, evt: GreeksComputed) -> None:
+        """`greeks.computed` (cascade) → value that portfolio."""
+        if not evt.cascade:
+            return
+        await self.run_aggregations(evt, evt.portfolio_id, SERVICE)
+
+    async def on_cycle_started(self, evt: CycleStarted) -> None:
+        """Single-step trigger: `cycle.started` whose first step is `aggregations`, for its scope."""
+        if not evt.steps or evt.steps[0] != STEP:
+            return
+        portfolio_ids = evt.portfolio_ids
+        if portfolio_ids is None:
+            async with self.ctx.db.session() as session:
+                portfolio_ids = await repository.active_portfolio_ids(session)
+        for pid in portfolio_ids:
+            await self.run_aggregations(evt, pid, f"{SERVICE}.{STEP}.{pid}")
+
+    async def business_date(self, session: AsyncSession, now: datetime) -> date:
+        """The latest trading day whose closes should be stored by `now` (event `as_of` outside runs)."""
+        bound = expected_prices_bound(now)
+        if await self.views.has(catalog.TRADING_DAY):
+            row = await session.execute(
+                sa.text("SELECT max(trading_date) FROM marketdata.api_trading_day WHERE trading_date <= :b"),
+                {"b": bound},
+            )
+            found = row.scalar()
+            if found is not None:
+                return found
+        fallback: date = np.busday_offset(np.datetime64(bound, "D"), 0, roll="backward").astype(date)
+        return fallback
+
+    async def demo_reset_job(self, job_id: UUID, correlation_id: str | None) -> JobOutcome:
+        """The `demo.reset` job body."""
+        async with self.ctx.plumbing.uow.begin() as work:
+            await self.ctx.plumbing.ledger.progress(work.session, job_id, 10, "restoring", "restoring demo books")
+            as_of = await self.business_date(work.session, utcnow())
+            result, events = await demo.reset_demo(work.session, as_of)
+            for event in events:
+                work.emit(event.model_copy(update={"correlation_id": correlation_id}))
+        summary: dict[str, Any] = result.as_dict()
+        return JobOutcome(status="completed", result=summary)
