@@ -84,8 +84,8 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def current_principal(request: Request) -> Principal:
-    """FastAPI dependency: the caller, from the in-process scope or a verified JWT."""
+def principal_from_request(request: Request) -> Principal:
+    """The caller, from the in-process scope or a verified JWT (401 otherwise)."""
     principal = request.scope.get("state", {}).get(PRINCIPAL_SCOPE_KEY)
     if isinstance(principal, Principal):
         return principal
@@ -95,9 +95,15 @@ def current_principal(request: Request) -> Principal:
     return principal
 
 
-def require_admin(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller. Async on purpose: FastAPI runs sync dependencies in a thread pool,
+    and that hop costs more than most reads."""
+    return principal_from_request(request)
+
+
+async def require_admin(request: Request) -> Principal:
     """FastAPI dependency: an admin caller, else 403 FORBIDDEN."""
-    principal = current_principal(request)
+    principal = principal_from_request(request)
     if not principal.is_admin:
         raise Forbidden("This endpoint requires the admin role")
     return principal

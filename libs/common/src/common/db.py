@@ -67,7 +67,11 @@ class Database:
         """Raw asyncpg pool for latency-critical reads (lazy)."""
         if self._pool is None:
             self._pool = await asyncpg.create_pool(
-                asyncpg_dsn(self.url), min_size=1, max_size=self.pool_size, statement_cache_size=256
+                asyncpg_dsn(self.url),
+                min_size=1,
+                max_size=self.pool_size,
+                statement_cache_size=256,
+                reset=_reset_connection,
             )
         return self._pool
 
@@ -99,6 +103,13 @@ class Database:
             await self._pool.close()
             self._pool = None
         await self.engine.dispose()
+
+
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Pool release hook: the raw pool only serves reads, so skip asyncpg's RESET ALL round trip and
+    only roll back a transaction a caller left open."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def is_transient_db_error(exc: BaseException) -> bool:

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from fastapi import Request
 
-from common.auth import Principal, current_principal
+from common.auth import Principal, principal_from_request
 from common.db import Database
 from common.errors import NotFound, ValidationFailed
 
@@ -70,7 +70,7 @@ async def caller(request: Request) -> Principal:
     FastAPI runs sync dependencies in its thread pool; a thread hop per request costs more than the
     whole of `GET /api/v1/portfolio`, so the routes of this service resolve the caller on the loop.
     """
-    return current_principal(request)
+    return principal_from_request(request)
 
 
 def not_found() -> NotFound:
