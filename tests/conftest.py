@@ -81,7 +81,7 @@ async def make_migrated_database(admin_url: str, name: str, services: tuple[str,
 @pytest.fixture(scope="session")
 async def migrated_db_url(pg_admin_url: str) -> AsyncIterator[str]:
     """One migrated database per test worker (every service's schema), dropped at the end."""
-    name = f"sigmasight_test_{worker_suffix()}"
+    name = f"sigmasight_test_{worker_suffix()}_{uuid.uuid4().hex[:8]}"
     url = await make_migrated_database(pg_admin_url, name)
     yield url
     await drop_database(pg_admin_url, name)
