@@ -1,0 +1,384 @@
+"""SQL for batch runs, step rows and schedules (SQLAlchemy Core inside the caller's session).
+
+Reads of other services go only through their published views (`ingest.api_portfolio`,
+`ingest.api_open_position`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from marketdata.batch_compute import ACTIVE_RUN_STATUSES, StepRow
+from marketdata.models_batch import batch_job_run, batch_run, batch_schedule
+from marketdata.repository import view_exists
+
+api_portfolio = sa.table(
+    "api_portfolio",
+    sa.column("id", pg.UUID(as_uuid=True)),
+    sa.column("user_id", pg.UUID(as_uuid=True)),
+    sa.column("status", sa.Text),
+    schema="ingest",
+)
+api_open_position = sa.table(
+    "api_open_position",
+    sa.column("portfolio_id", pg.UUID(as_uuid=True)),
+    sa.column("symbol", sa.Text),
+    sa.column("underlying_symbol", sa.Text),
+    schema="ingest",
+)
+
+
+# --- portfolios (ingest views) -----------------------------------------------------------------
+
+
+async def portfolios_by_id(session: AsyncSession, *, ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+    """id → {user_id, status} for the live portfolios among `ids` (none when ingest is not installed)."""
+    if not ids or not await view_exists(session, "ingest.api_portfolio"):
+        return {}
+    rows = (
+        await session.execute(
+            sa.select(api_portfolio.c.id, api_portfolio.c.user_id, api_portfolio.c.status).where(
+                api_portfolio.c.id.in_(list(ids))
+            )
+        )
+    ).all()
+    return {r.id: {"user_id": r.user_id, "status": r.status} for r in rows}
+
+
+async def active_portfolio_ids(session: AsyncSession) -> list[UUID]:
+    """Every active portfolio (the scope "all active portfolios"), ordered by id."""
+    if not await view_exists(session, "ingest.api_portfolio"):
+        return []
+    rows = await session.execute(
+        sa.select(api_portfolio.c.id).where(api_portfolio.c.status == "active").order_by(api_portfolio.c.id)
+    )
+    return [r.id for r in rows]
+
+
+async def portfolio_symbols(session: AsyncSession, *, portfolio_id: UUID) -> list[str]:
+    """Symbols and underlyings held open by one portfolio, sorted."""
+    if not await view_exists(session, "ingest.api_open_position"):
+        return []
+    rows = await session.execute(
+        sa.select(api_open_position.c.symbol, api_open_position.c.underlying_symbol).where(
+            api_open_position.c.portfolio_id == portfolio_id
+        )
+    )
+    out: set[str] = set()
+    for r in rows:
+        out.update(s for s in (r.symbol, r.underlying_symbol) if s)
+    return sorted(out)
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+async def find_active_run(session: AsyncSession, *, scope_hash: bytes) -> dict[str, Any] | None:
+    """The queued/running run with this scope, if any."""
+    row = (
+        (
+            await session.execute(
+                sa.select(batch_run).where(
+                    batch_run.c.scope_hash == scope_hash, batch_run.c.status.in_(ACTIVE_RUN_STATUSES)
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def find_completed_run(session: AsyncSession, *, scope_hash: bytes, job_table: sa.Table) -> dict[str, Any] | None:
+    """The latest completed run with this scope whose job row still exists (not purged)."""
+    row = (
+        (
+            await session.execute(
+                sa.select(batch_run)
+                .where(
+                    batch_run.c.scope_hash == scope_hash,
+                    batch_run.c.status == "completed",
+                    sa.exists().where(job_table.c.id == batch_run.c.id),
+                )
+                .order_by(batch_run.c.created_at.desc())
+                .limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def insert_run(session: AsyncSession, **values: Any) -> dict[str, Any] | None:
+    """Insert a queued run; None when an identical run is already queued/running (lost race)."""
+    stmt = (
+        pg.insert(batch_run)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["scope_hash"], index_where=sa.text("status IN ('queued','running')"))
+        .returning(batch_run)
+    )
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row else None
+
+
+async def get_run(session: AsyncSession, *, run_id: UUID, lock: bool = False) -> dict[str, Any] | None:
+    """One run (optionally locked FOR UPDATE so concurrent step events serialise per run)."""
+    stmt = sa.select(batch_run).where(batch_run.c.id == run_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    row = (await session.execute(stmt)).mappings().first()
+    return dict(row) if row else None
+
+
+async def current_run(session: AsyncSession) -> dict[str, Any] | None:
+    """The running run (oldest first), else the latest run."""
+    row = (
+        (
+            await session.execute(
+                sa.select(batch_run)
+                .where(batch_run.c.status.in_(ACTIVE_RUN_STATUSES))
+                .order_by(batch_run.c.created_at.asc(), batch_run.c.id)
+                .limit(1)
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        row = (
+            (
+                await session.execute(
+                    sa.select(batch_run).order_by(batch_run.c.created_at.desc(), batch_run.c.id.desc()).limit(1)
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row else None
+
+
+async def active_runs(session: AsyncSession, *, lock: bool = False) -> list[dict[str, Any]]:
+    """Every queued/running run, oldest first (optionally locked, skipping runs locked elsewhere)."""
+    stmt = (
+        sa.select(batch_run)
+        .where(batch_run.c.status.in_(ACTIVE_RUN_STATUSES))
+        .order_by(batch_run.c.created_at, batch_run.c.id)
+    )
+    if lock:
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = (await session.execute(stmt)).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def last_step_update(session: AsyncSession, *, run_id: UUID) -> datetime | None:
+    """When a step row of the run last changed."""
+    return (
+        await session.execute(
+            sa.select(sa.func.max(batch_job_run.c.updated_at)).where(batch_job_run.c.run_id == run_id)
+        )
+    ).scalar()
+
+
+async def overdue_runs(session: AsyncSession, *, cutoff: datetime) -> list[dict[str, Any]]:
+    """Active runs started (or created, if never started) before `cutoff`, locked, skipping busy ones."""
+    rows = (
+        (
+            await session.execute(
+                sa.select(batch_run)
+                .where(
+                    batch_run.c.status.in_(ACTIVE_RUN_STATUSES),
+                    sa.func.coalesce(batch_run.c.started_at, batch_run.c.created_at) < cutoff,
+                )
+                .with_for_update(skip_locked=True)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+async def update_run(session: AsyncSession, *, run_id: UUID, **values: Any) -> None:
+    """Set columns of one run (updated_at follows)."""
+    values.setdefault("updated_at", sa.func.now())
+    await session.execute(sa.update(batch_run).where(batch_run.c.id == run_id).values(**values))
+
+
+async def runs_containing_portfolio(session: AsyncSession, *, portfolio_id: UUID) -> list[dict[str, Any]]:
+    """Active runs whose scope lists `portfolio_id`, locked."""
+    rows = (
+        (
+            await session.execute(
+                sa.select(batch_run)
+                .where(
+                    batch_run.c.status.in_(ACTIVE_RUN_STATUSES),
+                    batch_run.c.portfolio_ids.any(portfolio_id),
+                )
+                .order_by(batch_run.c.id)
+                .with_for_update()
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+async def last_success_finished_at(session: AsyncSession) -> datetime | None:
+    """finished_at of the latest completed run (seeds the last-success gauge at start-up)."""
+    return (
+        await session.execute(sa.select(sa.func.max(batch_run.c.finished_at)).where(batch_run.c.status == "completed"))
+    ).scalar()
+
+
+# --- step rows -------------------------------------------------------------------------------
+
+
+async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update the row of (run_id, job, portfolio_id); True when something changed.
+
+    Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
+    is never regressed by a later report (a failed row may still become completed: a retry).
+    """
+    stmt = pg.insert(batch_job_run).values(**values)
+    excluded = stmt.excluded
+    updatable = (
+        "status",
+        "started_at",
+        "finished_at",
+        "duration_ms",
+        "records_processed",
+        "error_code",
+        "error_message",
+        "details",
+        "last_event_id",
+        "service",
+    )
+    set_: dict[str, Any] = {name: getattr(excluded, name) for name in updatable if name in values}
+    set_["updated_at"] = sa.func.now()
+    set_["attempt"] = sa.case(
+        (
+            sa.and_(
+                batch_job_run.c.status.in_(("completed", "failed")),
+                excluded.status.in_(("completed", "failed")),
+            ),
+            batch_job_run.c.attempt + 1,
+        ),
+        else_=batch_job_run.c.attempt,
+    )
+    set_["started_at"] = sa.func.coalesce(batch_job_run.c.started_at, excluded.started_at)
+    upsert = stmt.on_conflict_do_update(
+        constraint="batch_job_run_run_job_portfolio_uq",
+        set_=set_,
+        where=sa.and_(
+            batch_job_run.c.status != "completed",
+            batch_job_run.c.last_event_id.is_distinct_from(excluded.last_event_id),
+        ),
+    ).returning(batch_job_run.c.id)
+    return (await session.execute(upsert)).first() is not None
+
+
+async def step_rows(session: AsyncSession, *, run_id: UUID) -> list[StepRow]:
+    """Every step row of a run, as the state machine sees them."""
+    rows = await session.execute(
+        sa.select(
+            batch_job_run.c.job,
+            batch_job_run.c.portfolio_id,
+            batch_job_run.c.status,
+            batch_job_run.c.started_at,
+            batch_job_run.c.finished_at,
+            batch_job_run.c.records_processed,
+            batch_job_run.c.error_code,
+            batch_job_run.c.error_message,
+        ).where(batch_job_run.c.run_id == run_id)
+    )
+    return [
+        StepRow(
+            job=r.job,
+            portfolio_id=r.portfolio_id,
+            status=r.status,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            records_processed=r.records_processed,
+            error_code=r.error_code,
+            error_message=r.error_message,
+        )
+        for r in rows
+    ]
+
+
+async def fail_open_job_runs(session: AsyncSession, *, run_id: UUID, code: str, message: str) -> None:
+    """Mark a run's queued/running step rows failed (run time limit)."""
+    await session.execute(
+        sa.update(batch_job_run)
+        .where(batch_job_run.c.run_id == run_id, batch_job_run.c.status.in_(("queued", "running")))
+        .values(
+            status="failed",
+            finished_at=sa.func.now(),
+            error_code=code,
+            error_message=message[:1000],
+            updated_at=sa.func.now(),
+        )
+    )
+
+
+async def last_completed_by_step(session: AsyncSession) -> dict[str, datetime]:
+    """Latest finished_at of a completed row per step (api.md #18 `last_completed`)."""
+    rows = await session.execute(
+        sa.select(batch_job_run.c.job, sa.func.max(batch_job_run.c.finished_at))
+        .where(batch_job_run.c.status == "completed")
+        .group_by(batch_job_run.c.job)
+    )
+    return {r[0]: r[1] for r in rows if r[1] is not None}
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+
+async def schedules(session: AsyncSession) -> list[dict[str, Any]]:
+    """Every schedule, by name."""
+    rows = (await session.execute(sa.select(batch_schedule).order_by(batch_schedule.c.name))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def get_schedule(session: AsyncSession, *, name: str) -> dict[str, Any] | None:
+    """One schedule by name."""
+    row = (await session.execute(sa.select(batch_schedule).where(batch_schedule.c.name == name))).mappings().first()
+    return dict(row) if row else None
+
+
+async def update_schedule(session: AsyncSession, *, name: str, **values: Any) -> None:
+    """Set columns of one schedule."""
+    values.setdefault("updated_at", sa.func.now())
+    await session.execute(sa.update(batch_schedule).where(batch_schedule.c.name == name).values(**values))
+
+
+async def claim_schedule_firing(
+    session: AsyncSession, *, name: str, due: datetime | None, next_run_at: datetime
+) -> bool:
+    """Move a schedule's next_run_at from `due` to `next_run_at`; False if another process did first."""
+    cond = batch_schedule.c.next_run_at.is_(None) if due is None else batch_schedule.c.next_run_at == due
+    result = await session.execute(
+        sa.update(batch_schedule)
+        .where(batch_schedule.c.name == name, cond)
+        .values(next_run_at=next_run_at, updated_at=sa.func.now())
+        .returning(batch_schedule.c.name)
+    )
+    return result.first() is not None
+
+
+async def mark_schedule_runs(session: AsyncSession, *, run_id: UUID, status: str) -> None:
+    """Copy a run's status to the schedules whose last run it is."""
+    await session.execute(
+        sa.update(batch_schedule)
+        .where(batch_schedule.c.last_run_id == run_id)
+        .values(last_status=status, updated_at=sa.func.now())
+    )

@@ -1,0 +1,25 @@
+"""The handles every marketdata module works with (built once in main.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from common.bus import Bus
+from common.db import Database
+from common.service import Plumbing
+from marketdata.settings import Settings
+
+if TYPE_CHECKING:
+    from marketdata.providers.base import MarketDataProvider
+
+
+@dataclass
+class MarketDataContext:
+    """Settings, database, bus, plumbing and the configured price provider."""
+
+    settings: Settings
+    db: Database
+    bus: Bus
+    plumbing: Plumbing
+    provider: MarketDataProvider
