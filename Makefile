@@ -38,7 +38,7 @@ test: .venv/.synced ## Run the test suite (needs PostgreSQL and RabbitMQ: TEST_D
 lint: .venv/.synced ## Formatter check, linter and type checker
 	@$(UV) run ruff format --check .
 	@$(UV) run ruff check .
-	@$(UV) run mypy libs/common/src services/*/src
+	@for pkg in libs/common/src services/*/src; do $(UV) run mypy $$pkg || exit 1; done
 
 format: .venv/.synced ## Apply the formatter and autofixes
 	@$(UV) run ruff format .

@@ -46,13 +46,17 @@ async def test_duplicate_delivery_changes_nothing_and_emits_once(plumbing: Plumb
             if work.duplicate:
                 continue
             applied += 1
-            work.emit(GreeksComputed(as_of=event.as_of, portfolio_id=uuid.uuid4(), event_id=uuid.uuid5(event.event_id, "p")))
+            work.emit(
+                GreeksComputed(as_of=event.as_of, portfolio_id=uuid.uuid4(), event_id=uuid.uuid5(event.event_id, "p"))
+            )
     await plumbing.bus.drain()
     assert applied == 1
     assert len(received) == 1
     assert received[0].producer == "greeks"
     async with plumbing.db.session() as s:
-        unpublished = (await s.execute(sa.text("SELECT count(*) FROM greeks.outbox WHERE published_at IS NULL"))).scalar()
+        unpublished = (
+            await s.execute(sa.text("SELECT count(*) FROM greeks.outbox WHERE published_at IS NULL"))
+        ).scalar()
     assert unpublished == 0
 
 
@@ -67,7 +71,11 @@ async def test_event_committed_but_not_published_is_republished_by_relay(plumbin
     from common import outbox
 
     async with plumbing.db.transaction() as session:
-        await outbox.add(session, plumbing.tables, GreeksComputed(as_of=date(2026, 11, 24), portfolio_id=uuid.uuid4(), producer="greeks"))
+        await outbox.add(
+            session,
+            plumbing.tables,
+            GreeksComputed(as_of=date(2026, 11, 24), portfolio_id=uuid.uuid4(), producer="greeks"),
+        )
     await plumbing.bus.start()
     assert await plumbing.relay.flush() == 1
     await plumbing.bus.drain()

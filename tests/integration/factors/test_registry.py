@@ -6,6 +6,7 @@ import uuid
 
 import httpx
 import pytest
+from tests.conftest import drop_database, make_migrated_database
 
 from common.auth import Principal, issue_access_token
 from common.bus import InProcessBus
@@ -13,7 +14,6 @@ from common.db import Database
 from factors.main import create_service
 from factors.seed import seed
 from factors.settings import Settings
-from tests.conftest import drop_database, make_migrated_database
 
 pytestmark = pytest.mark.integration
 SECRET = "factors-test-secret-0123456789abcdef"
@@ -44,8 +44,17 @@ async def test_seed_twice_leaves_nine_definitions_in_display_order(service) -> N
     resp = await _get(svc, "/api/v1/factors/definitions", token)
     assert resp.status_code == 200
     codes = [f["code"] for f in resp.json()["data"]]
-    assert codes == ["market", "momentum", "value", "growth", "quality", "size", "low_volatility", "short_interest",
-                     "interest_rate"]
+    assert codes == [
+        "market",
+        "momentum",
+        "value",
+        "growth",
+        "quality",
+        "size",
+        "low_volatility",
+        "short_interest",
+        "interest_rate",
+    ]
     by_code = {f["code"]: f for f in resp.json()["data"]}
     assert by_code["size"]["proxy"] == "IWM" and by_code["low_volatility"]["proxy"] == "USMV"
     assert by_code["short_interest"]["is_active"] is False and by_code["short_interest"]["proxy"] is None

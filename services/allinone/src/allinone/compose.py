@@ -33,7 +33,8 @@ def build_service(name: str, db: Database, bus: Bus, **overrides: Any) -> Servic
     """Create one service through its `main.create_service`."""
     module = __import__(f"{name}.main", fromlist=["create_service"])
     settings = service_settings(name, **overrides)
-    return module.create_service(settings, db, bus)  # type: ignore[no-any-return]
+    service: Service = module.create_service(settings, db, bus)
+    return service
 
 
 @dataclass
