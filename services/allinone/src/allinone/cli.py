@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -88,5 +87,4 @@ def main() -> Any:  # pragma: no cover - console entry point
 
 
 if __name__ == "__main__":  # pragma: no cover
-    Path.cwd()
     main()

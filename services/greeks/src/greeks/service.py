@@ -128,6 +128,7 @@ class GreeksService:
             if portfolio_ids is not None
             else await repository.active_portfolio_ids(session)
         )
+        log.info("computing greeks for %d portfolio(s) as of %s (run %s)", len(pids), as_of, run_id)
         grouped: dict[UUID, list[dict[str, Any]]] = {}
         failures: dict[UUID, BaseException] = {}
         try:
