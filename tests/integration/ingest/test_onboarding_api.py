@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from test_upload_support import TODAY, Env, fixture_bytes, start_env
 
-from ingest import onboarding_service
+from ingest.onboarding import completion
 
 pytestmark = pytest.mark.integration
 
@@ -356,7 +356,7 @@ async def test_completion_is_partial_when_the_initial_run_fails(env: Env) -> Non
 async def test_completion_is_partial_when_no_snapshot_arrives_before_the_deadline(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(onboarding_service, "DEADLINE_SECONDS", 0.3)
+    monkeypatch.setattr(completion, "DEADLINE_SECONDS", 0.3)
     user = env.user()
     pid, _ = await uploaded(env, user, (HEADER + "JPM,10,170,2026-03-02,\n").encode())
     r = await env.client.post(f"/api/v1/portfolio/onboarding/{pid}/complete", headers=env.headers(user))

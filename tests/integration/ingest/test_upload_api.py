@@ -12,7 +12,8 @@ from decimal import Decimal
 import pytest
 from test_upload_support import TODAY, Env, fixture_bytes, start_env
 
-from ingest import upload_repository
+from ingest.upload import book_writes, check_inputs, store
+from ingest.upload.errors import MarketDataUnavailable
 
 pytestmark = pytest.mark.integration
 
@@ -393,7 +394,7 @@ async def test_replace_is_one_transaction_a_failing_insert_leaves_the_open_posit
     async def boom(*args: object, **kwargs: object) -> list[uuid.UUID]:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(upload_repository, "insert_positions", boom)
+    monkeypatch.setattr(book_writes, "insert_positions", boom)
     r = await env.upload(user, (HEADER + "MSFT,1,400,2026-01-05,NewTag\n").encode(), portfolio_id=pid, mode="replace")
     upload_id = r.json()["data"]["upload_id"]
     status = await env.finished(user, upload_id)
@@ -621,9 +622,9 @@ async def test_market_data_outage_fails_the_upload_as_retryable_and_writes_nothi
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def down(*args: object, **kwargs: object) -> None:
-        raise upload_repository.MarketDataUnavailable("connection refused")
+        raise MarketDataUnavailable("connection refused")
 
-    monkeypatch.setattr(upload_repository, "security_lookup", down)
+    monkeypatch.setattr(check_inputs, "security_lookup", down)
     user = env.user()
     r = await env.upload(user, fixture_bytes("demo_individual.csv"))
     status = await env.finished(user, r.json()["data"]["upload_id"])
@@ -648,7 +649,7 @@ async def test_an_upload_interrupted_by_a_restart_is_reprocessed_from_its_conten
         upload_id,
         user,
         len(content),
-        upload_repository.file_digest(content),
+        store.file_digest(content),
         content,
         TODAY,
     )

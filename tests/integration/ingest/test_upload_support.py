@@ -231,13 +231,13 @@ class Env:
 
 async def start_env(admin_url: str, name: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
     """Create the database, start the service, yield the Env, tear everything down."""
-    from ingest import api_upload, onboarding_service, upload_service
     from ingest.main import create_service
+    from ingest.onboarding import completion
     from ingest.settings import Settings
+    from ingest.upload import clock
 
-    for module in (upload_service, onboarding_service, api_upload):
-        monkeypatch.setattr(module, "eastern_today", lambda: TODAY)
-    monkeypatch.setattr(onboarding_service, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(clock, "eastern_today", lambda: TODAY)
+    monkeypatch.setattr(completion, "POLL_SECONDS", 0.05)
     url = await recreate_database(admin_url, name)
     await asyncio.to_thread(upgrade, "ingest", url)
     await install_market(url)

@@ -5,18 +5,10 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from ingest.onboarding_compute import (
-    FactorDef,
-    Holding,
-    MarketData,
-    Quote,
-    SecurityInfo,
-    collection_steps,
-    evaluate,
-    preview,
-    ready,
-    totals,
-)
+from ingest.onboarding.checks import evaluate, ready
+from ingest.onboarding.model import FactorDef, Holding, MarketData, Quote, SecurityInfo
+from ingest.onboarding.preview import preview, totals
+from ingest.onboarding.steps import collection_steps
 
 REF = date(2026, 11, 25)
 SINCE = date(2026, 11, 18)

@@ -15,7 +15,8 @@ from common.auth import Principal, current_principal
 from common.jobs import prefer_wait_seconds
 from common.logging import request_id_var
 from ingest.context import IngestContext
-from ingest.onboarding_service import SORTABLE, OnboardingService
+from ingest.onboarding.preview_rows import SORTABLE
+from ingest.onboarding.service import OnboardingService
 from ingest.upload_schemas import JobAcceptedResponse, PreviewResponse, RetryRequest, ValidationResponse
 
 MAX_PREVIEW_PAGE = 1000
