@@ -13,8 +13,8 @@ share one outbox, job ledger and runner. Contract with the upload/onboarding par
 * Tag naming rules and the per-user advisory lock: `ingest.tag_rules`; finding or creating a
   user's tags inside a transaction: `ingest.repository.ensure_tags`.
 * Tables: `ingest.models` (one `metadata`); migration `0002_*` revises `ingest_0001`.
-* Demo reset calls `ingest.upload_repository.delete_for_user(session, user_id)` when that
-  function exists, inside the reset transaction.
+* Demo reset calls `ingest.upload.store.delete_for_user(session, user_id)` inside the reset
+  transaction.
 """
 
 from __future__ import annotations

@@ -11,8 +11,6 @@ Events: `portfolio.updated` `removed` for every removed portfolio and `positions
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from dataclasses import dataclass, field
 from datetime import date
@@ -26,13 +24,9 @@ from common.events import Event, PortfolioUpdated
 from ingest import repository, seed
 from ingest.demo_data import DEMO_BOOKS
 from ingest.tag_rules import lock_user
+from ingest.upload.store import delete_for_user
 
 log = logging.getLogger(__name__)
-
-# Tables owned by the upload/onboarding and modelling parts, cleared by user when no hook exists.
-_USER_TABLES = ("upload", "modeling_session")
-_PORTFOLIO_TABLES = ("onboarding_step",)
-
 
 @dataclass
 class ResetResult:
@@ -54,36 +48,10 @@ class ResetResult:
         }
 
 
-async def _existing_tables(session: AsyncSession, names: tuple[str, ...]) -> set[str]:
-    rows = await session.execute(
-        sa.text(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ingest' "
-            "AND table_name = ANY(CAST(:n AS text[]))"
-        ),
-        {"n": list(names)},
-    )
-    return {r[0] for r in rows}
-
-
-async def _delete_user_artifacts(session: AsyncSession, users: list[UUID], portfolios: list[UUID]) -> None:
-    """Uploads, onboarding steps and modelling sessions of demo users (hook of the upload part first)."""
-    hook = None
-    if importlib.util.find_spec("ingest.upload_repository") is not None:
-        hook = getattr(importlib.import_module("ingest.upload_repository"), "delete_for_user", None)
-    if hook is not None:
-        for user in users:
-            await hook(session, user)
-    present = await _existing_tables(session, _USER_TABLES + _PORTFOLIO_TABLES)
-    for table in _PORTFOLIO_TABLES:
-        if table in present and portfolios:
-            await session.execute(
-                sa.text(f"DELETE FROM ingest.{table} WHERE portfolio_id = ANY(CAST(:p AS uuid[]))"), {"p": portfolios}
-            )
-    for table in _USER_TABLES:
-        if table in present:
-            await session.execute(
-                sa.text(f"DELETE FROM ingest.{table} WHERE user_id = ANY(CAST(:u AS uuid[]))"), {"u": users}
-            )
+async def _delete_user_artifacts(session: AsyncSession, users: list[UUID]) -> None:
+    """Uploads and onboarding progress of demo users (the upload part owns those tables)."""
+    for user in users:
+        await delete_for_user(session, user)
 
 
 async def reset_demo(session: AsyncSession, as_of: date) -> tuple[ResetResult, list[Event]]:
@@ -115,7 +83,7 @@ async def reset_demo(session: AsyncSession, as_of: date) -> tuple[ResetResult, l
             {"u": users, "keep": seed_portfolios},
         )
     ]
-    await _delete_user_artifacts(session, users, doomed)
+    await _delete_user_artifacts(session, users)
     if doomed:
         await session.execute(sa.text("DELETE FROM ingest.portfolio WHERE id = ANY(CAST(:p AS uuid[]))"), {"p": doomed})
     result.removed_portfolios = doomed

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 from datetime import timedelta
 from typing import Any
@@ -20,6 +18,7 @@ from ingest.api import Provenance, create_portfolio_router
 from ingest.api_admin import create_admin_router
 from ingest.api_positions import create_positions_router
 from ingest.api_tags import create_tags_router
+from ingest.api_upload import create_upload_router
 from ingest.catalog import ViewCatalog
 from ingest.context import SERVICE, IngestContext
 from ingest.models import metadata
@@ -29,13 +28,6 @@ from ingest.settings import Settings
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600.0
-
-
-def _upload_router_factory() -> Any:
-    """`ingest.api_upload.create_upload_router` once the upload part of the package is installed."""
-    if importlib.util.find_spec("ingest.api_upload") is None:
-        return None
-    return getattr(importlib.import_module("ingest.api_upload"), "create_upload_router", None)
 
 
 def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Service:
@@ -66,9 +58,7 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     app.include_router(create_positions_router(db, views, provenance))
     app.include_router(create_tags_router(ctx))
     app.include_router(create_admin_router(ctx, service))
-    upload_factory = _upload_router_factory()
-    if upload_factory is not None:
-        app.include_router(upload_factory(ctx))
+    app.include_router(create_upload_router(ctx))
     handlers.register(ctx, service)
 
     async def purge_tags_forever() -> None:
