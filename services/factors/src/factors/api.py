@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from common.api import envelope, parse_bool
+from common.api import envelope, page_block, parse_bool
 from common.auth import Principal, current_principal
 from common.db import Database
 from factors.models import factor_definition
@@ -30,8 +30,16 @@ class FactorDefinitionOut(BaseModel):
     is_active: bool
 
 
+class PageOut(BaseModel):
+    limit: int
+    offset: int
+    total: int
+    has_more: bool
+
+
 class FactorDefinitionsResponse(BaseModel):
     data: list[FactorDefinitionOut]
+    page: PageOut = Field(description="The whole registry in one page (api.md §2.8)")
 
     model_config = {
         "json_schema_extra": {
@@ -49,7 +57,8 @@ class FactorDefinitionsResponse(BaseModel):
                         "calculation_method": "regression",
                         "is_active": True,
                     }
-                ]
+                ],
+                "page": {"limit": 9, "offset": 0, "total": 9, "has_more": False},
             }
         }
     }
@@ -96,6 +105,6 @@ def create_router(db: Database) -> APIRouter:
             }
             for r in rows
         ]
-        return envelope(data, request=request)
+        return envelope(data, request=request, page=page_block(max(len(data), 1), 0, len(data)))
 
     return router
