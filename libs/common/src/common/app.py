@@ -18,6 +18,7 @@ from common.auth import Principal, current_principal
 from common.errors import STATUS_CODES, ApiError, NotFound
 from common.ids import new_request_id, parse_job_id, valid_request_id
 from common.logging import request_id_var, user_id_var
+from common.schemas import ErrorResponse, JobResponse, error_responses
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def create_service_app(
     )
     app.state.service = service
     app.state.jwt_secret = jwt_secret
+    document_common_errors(app)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
 
@@ -156,6 +158,61 @@ def create_service_app(
     return app
 
 
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+_COMMON_ERRORS = {
+    "401": "Missing, malformed, badly signed or expired token (UNAUTHENTICATED, TOKEN_EXPIRED)",
+    "422": "VALIDATION_ERROR: a parameter or body field is invalid; `details` names it",
+    "429": "RATE_LIMITED: over 100 requests per 60 s; see Retry-After",
+    "500": "INTERNAL_ERROR",
+}
+
+
+def document_common_errors(app: FastAPI) -> None:
+    """Add the error catalogue that applies to every endpoint (api.md §2.6) to each operation of the
+    app's OpenAPI document, with the error envelope as schema; 404 where a route takes an id."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        doc = build()
+        schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+        schemas.setdefault(
+            "ErrorResponse", ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        for defs_name, definition in ErrorResponse.model_json_schema().get("$defs", {}).items():
+            schemas.setdefault(defs_name, definition)
+        schemas["ErrorResponse"].pop("$defs", None)
+        for path, item in doc.get("paths", {}).items():
+            for method, operation in item.items():
+                if method not in ("get", "post", "put", "patch", "delete"):
+                    continue
+                responses = operation.setdefault("responses", {})
+                wanted = dict(_COMMON_ERRORS)
+                params = [p.get("name", "") for p in operation.get("parameters", [])]
+                if "{" in path or any(name.endswith("_id") for name in params):
+                    wanted["404"] = "<RESOURCE>_NOT_FOUND (also for another user's resource) or NOT_CALCULATED"
+                for status, description in wanted.items():
+                    responses.setdefault(status, {"description": description})
+                for status, response in responses.items():
+                    schema = response.get("content", {}).get("application/json", {}).get("schema", {})
+                    # FastAPI documents its own 422 shape; every SigmaSight error is the envelope.
+                    if (
+                        status.isdigit()
+                        and int(status) >= 400
+                        and (not schema or schema.get("$ref", "").endswith("/HTTPValidationError"))
+                    ):
+                        if status == "422":
+                            response["description"] = _COMMON_ERRORS["422"]
+                        response["content"] = {"application/json": {"schema": _ERROR_REF}}
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        app.openapi_schema = doc
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def jobs_router(service: str, load_job: Any) -> APIRouter:
     """`GET /api/v1/jobs/{job_id}` for this service's prefix; `load_job(uuid)` -> Job dict or None."""
     router = APIRouter(tags=["jobs"])
@@ -164,6 +221,8 @@ def jobs_router(service: str, load_job: Any) -> APIRouter:
         "/api/v1/jobs/{job_id}",
         summary="Status of an async job",
         description="Job ids are `<svc>_<uuid>`; visible to the user who started the job and to admins.",
+        response_model=JobResponse,
+        responses=error_responses(401, 404),
     )
     async def get_job(job_id: str, request: Request, principal: Principal = Depends(current_principal)) -> Response:
         parsed = parse_job_id(job_id)

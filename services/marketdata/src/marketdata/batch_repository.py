@@ -220,7 +220,7 @@ async def runs_containing_portfolio(session: AsyncSession, *, portfolio_id: UUID
                 sa.select(batch_run)
                 .where(
                     batch_run.c.status.in_(ACTIVE_RUN_STATUSES),
-                    batch_run.c.portfolio_ids.any(portfolio_id),
+                    sa.literal(portfolio_id).op("=")(sa.func.any(batch_run.c.portfolio_ids)),
                 )
                 .order_by(batch_run.c.id)
                 .with_for_update()
