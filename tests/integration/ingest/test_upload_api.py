@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from test_upload_support import TODAY, Env, fixture_bytes, start_env
 
+from common.errors import TransientError
 from ingest.upload import book_writes, check_inputs, store
 from ingest.upload.errors import MarketDataUnavailable
 
@@ -717,3 +718,31 @@ async def test_openapi_documents_the_upload_routes(env: Env) -> None:
     post = paths["/api/v1/portfolio/upload"]["post"]
     assert "multipart/form-data" in post["requestBody"]["content"]
     assert post["summary"] and post["description"]
+
+
+async def test_symbols_new_to_the_security_master_are_looked_up_at_the_provider(env: Env) -> None:
+    user = env.user()
+    r = await env.upload(user, fixture_bytes("spec_8_2_rejected.csv"), portfolio_name="Lookup")
+    assert r.json()["data"]["status"] == "rejected"
+    # Only well-formed symbols the master does not know are sent to marketdata (the unknown stock and
+    # the option contract without a master row), never the known ones.
+    sent = env.verify_calls[-1]
+    assert "ZZZZQ" in sent
+    assert not {"AAPL", "MSFT", "JPM", "TSLA", "GOOGL", "META", "XOM", "AMZN", "JNJ"} & set(sent)
+
+
+async def test_unreachable_provider_fails_the_upload_as_retryable_and_writes_nothing(env: Env) -> None:
+    async def provider_down(payload: dict) -> dict:
+        raise TransientError("provider timeout")
+
+    env.bus.responders["marketdata.verify_symbols"] = provider_down
+    user = env.user()
+    r = await env.upload(
+        user, b"ticker,quantity,entry_price,entry_date\nZZZZQ,10,5.00,2026-01-06\n", portfolio_name="Down"
+    )
+    data = r.json()["data"]
+    assert data["status"] == "failed", data
+    status = await env.client.get(f"/api/v1/portfolio/upload/{data['upload_id']}/status", headers=env.headers(user))
+    error = status.json()["data"]["error"]
+    assert error["retryable"] is True
+    assert await counts(env, user) == (0, 0, 0)

@@ -165,6 +165,7 @@ class Env:
     service: Service
     client: httpx.AsyncClient
     events: list[PortfolioUpdated] = field(default_factory=list)
+    verify_calls: list[list[str]] = field(default_factory=list)
 
     @staticmethod
     def user() -> uuid.UUID:
@@ -250,10 +251,18 @@ async def start_env(admin_url: str, name: str, monkeypatch: pytest.MonkeyPatch) 
         events.append(evt)
 
     bus.subscribe("test", PortfolioUpdated, sink)
+    verify_calls: list[list[str]] = []
+
+    async def offline_marketdata(payload: dict[str, Any]) -> dict[str, Any]:
+        # Stands in for marketdata on the offline fixture: a symbol new to the master stays unknown.
+        verify_calls.append(list(payload["symbols"]))
+        return {"symbols": {s: {"symbol": s, "known": False, "error": "UNKNOWN_SYMBOL"} for s in payload["symbols"]}}
+
+    bus.respond("marketdata.verify_symbols", offline_marketdata)
     await bus.start()
     await service.start()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=service.app), base_url="http://t", timeout=60)
-    env = Env(url, db, bus, service, client, events)
+    env = Env(url, db, bus, service, client, events, verify_calls)
     try:
         yield env
     finally:

@@ -28,6 +28,7 @@ from ingest.upload.store import delete_for_user
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class ResetResult:
     """Summary of a demo reset (the job's `result`)."""

@@ -13,7 +13,9 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.bus import Bus
 from common.db import Database
+from common.errors import TransientError
 from ingest.csv_format import ExistingTag, Security, SecurityLookup
 from ingest.upload.errors import MARKET_ERRORS, MarketDataUnavailable
 
@@ -39,6 +41,35 @@ async def symbol_aliases(conn: asyncpg.Connection, names: Sequence[str]) -> dict
         "SELECT alias, symbol FROM marketdata.api_symbol_alias WHERE alias = ANY($1::text[])", names
     )
     return {r["alias"]: r["symbol"] for r in rows}
+
+
+async def unknown_to_master(db: Database, symbols: Iterable[str]) -> list[str]:
+    """Symbols that are neither security-master rows nor aliases yet."""
+    wanted = sorted(set(symbols))
+    if not wanted:
+        return []
+    try:
+        rows = await db.fetch(
+            "SELECT s FROM unnest($1::text[]) AS s WHERE NOT EXISTS "
+            "(SELECT 1 FROM marketdata.api_security m WHERE m.symbol = s) AND NOT EXISTS "
+            "(SELECT 1 FROM marketdata.api_symbol_alias a WHERE a.alias = s)",
+            wanted,
+        )
+    except MARKET_ERRORS as exc:
+        raise MarketDataUnavailable(f"security master could not be read: {exc}") from exc
+    return [r["s"] for r in rows]
+
+
+async def ask_marketdata_to_verify(bus: Bus, symbols: Sequence[str], timeout: float = 30.0) -> None:
+    """csv-format.md §7: symbols new to the security master are looked up at the market-data provider
+    (`rpc.marketdata.verify_symbols`), which adds the ones it knows. An unreachable provider fails the
+    upload as retryable instead of rejecting rows as unknown."""
+    if not symbols:
+        return
+    try:
+        await bus.request("marketdata.verify_symbols", {"symbols": list(symbols)}, timeout=timeout)
+    except (TransientError, TimeoutError) as exc:
+        raise MarketDataUnavailable(f"market data provider could not verify symbols: {exc}") from exc
 
 
 async def security_lookup(db: Database, symbols: Iterable[str]) -> SecurityLookup:

@@ -137,7 +137,10 @@ class UploadService:
                 rows_total=result.rows_total,
                 rows_processed=result.rows_total,
             )
-            lookup = await check_inputs.security_lookup(self.db, csv_format.symbols_to_look_up(result))
+            to_look_up = csv_format.symbols_to_look_up(result)
+            new_symbols = await check_inputs.unknown_to_master(self.db, to_look_up)
+            await check_inputs.ask_marketdata_to_verify(self.ctx.bus, new_symbols)
+            lookup = await check_inputs.security_lookup(self.db, to_look_up)
             await asyncio.to_thread(csv_format.verify_symbols, result, lookup, ctx)
 
         ROWS.labels("valid").inc(result.rows_valid)
