@@ -67,8 +67,17 @@ class Cluster:
         """Start (or restart) one service process."""
         log = open(self.log_path(service), "ab")  # noqa: SIM115 - the child owns the handle
         self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", "allinone.cli", "serve", service, "--host", "127.0.0.1",
-             "--port", str(self.ports[service])],
+            [
+                sys.executable,
+                "-m",
+                "allinone.cli",
+                "serve",
+                service,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports[service]),
+            ],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

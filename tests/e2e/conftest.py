@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import drop_database, make_migrated_database, worker_suffix
 
 from allinone.compose import AllInOne, build_allinone, seed_all
-from tests.conftest import drop_database, make_migrated_database, worker_suffix
 
 JWT_SECRET = "e2e-test-secret-0123456789abcdef0123456789"
 ADMIN_PASSWORD = "e2e-admin-password-123"
@@ -57,7 +57,9 @@ class System:
         return await self.token(ADMIN_EMAIL, ADMIN_PASSWORD)
 
 
-async def run_cycle_via_api(client: httpx.AsyncClient, admin_token: str, body: dict[str, Any], timeout: float = 180) -> dict:
+async def run_cycle_via_api(
+    client: httpx.AsyncClient, admin_token: str, body: dict[str, Any], timeout: float = 180
+) -> dict:
     """POST run-all as admin and poll the job until it is terminal; returns the job."""
     import asyncio
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from tests.e2e.conftest import DEMO_EMAILS, FIXTURE_AS_OF, System
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -11,16 +10,36 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 # demo.md §7, market-value (capital) view in fixture mode.
 EXPECTED = {
     "individual": {
-        "long": "485000.00", "short": "0.00", "gross": "485000.00", "net": "485000.00",
-        "cash": "0.00", "equity": "485000.00", "unrealized": "0.00", "notional": "485000.00", "positions": 16,
+        "long": "485000.00",
+        "short": "0.00",
+        "gross": "485000.00",
+        "net": "485000.00",
+        "cash": "0.00",
+        "equity": "485000.00",
+        "unrealized": "0.00",
+        "notional": "485000.00",
+        "positions": 16,
     },
     "hnw": {
-        "long": "1326734.75", "short": "0.00", "gross": "1326734.75", "net": "1326734.75",
-        "cash": "0.00", "equity": "1326734.75", "unrealized": "0.00", "notional": "1326734.75", "positions": 17,
+        "long": "1326734.75",
+        "short": "0.00",
+        "gross": "1326734.75",
+        "net": "1326734.75",
+        "cash": "0.00",
+        "equity": "1326734.75",
+        "unrealized": "0.00",
+        "notional": "1326734.75",
+        "positions": 17,
     },
     "hedgefund": {
-        "long": "3952950.00", "short": "-1586750.00", "gross": "5539700.00", "net": "2366200.00",
-        "cash": "1135300.00", "equity": "3501500.00", "unrealized": "301500.00", "notional": "35700700.00",
+        "long": "3952950.00",
+        "short": "-1586750.00",
+        "gross": "5539700.00",
+        "net": "2366200.00",
+        "cash": "1135300.00",
+        "equity": "3501500.00",
+        "unrealized": "301500.00",
+        "notional": "35700700.00",
         "positions": 30,
     },
 }
@@ -37,7 +56,12 @@ async def test_portfolio_summary_matches_the_fixture_numbers(system: System, who
     assert data["as_of"] == FIXTURE_AS_OF.isoformat()
     assert body["meta"]["data_source"] == "fixture"
     mv = data["market_value"]
-    assert (mv["long"], mv["short"], mv["gross"], mv["net"]) == (want["long"], want["short"], want["gross"], want["net"])
+    assert (mv["long"], mv["short"], mv["gross"], mv["net"]) == (
+        want["long"],
+        want["short"],
+        want["gross"],
+        want["net"],
+    )
     assert data["cash_balance"] == want["cash"]
     assert data["equity"] == want["equity"]
     assert data["pnl"]["unrealized"] == want["unrealized"]
@@ -66,7 +90,9 @@ async def test_cycle_left_a_snapshot_for_every_demo_portfolio_and_a_completed_ru
     )
     assert backfilled["n"] == 9  # 3 trading days × 3 portfolios
     async with system.client() as c:
-        status = await c.get("/api/v1/admin/batch/status", headers={"Authorization": f"Bearer {await system.admin_token()}"})
+        status = await c.get(
+            "/api/v1/admin/batch/status", headers={"Authorization": f"Bearer {await system.admin_token()}"}
+        )
     run = status.json()["data"]["run"]
     assert run["status"] == "completed"
     assert {s["job"] for s in run["steps"]} == {"market_data", "greeks", "aggregations", "snapshots"}

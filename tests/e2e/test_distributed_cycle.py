@@ -12,12 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from allinone.compose import seed_all
-from common.db import Database
 from tests.conftest import drop_database, make_migrated_database, worker_suffix
 from tests.e2e.cluster import Cluster, make_cluster
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, DEMO_EMAILS, E2E_ENV, FIXTURE_AS_OF, TERMINAL
+
+from allinone.compose import seed_all
+from common.db import Database
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 
@@ -111,7 +111,7 @@ async def _counts(db: Database, as_of: date) -> dict[str, int]:
         as_of,
     )
     assert row is not None
-    return {k: int(row[k]) for k in row.keys()}
+    return {k: int(v) for k, v in row.items()}
 
 
 async def test_greeks_killed_mid_cycle_loses_and_duplicates_nothing(cluster: tuple[Cluster, Database]) -> None:

@@ -25,7 +25,7 @@ from tests.integration.ingest.book_harness import (
     trading_days,
 )
 
-from common.events import CycleStarted, GreeksComputed
+from common.events import CycleStarted, GreeksComputed, SnapshotCreated
 from ingest.demo_data import HEDGE_FUND, HIGH_NET_WORTH, INDIVIDUAL
 from ingest.instruments import parse_occ
 from ingest.seed import seed
@@ -385,6 +385,13 @@ async def test_month_to_date_comes_from_complete_snapshot_history(h: Harness) ->
                 sa.text("DELETE FROM stress.portfolio_snapshot WHERE portfolio_id = :p AND snapshot_date = :d"),
                 {"p": INDIVIDUAL.portfolio_id, "d": date(2026, 11, 10)},
             )
+        # Snapshot changes reach ingest as snapshot.created (here written directly, so announce it).
+        await h.bus.publish(
+            SnapshotCreated(
+                as_of=date(2026, 11, 23), portfolio_id=INDIVIDUAL.portfolio_id, snapshot_date=date(2026, 11, 23)
+            )
+        )
+        await h.bus.drain()
         gap = (await h.get("/api/v1/portfolio", IND_TOKEN)).json()["data"]
         assert gap["pnl"]["mtd"] is None
     finally:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import metrics
 from common.api import JSONResponse, envelope, meta
-from common.auth import Principal, current_principal
+from common.auth import PRINCIPAL_SCOPE_KEY, Principal, current_principal
 from common.errors import STATUS_CODES, ApiError, NotFound
 from common.ids import new_request_id, parse_job_id, valid_request_id
 from common.logging import request_id_var, user_id_var
@@ -87,6 +87,11 @@ class RequestIdMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if PRINCIPAL_SCOPE_KEY in scope.get("state", {}) and request_id_var.get() is not None:
+            # Called in process by the gateway, which already minted the id, set the log context
+            # and writes the response header itself.
             await self.app(scope, receive, send)
             return
         incoming = None

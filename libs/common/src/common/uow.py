@@ -14,7 +14,7 @@ case the first delivery crashed between commit and publish.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.dialects import postgresql as pg
@@ -48,6 +48,12 @@ class UnitOfWorkFactory:
         self.tables = tables
         self.relay = relay
         self.producer = producer
+        # Called with the emitted events right after a commit (e.g. to drop read caches).
+        self.after_commit: list[Callable[[list[Event]], None]] = []
+
+    def _committed(self, work: Work) -> None:
+        for callback in self.after_commit:
+            callback(work.emitted)
 
     async def claim(self, session: AsyncSession, consumer: str, event: Event) -> bool:
         """Record that `consumer` applied `event`; False if it already had."""
@@ -71,6 +77,7 @@ class UnitOfWorkFactory:
         except Exception as exc:
             reraise_transient(exc)
             raise
+        self._committed(work)
         await self.relay.flush()
 
     @contextlib.asynccontextmanager
@@ -84,6 +91,7 @@ class UnitOfWorkFactory:
         except Exception as exc:
             reraise_transient(exc)
             raise
+        self._committed(work)
         if work.emitted:
             await self.relay.flush()
 

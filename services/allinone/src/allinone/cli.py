@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 import typer
+import uvloop
 from rich.console import Console
 
 from allinone import runtime
@@ -28,7 +29,7 @@ def run(
     history_days: int = typer.Option(90, help="Trading days of snapshot history built on first start"),
 ) -> None:
     """All-in-one: migrate, seed demo data, run the first cycle, then serve the API."""
-    asyncio.run(runtime.run_allinone(host=host, port=port, history_days=history_days, console=console))
+    uvloop.run(runtime.run_allinone(host=host, port=port, history_days=history_days, console=console))
 
 
 @app.command()
@@ -41,7 +42,7 @@ def serve(
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
     chosen = port or int(os.environ.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service]))
-    asyncio.run(runtime.serve_service(service, host=host, port=chosen))
+    uvloop.run(runtime.serve_service(service, host=host, port=chosen))
 
 
 @db_app.command("upgrade")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -140,6 +141,14 @@ def banner(console: Console, url: str, admin_info: Any, cycle: dict[str, Any] | 
     )
 
 
+def freeze_heap() -> None:
+    """Move everything allocated at start-up out of the garbage collector's reach. Full collections
+    over ~270k long-lived objects stalled the event loop for 150-300 ms (measured in make bench);
+    frozen objects are never scanned again."""
+    gc.collect()
+    gc.freeze()
+
+
 def _uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(
         app,
@@ -169,6 +178,7 @@ async def run_allinone(*, host: str, port: int, history_days: int, console: Cons
     try:
         cycle = await prepare_demo(system, history_days, console)
         server = uvicorn.Server(_uvicorn_config(system.app, host, port))
+        freeze_heap()
         serve_task = asyncio.create_task(server.serve())
         while not server.started and not serve_task.done():
             await asyncio.sleep(0.05)
@@ -202,6 +212,7 @@ async def serve_service(service: str, *, host: str, port: int) -> None:
     await svc.start()
     await bus.start()
     server = uvicorn.Server(_uvicorn_config(svc.app, host, port))
+    freeze_heap()
     try:
         await server.serve()
     finally:

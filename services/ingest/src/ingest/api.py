@@ -16,6 +16,7 @@ from common.formatting import utcnow
 from ingest import catalog
 from ingest.api_schemas import PortfolioSummaryResponse
 from ingest.catalog import ViewCatalog
+from ingest.summary_cache import SummaryCache
 from ingest.summary_query import portfolio_summary
 
 EASTERN = ZoneInfo("America/New_York")
@@ -58,7 +59,7 @@ class Provenance:
         return source
 
 
-def create_portfolio_router(db: Database, views: ViewCatalog) -> APIRouter:
+def create_portfolio_router(db: Database, views: ViewCatalog, cache: SummaryCache) -> APIRouter:
     """#21."""
     router = APIRouter(tags=["portfolio"])
 
@@ -99,7 +100,12 @@ def create_portfolio_router(db: Database, views: ViewCatalog) -> APIRouter:
         # costs more than the statement behind this route, which is benchmarked at 1,500 req/s.
         principal = principal_from_request(request)
         portfolio_id = request.query_params.get("portfolio_id")
-        body, as_of, source = await portfolio_summary(db, await views.present(), principal, portfolio_id, utcnow())
+        key = (principal.user_id, principal.role, portfolio_id)
+        cached = cache.get(key)
+        if cached is None:
+            cached = await portfolio_summary(db, await views.present(), principal, portfolio_id, utcnow())
+            cache.put(key, cached)
+        body, as_of, source = cached
         return envelope(body, request=request, as_of=as_of.isoformat() if as_of else None, data_source=source)
 
     return router

@@ -11,6 +11,7 @@ from uuid import UUID
 from common.app import create_service_app, jobs_router
 from common.bus import Bus
 from common.db import Database
+from common.events import SnapshotCreated
 from common.formatting import utcnow
 from common.service import Plumbing, Service
 from ingest import handlers, tags_service
@@ -24,10 +25,20 @@ from ingest.context import SERVICE, IngestContext
 from ingest.models import metadata
 from ingest.service import IngestService
 from ingest.settings import Settings
+from ingest.summary_cache import SummaryCache
 
 log = logging.getLogger(__name__)
 
 PURGE_INTERVAL_SECONDS = 3600.0
+
+
+def _clearing(cache: SummaryCache) -> Any:
+    """A snapshot changes the summary's MTD/YTD, risk and freshness fields: drop cached summaries."""
+
+    async def on_snapshot_created(evt: SnapshotCreated) -> None:
+        cache.clear()
+
+    return on_snapshot_created
 
 
 def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Service:
@@ -54,7 +65,10 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
         return plumbing.ledger.to_api(row) if row else None
 
     app.include_router(jobs_router(SERVICE, load_job))
-    app.include_router(create_portfolio_router(db, views))
+    summary_cache = SummaryCache()
+    plumbing.uow.after_commit.append(summary_cache.clear)
+    bus.subscribe(f"{SERVICE}.cache", SnapshotCreated, _clearing(summary_cache))
+    app.include_router(create_portfolio_router(db, views, summary_cache))
     app.include_router(create_positions_router(db, views, provenance))
     app.include_router(create_tags_router(ctx))
     app.include_router(create_admin_router(ctx, service))

@@ -1,0 +1,32 @@
+"""The #21 read cache: hits within the TTL, expires after it, clears on writes, stays bounded."""
+
+from __future__ import annotations
+
+import time
+
+from ingest.summary_cache import SummaryCache
+
+
+def test_entry_is_served_within_ttl_and_expires_after_it() -> None:
+    cache = SummaryCache(ttl=0.05)
+    cache.put("k", {"equity": "1.00"})
+    assert cache.get("k") == {"equity": "1.00"}
+    time.sleep(0.06)
+    assert cache.get("k") is None
+
+
+def test_clear_drops_every_entry_whatever_arguments_the_hook_passes() -> None:
+    cache = SummaryCache()
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.clear(["an emitted event"])
+    assert cache.get("a") is None and cache.get("b") is None
+
+
+def test_oldest_entries_are_evicted_past_the_size_limit() -> None:
+    cache = SummaryCache(max_entries=2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    cache.put("c", 3)
+    assert cache.get("a") is None
+    assert (cache.get("b"), cache.get("c")) == (2, 3)
