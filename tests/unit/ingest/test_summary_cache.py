@@ -30,3 +30,34 @@ def test_oldest_entries_are_evicted_past_the_size_limit() -> None:
     cache.put("c", 3)
     assert cache.get("a") is None
     assert (cache.get("b"), cache.get("c")) == (2, 3)
+
+
+async def test_concurrent_misses_share_one_computation() -> None:
+    import asyncio
+
+    cache = SummaryCache()
+    calls = 0
+
+    async def compute() -> str:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)
+        return "summary"
+
+    results = await asyncio.gather(*(cache.get_or_compute("k", compute) for _ in range(32)))
+    assert results == ["summary"] * 32
+    assert calls == 1
+
+
+async def test_a_write_during_the_computation_keeps_the_result_out_of_the_cache() -> None:
+    import asyncio
+
+    cache = SummaryCache()
+
+    async def compute() -> str:
+        await asyncio.sleep(0)
+        cache.clear()  # a commit lands while the query runs
+        return "old"
+
+    assert await cache.get_or_compute("k", compute) == "old"
+    assert cache.get("k") is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -101,11 +102,11 @@ def create_portfolio_router(db: Database, views: ViewCatalog, cache: SummaryCach
         principal = principal_from_request(request)
         portfolio_id = request.query_params.get("portfolio_id")
         key = (principal.user_id, principal.role, portfolio_id)
-        cached = cache.get(key)
-        if cached is None:
-            cached = await portfolio_summary(db, await views.present(), principal, portfolio_id, utcnow())
-            cache.put(key, cached)
-        body, as_of, source = cached
+
+        async def compute() -> Any:
+            return await portfolio_summary(db, await views.present(), principal, portfolio_id, utcnow())
+
+        body, as_of, source = await cache.get_or_compute(key, compute)
         return envelope(body, request=request, as_of=as_of.isoformat() if as_of else None, data_source=source)
 
     return router

@@ -7,9 +7,10 @@ which bounds staleness for changes made by another ingest replica in distributed
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
 
@@ -20,6 +21,8 @@ class SummaryCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._generation = 0
 
     def get(self, key: Hashable) -> Any | None:
         """The cached value, or None when absent or older than the TTL."""
@@ -38,6 +41,32 @@ class SummaryCache:
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 
+    async def get_or_compute(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+        """The cached value, computing it once when missing: concurrent misses for one key share a
+        single computation, so an expiry under load costs one query, not one per waiting request."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        generation = self._generation
+        try:
+            value = await compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so an unawaited failure is not reported twice
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        if generation == self._generation:  # a write during the computation makes it unfit to keep
+            self.put(key, value)
+        future.set_result(value)
+        return value
+
     def clear(self, *_: Any) -> None:
         """Drop everything (any committed write may change any summary)."""
+        self._generation += 1
         self._entries.clear()
