@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -10,7 +12,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from common.errors import ValidationFailed
-from common.formatting import iso_datetime, json_default, utcnow
+from common.formatting import iso_datetime, json_default
 from common.logging import request_id_var
 
 MAX_LIMIT = 500
@@ -25,12 +27,24 @@ class JSONResponse(Response):
         return orjson.dumps(content, default=json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
+def now_stamp() -> str:
+    """Current UTC time as `YYYY-MM-DDTHH:MM:SSZ`, formatted once per second (it is on every response)."""
+    global _stamp
+    second = int(time.time())
+    if _stamp[0] != second:
+        _stamp = (second, iso_datetime(datetime.fromtimestamp(second, UTC)) or "")
+    return _stamp[1]
+
+
 def meta(request: Request | None = None, **extra: Any) -> dict[str, Any]:
     """`meta` block: request_id, timestamp, plus as_of / data_source / page extras."""
     request_id = request_id_var.get()
     if request_id is None and request is not None:
         request_id = request.headers.get("x-request-id")
-    out: dict[str, Any] = {"request_id": request_id, "timestamp": iso_datetime(utcnow())}
+    out: dict[str, Any] = {"request_id": request_id, "timestamp": now_stamp()}
     out.update({k: v for k, v in extra.items() if v is not None})
     return out
 

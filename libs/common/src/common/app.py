@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -117,6 +118,38 @@ class RequestIdMiddleware:
             user_id_var.set(None)
 
 
+FastEndpoint = Callable[[Request], Awaitable[Response]]
+
+
+class FastPathMiddleware:
+    """Serves a few latency-critical routes without FastAPI's routing and dependency solving.
+
+    The routes stay declared in FastAPI (same endpoint function) for the OpenAPI document; requests
+    for them are answered here first. Endpoints take only the Request and parse their own parameters.
+    """
+
+    def __init__(self, app: ASGIApp, routes: dict[tuple[str, str], FastEndpoint]) -> None:
+        self.app = app
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = (
+            self.routes.get((scope.get("method", ""), scope.get("path", ""))) if scope["type"] == "http" else None
+        )
+        if endpoint is None:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await endpoint(request)
+        except ApiError as exc:
+            response = error_response(exc, request)
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            response = error_response(ApiError("Internal error", code="INTERNAL_ERROR", status=500), request)
+        await response(scope, receive, send)
+
+
 def create_service_app(
     service: str,
     *,
@@ -139,6 +172,9 @@ def create_service_app(
     app.state.jwt_secret = jwt_secret
     document_common_errors(app)
     install_error_handlers(app)
+    # Fast paths sit inside the request-id middleware (the last added middleware is the outermost).
+    app.state.fast_paths = {}
+    app.add_middleware(FastPathMiddleware, routes=app.state.fast_paths)
     app.add_middleware(RequestIdMiddleware)
 
     @app.get("/healthz", include_in_schema=False)

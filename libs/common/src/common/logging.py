@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from contextvars import ContextVar
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -26,13 +26,19 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, default_service: str) -> None:
         super().__init__()
         self.default_service = default_service
+        self._second = -1
+        self._prefix = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        created = record.created
+        second = int(created)
+        if second != self._second:
+            # One strftime per second: the access log writes a line for every request.
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         top = record.name.split(".", 1)[0]
         payload: dict[str, Any] = {
-            "timestamp": datetime.fromtimestamp(record.created, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": f"{self._prefix}.{int((created - second) * 1000):03d}Z",
             "severity": record.levelname,
             "service": top if top in _KNOWN_SERVICES and top != "common" else self.default_service,
             "logger": record.name,
@@ -41,9 +47,10 @@ class JsonFormatter(logging.Formatter):
             "run_id": run_id_var.get(),
             "event_id": event_id_var.get(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                payload[key] = "[redacted]" if key.lower() in _SECRET_KEYS else value
+        extras = record.__dict__.keys() - _RESERVED
+        for key in extras:
+            if not key.startswith("_"):
+                payload[key] = "[redacted]" if key.lower() in _SECRET_KEYS else record.__dict__[key]
         if record.exc_info:
             payload["exception"] = self.formatException(record.exc_info)
         return orjson.dumps(payload, default=str).decode()

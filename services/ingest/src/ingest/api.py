@@ -60,8 +60,10 @@ class Provenance:
         return source
 
 
-def create_portfolio_router(db: Database, views: ViewCatalog, cache: SummaryCache) -> APIRouter:
-    """#21."""
+def create_portfolio_router(
+    db: Database, views: ViewCatalog, cache: SummaryCache, fast_paths: dict[tuple[str, str], Any]
+) -> APIRouter:
+    """#21; also registered in `fast_paths` (common.app.FastPathMiddleware): it is the most-read route."""
     router = APIRouter(tags=["portfolio"])
 
     @router.get(
@@ -108,5 +110,7 @@ def create_portfolio_router(db: Database, views: ViewCatalog, cache: SummaryCach
 
         body, as_of, source = await cache.get_or_compute(key, compute)
         return envelope(body, request=request, as_of=as_of.isoformat() if as_of else None, data_source=source)
+
+    fast_paths[("GET", "/api/v1/portfolio")] = get_portfolio
 
     return router

@@ -68,7 +68,7 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     summary_cache = SummaryCache()
     plumbing.uow.after_commit.append(summary_cache.clear)
     bus.subscribe(f"{SERVICE}.cache", SnapshotCreated, _clearing(summary_cache))
-    app.include_router(create_portfolio_router(db, views, summary_cache))
+    app.include_router(create_portfolio_router(db, views, summary_cache, app.state.fast_paths))
     app.include_router(create_positions_router(db, views, provenance))
     app.include_router(create_tags_router(ctx))
     app.include_router(create_admin_router(ctx, service))
