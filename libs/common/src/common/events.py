@@ -126,6 +126,8 @@ class FactorsComputed(Event):
     correlation_calculation_id: UUID | None = None
     coverage: dict[str, Any] = Field(default_factory=dict)
     step: StepInfo | None = None
+    # Additive: further steps this event reports (the `correlations` step rides on factors.computed).
+    extra_steps: list[StepInfo] = Field(default_factory=list)
 
 
 class StressComputed(Event):
@@ -136,6 +138,8 @@ class StressComputed(Event):
     stress_run_id: UUID | None = None
     partial: bool = False
     step: StepInfo | None = None
+    # Additive: further steps this event reports (`risk_scenarios` next to `stress_tests`).
+    extra_steps: list[StepInfo] = Field(default_factory=list)
 
 
 class SnapshotCreated(Event):
