@@ -110,3 +110,43 @@ async def test_in_process_bus_retries_transient_then_dead_letters() -> None:
     assert len(attempts) == 5
     assert len(bus.dead_letters) == 1 and bus.dead_letters[0].queue == "greeks.prices.updated"
     await bus.close()
+
+
+async def _batch_roundtrip(bus, publish_count: int = 20) -> tuple[list[int], list[str]]:
+    """Publish `publish_count` events to a batch subscription; one of them is poisoned."""
+    sizes: list[int] = []
+    handled: list[str] = []
+    poisoned = "POISON"
+
+    async def handler(events: list[PricesUpdated]) -> None:
+        if any(poisoned in e.symbols for e in events):
+            raise ValueError("bad event in batch")
+        sizes.append(len(events))
+        handled.extend(e.symbols[0] for e in events)
+
+    bus.subscribe_batch("greeks", PricesUpdated, handler, max_batch=8, max_wait=0.05)
+    await bus.start()
+    for i in range(publish_count):
+        symbol = poisoned if i == 5 else f"S{i}"
+        await bus.publish(PricesUpdated(as_of=date(2026, 11, 24), symbols=[symbol]))
+    return sizes, handled
+
+
+async def test_in_process_batch_subscription_batches_and_isolates_a_bad_event() -> None:
+    bus = InProcessBus(retry_delay=0.001)
+    sizes, handled = await _batch_roundtrip(bus)
+    await bus.drain()
+    assert sorted(handled) == sorted(f"S{i}" for i in range(20) if i != 5)
+    assert max(sizes) > 1  # events really arrived together
+    assert [d.error for d in bus.dead_letters] == ["dlq"]
+    await bus.close()
+
+
+async def test_amqp_batch_subscription_batches_acks_and_dead_letters_only_the_bad_event(bus: AmqpBus) -> None:
+    sizes, handled = await _batch_roundtrip(bus)
+    await wait_until(lambda: len(handled) == 19, timeout=15)
+    assert max(sizes) > 1
+    await wait_until(lambda: bus.queue_depth("greeks.prices.updated.dlq"), timeout=10)
+    assert await bus.queue_depth("greeks.prices.updated.dlq") == 1
+    assert await bus.queue_depth("greeks.prices.updated") == 0
+    await _delete_namespace_queues(bus, ["greeks.prices.updated"])

@@ -118,3 +118,13 @@ async def test_failed_job_records_code_and_message(plumbing: Plumbing) -> None:
     assert api["status"] == "failed"
     assert api["error"]["code"] == "INTERNAL_ERROR"
     assert "disk on fire" in api["error"]["message"]
+
+
+async def test_batch_unit_of_work_applies_each_event_once(plumbing: Plumbing) -> None:
+    events = [PricesUpdated(as_of=date(2026, 11, 24), symbols=[s]) for s in ("A", "B", "C")]
+    async with plumbing.uow.for_events("greeks", events[:2]) as work:
+        assert [e.symbols for e in work.fresh] == [["A"], ["B"]]
+    async with plumbing.uow.for_events("greeks", [events[1], events[2], events[2]]) as work:
+        assert [e.symbols for e in work.fresh] == [["C"]]
+    async with plumbing.uow.for_events("greeks", events) as work:
+        assert work.fresh == [] and work.duplicate

@@ -49,6 +49,13 @@ class Subscription:
     event_type: type[Event]
     handler: Handler
     concurrency: int
+    # Batch subscriptions receive lists of up to `max_batch` events gathered for up to `max_wait` s.
+    max_batch: int = 1
+    max_wait: float = 0.0
+
+    @property
+    def batched(self) -> bool:
+        return self.max_batch > 1
 
     @property
     def routing_key(self) -> str:
@@ -97,6 +104,30 @@ async def run_handler(sub: Subscription, event: Event) -> str:
     return outcome
 
 
+async def run_batch(sub: Subscription, events: list[Event]) -> str:
+    """Call a batch subscription's handler once for `events`; classify the result."""
+    try:
+        await sub.handler(events)
+        outcome = Outcome.OK
+    except TransientError as exc:
+        log.warning("transient failure in %s on a batch of %d: %s", sub.queue, len(events), exc)
+        outcome = Outcome.RETRY
+    except Exception:
+        log.exception("batch handler %s failed on %d event(s)", sub.queue, len(events))
+        outcome = Outcome.DLQ
+    metrics.events_consumed(sub.consumer).labels(sub.routing_key, outcome).inc(len(events))
+    return outcome
+
+
+def single(sub: Subscription) -> Subscription:
+    """A batch subscription seen as a one-event subscription (used to isolate a failing batch)."""
+
+    async def one(event: Event) -> None:
+        await sub.handler([event])
+
+    return Subscription(sub.consumer, sub.event_type, one, sub.concurrency)
+
+
 class Bus(ABC):
     """publish / subscribe / request / respond / start / close (CONVENTIONS.md)."""
 
@@ -132,6 +163,26 @@ class Bus(ABC):
             return fn
 
         return wrap
+
+    def subscribe_batch(
+        self,
+        consumer: str,
+        event_type: type[E],
+        handler: Callable[[list[E]], Awaitable[None]],
+        *,
+        max_batch: int = 64,
+        max_wait: float = 0.02,
+        concurrency: int | None = None,
+    ) -> None:
+        """Like `subscribe`, but the handler receives up to `max_batch` events at once (gathered for
+        at most `max_wait` s), so per-event fixed costs (a transaction, a query) are paid once per
+        batch. A batch that fails is re-run one event at a time, so one bad event cannot hold back
+        the others and retry/dead-letter behaviour stays per event."""
+        if self.started:
+            raise RuntimeError("subscribe before start()")
+        self.subscriptions.append(
+            Subscription(consumer, event_type, handler, concurrency or 2, max_batch=max_batch, max_wait=max_wait)
+        )
 
     def respond(self, name: str, handler: RpcHandler) -> None:
         """Serve request/reply calls on `rpc.<name>` (e.g. `greeks.evaluate`)."""
@@ -239,10 +290,54 @@ class InProcessBus(Bus):
     async def _work(self, lane: _Lane) -> None:
         while True:
             delivery = await lane.queue.get()
+            if lane.sub.batched:
+                batch = [delivery, *await self._gather(lane)]
+                try:
+                    await self._deliver_batch(lane, batch)
+                finally:
+                    for _ in batch:
+                        lane.queue.task_done()
+                continue
             try:
                 await self._deliver(lane, delivery)
             finally:
                 lane.queue.task_done()
+
+    async def _gather(self, lane: _Lane) -> list[_Delivery]:
+        """More deliveries for a batch: whatever is queued, waiting at most `max_wait` for more."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + lane.sub.max_wait
+        more: list[_Delivery] = []
+        while len(more) + 1 < lane.sub.max_batch:
+            try:
+                more.append(lane.queue.get_nowait())
+                continue
+            except asyncio.QueueEmpty:
+                pass
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                more.append(await asyncio.wait_for(lane.queue.get(), remaining))
+            except TimeoutError:
+                break
+        return more
+
+    async def _deliver_batch(self, lane: _Lane, batch: list[_Delivery]) -> None:
+        decoded: list[tuple[_Delivery, Event]] = []
+        for delivery in batch:
+            try:
+                decoded.append((delivery, decode(delivery.routing_key, delivery.body)))
+            except Exception as exc:
+                self._dead(lane, delivery, f"undecodable: {exc}")
+        if not decoded:
+            return
+        if await run_batch(lane.sub, [event for _, event in decoded]) == Outcome.OK:
+            return
+        # Isolate: each event alone, with the usual per-event retries and dead-lettering.
+        one = _Lane(single(lane.sub))
+        for delivery, _ in decoded:
+            await self._deliver(one, delivery)
 
     async def _deliver(self, lane: _Lane, delivery: _Delivery) -> None:
         try:
@@ -356,7 +451,8 @@ class AmqpBus(Bus):
         await self.connect()
         for sub in self.subscriptions:
             channel = await self._connection.channel()
-            await channel.set_qos(prefetch_count=sub.concurrency)
+            # A batch subscription needs a whole batch (times its parallel batches) in flight.
+            await channel.set_qos(prefetch_count=sub.concurrency * sub.max_batch)
             exchange = await channel.declare_exchange(self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True)
             dlx = await channel.declare_exchange(self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True)
             qname = self.queue_name(sub)
@@ -373,7 +469,8 @@ class AmqpBus(Bus):
                 },
             )
             await queue.bind(exchange, routing_key=sub.routing_key)
-            await queue.consume(self._consumer(sub), no_ack=False)
+            consumer = self._batch_consumer(sub) if sub.batched else self._consumer(sub)
+            await queue.consume(consumer, no_ack=False)
             self._consumer_channels.append(channel)
         for name, handler in self.responders.items():
             channel = await self._connection.channel()
@@ -399,6 +496,42 @@ class AmqpBus(Bus):
                 await message.reject(requeue=True)
             else:
                 await message.reject(requeue=False)
+
+        return on_message
+
+    def _batch_consumer(self, sub: Subscription) -> Callable[[Any], Awaitable[None]]:
+        """Gather deliveries into batches of up to `max_batch` (or whatever arrived within
+        `max_wait`), run the handler once, ack each; a failed batch is re-run event by event."""
+        buffer: list[tuple[Any, Event]] = []
+        flushing = asyncio.Lock()
+        one = self._consumer(single(sub))
+
+        async def flush() -> None:
+            async with flushing:
+                if not buffer:
+                    return
+                batch = buffer[:]
+                buffer.clear()
+            if await run_batch(sub, [event for _, event in batch]) == Outcome.OK:
+                for message, _ in batch:
+                    await message.ack()
+                return
+            for message, _ in batch:
+                await one(message)
+
+        async def on_message(message: Any) -> None:
+            try:
+                event = decode(sub.routing_key, message.body)
+            except Exception:
+                log.exception("undecodable message on %s; dead-lettering", sub.queue)
+                await message.reject(requeue=False)
+                return
+            buffer.append((message, event))
+            if len(buffer) >= sub.max_batch:
+                await flush()
+                return
+            await asyncio.sleep(sub.max_wait)
+            await flush()
 
         return on_message
 

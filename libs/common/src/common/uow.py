@@ -34,6 +34,8 @@ class Work:
     session: AsyncSession
     duplicate: bool = False
     emitted: list[Event] = field(default_factory=list)
+    # Batch units of work: the incoming events not applied before (in arrival order).
+    fresh: list[Event] = field(default_factory=list)
 
     def emit(self, event: Event) -> None:
         """Publish `event` after this transaction commits."""
@@ -72,6 +74,43 @@ class UnitOfWorkFactory:
             async with self.db.transaction() as session:
                 work = Work(session)
                 work.duplicate = not await self.claim(session, consumer, event)
+                yield work
+                await self._stage(session, work)
+        except Exception as exc:
+            reraise_transient(exc)
+            raise
+        self._committed(work)
+        await self.relay.flush()
+
+    async def claim_many(self, session: AsyncSession, consumer: str, events: list[Event]) -> list[Event]:
+        """Record that `consumer` applied `events`; returns those it had not applied before."""
+        if not events:
+            return []
+        table = self.tables.processed_event
+        stmt = (
+            pg.insert(table)
+            .values([{"consumer": consumer, "event_id": e.event_id, "routing_key": e.routing_key} for e in events])
+            .on_conflict_do_nothing()
+            .returning(table.c.event_id)
+        )
+        claimed = {row[0] for row in (await session.execute(stmt)).all()}
+        seen: set[object] = set()
+        fresh = []
+        for event in events:
+            if event.event_id in claimed and event.event_id not in seen:
+                seen.add(event.event_id)
+                fresh.append(event)
+        return fresh
+
+    @contextlib.asynccontextmanager
+    async def for_events(self, consumer: str, events: list[Event]) -> AsyncIterator[Work]:
+        """One unit of work applying a batch of events, each at most once for `consumer`
+        (`work.fresh` lists those not applied before)."""
+        try:
+            async with self.db.transaction() as session:
+                work = Work(session)
+                work.fresh = await self.claim_many(session, consumer, events)
+                work.duplicate = not work.fresh
                 yield work
                 await self._stage(session, work)
         except Exception as exc:
