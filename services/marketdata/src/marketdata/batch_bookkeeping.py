@@ -81,31 +81,36 @@ def report_from_step(step: StepInfo, portfolio_id: UUID | None, producer: str = 
     )
 
 
+def job_run_values(run: Mapping[str, Any], report: StepReport, *, event_id: UUID | None) -> dict[str, Any]:
+    """The batch_job_run row a step report writes for `run`."""
+    duration = None
+    if report.started_at is not None and report.finished_at is not None:
+        duration = max(0, int((report.finished_at - report.started_at).total_seconds() * 1000))
+    final = report.status in FINAL_JOB_RUN_STATUSES
+    return {
+        "run_id": run["id"],
+        "job": report.job,
+        "service": report.service or STEP_SERVICE.get(report.job, "unknown"),
+        "portfolio_id": report.portfolio_id,
+        "as_of_date": run["as_of_date"],
+        "trigger": run["trigger"],
+        "status": report.status,
+        "started_at": report.started_at,
+        "finished_at": report.finished_at if final else None,
+        "duration_ms": duration if final else None,
+        "records_processed": report.records_processed,
+        "error_code": report.error_code,
+        "error_message": report.error_message,
+        "details": report.details,
+        "last_event_id": event_id,
+    }
+
+
 async def record_step(
     session: AsyncSession, run: Mapping[str, Any], report: StepReport, *, event_id: UUID | None
 ) -> bool:
     """Upsert the step row of `report` for `run` (idempotent, never regresses a completed row)."""
-    duration = None
-    if report.started_at is not None and report.finished_at is not None:
-        duration = max(0, int((report.finished_at - report.started_at).total_seconds() * 1000))
-    return await repo.upsert_job_run(
-        session,
-        run_id=run["id"],
-        job=report.job,
-        service=report.service or STEP_SERVICE.get(report.job, "unknown"),
-        portfolio_id=report.portfolio_id,
-        as_of_date=run["as_of_date"],
-        trigger=run["trigger"],
-        status=report.status,
-        started_at=report.started_at,
-        finished_at=report.finished_at if report.status in FINAL_JOB_RUN_STATUSES else None,
-        duration_ms=duration if report.status in FINAL_JOB_RUN_STATUSES else None,
-        records_processed=report.records_processed,
-        error_code=report.error_code,
-        error_message=report.error_message,
-        details=report.details,
-        last_event_id=event_id,
-    )
+    return await repo.upsert_job_run(session, **job_run_values(run, report, event_id=event_id))
 
 
 @dataclass(frozen=True)
@@ -204,22 +209,30 @@ async def mirror_job(
     await ledger.update(session, run["id"], **values)
 
 
-async def apply_step_report(
+async def apply_step_reports(
     ctx: MarketDataContext,
     work: Work,
-    *,
-    run_id: UUID,
-    report: StepReport,
-    event_id: UUID | None,
+    reports: list[tuple[UUID, StepReport, UUID | None]],
     now: datetime | None = None,
-) -> Settled | None:
-    """Record one step report for a run and settle the run (inside the caller's unit of work)."""
-    run = await repo.get_run(work.session, run_id=run_id, lock=True)
-    if run is None:
-        log.info("step %s for unknown run %s ignored", report.job, run_id)
-        return None
-    await record_step(work.session, run, report, event_id=event_id)
-    return await settle_run(ctx, work.session, run, now or utcnow())
+) -> list[Settled]:
+    """Record many (run_id, report, event_id) at once: one bulk upsert and one settlement per run.
+
+    Runs are locked in id order so concurrent batches never deadlock; settling once per batch keeps
+    a cycle over many portfolios from re-reading every step row for every single report.
+    """
+    by_run: dict[UUID, list[tuple[StepReport, UUID | None]]] = {}
+    for run_id, report, event_id in reports:
+        by_run.setdefault(run_id, []).append((report, event_id))
+    settled: list[Settled] = []
+    for run_id in sorted(by_run, key=str):
+        run = await repo.get_run(work.session, run_id=run_id, lock=True)
+        if run is None:
+            log.info("%d step report(s) for unknown run %s ignored", len(by_run[run_id]), run_id)
+            continue
+        rows = [job_run_values(run, report, event_id=event_id) for report, event_id in by_run[run_id]]
+        await repo.upsert_job_runs(work.session, rows)
+        settled.append(await settle_run(ctx, work.session, run, now or utcnow()))
+    return settled
 
 
 async def skip_portfolio(ctx: MarketDataContext, work: Work, *, portfolio_id: UUID, reason: str) -> list[Settled]:

@@ -1,10 +1,11 @@
 """Bus subscriptions of the batch part of marketdata (consumer "marketdata"): thin wiring only.
 
 * `cycle.started` → mark the run running; run the market_data step when it is `steps[0]`.
-* every pipeline event with a `step` block (prices.updated, greeks.computed,
-  portfolio.updated `valued`, factors.computed, stress.computed, snapshot.created) → one
-  batch_job_run row, then the run state machine decides completion. Bookkeeping ignores
-  `cascade`: a single-step run is tracked like any other.
+* every pipeline event with a `step` (and `extra_steps`) block (prices.updated, greeks.computed,
+  portfolio.updated `valued`, factors.computed, stress.computed, snapshot.created) → its
+  batch_job_run rows, then the run state machine decides completion. These arrive in batches
+  (one transaction and one settlement per run per batch: a cycle over many portfolios produces
+  thousands of reports). Bookkeeping ignores `cascade`: a single-step run is tracked like any other.
 * `portfolio.updated` `onboarded` / `positions` → a single-portfolio run_all (api.md §5.3);
   `removed` / `archived` → that portfolio's pending steps in active runs become `skipped`.
 """
@@ -12,8 +13,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 from uuid import UUID
 
 from common.bus import Bus
@@ -30,33 +29,18 @@ from common.events import (
 )
 from common.ids import SYSTEM_USER_ID
 from marketdata import batch_repository as repo
-from marketdata.batch_bookkeeping import Settled, after_commit, apply_step_report, report_from_step, skip_portfolio
+from marketdata.batch_bookkeeping import (
+    Settled,
+    after_commit,
+    apply_step_reports,
+    report_from_step,
+    skip_portfolio,
+)
 from marketdata.batch_service import start_run
 from marketdata.context import MarketDataContext
 from marketdata.cycle_market_data import CONSUMER, on_cycle_started
 
 log = logging.getLogger(__name__)
-
-E = TypeVar("E", bound=Event)
-
-
-async def on_step_event(ctx: MarketDataContext, evt: Event, step: StepInfo | None, portfolio_id: UUID | None) -> None:
-    """Record a pipeline event's step block against its run and settle the run."""
-    if evt.run_id is None or step is None:
-        return
-    settled: Settled | None = None
-    async with ctx.plumbing.uow.for_event(CONSUMER, evt) as work:
-        if work.duplicate:
-            return
-        settled = await apply_step_report(
-            ctx,
-            work,
-            run_id=evt.run_id,
-            report=report_from_step(step, portfolio_id, evt.producer),
-            event_id=evt.event_id,
-        )
-    if settled is not None:
-        after_commit(settled)
 
 
 async def start_portfolio_run(ctx: MarketDataContext, evt: PortfolioUpdated) -> None:
@@ -95,10 +79,8 @@ async def start_portfolio_run(ctx: MarketDataContext, evt: PortfolioUpdated) -> 
 
 
 async def on_portfolio_updated(ctx: MarketDataContext, evt: PortfolioUpdated) -> None:
-    """Dispatch portfolio.updated by change."""
-    if evt.change == "valued":
-        await on_step_event(ctx, evt, evt.step, evt.portfolio_id)
-    elif evt.change in ("onboarded", "positions"):
+    """Dispatch a non-`valued` portfolio.updated by change (`valued` is bookkeeping, batched)."""
+    if evt.change in ("onboarded", "positions"):
         await start_portfolio_run(ctx, evt)
     elif evt.change in ("removed", "archived"):
         done: list[Settled] = []
@@ -110,35 +92,58 @@ async def on_portfolio_updated(ctx: MarketDataContext, evt: PortfolioUpdated) ->
             after_commit(settled)
 
 
+def step_reports(evt: Event) -> list[tuple[StepInfo, UUID | None]]:
+    """Every step an event reports: its `step` and any `extra_steps`, for its portfolio (or market-wide)."""
+    portfolio_id: UUID | None = getattr(evt, "portfolio_id", None)
+    if isinstance(evt, PricesUpdated):
+        portfolio_id = None
+    steps: list[StepInfo] = []
+    step = getattr(evt, "step", None)
+    if step is not None:
+        steps.append(step)
+    steps.extend(getattr(evt, "extra_steps", []) or [])
+    return [(s, portfolio_id) for s in steps]
+
+
+async def on_step_events(ctx: MarketDataContext, events: list[Event]) -> None:
+    """Bookkeeping for a batch of pipeline events: one transaction, one settlement per run."""
+    relevant = [e for e in events if e.run_id is not None and step_reports(e)]
+    if not relevant:
+        return
+    settled: list[Settled] = []
+    async with ctx.plumbing.uow.for_events(CONSUMER, relevant) as work:
+        reports = [
+            (evt.run_id, report_from_step(step, portfolio_id, evt.producer), evt.event_id)
+            for evt in work.fresh
+            if evt.run_id is not None
+            for step, portfolio_id in step_reports(evt)
+        ]
+        settled = await apply_step_reports(ctx, work, reports)
+    for done in settled:
+        after_commit(done)
+
+
+async def on_portfolio_updates(ctx: MarketDataContext, events: list[PortfolioUpdated]) -> None:
+    """`valued` events are step reports (batched); the other changes start or skip runs one by one."""
+    await on_step_events(ctx, [e for e in events if e.change == "valued"])
+    for evt in events:
+        if evt.change != "valued":
+            await on_portfolio_updated(ctx, evt)
+
+
 def register(bus: Bus, ctx: MarketDataContext) -> None:
     """Subscribe the batch handlers (consumer "marketdata")."""
 
-    def bind(fn: Callable[[MarketDataContext, E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
-        async def handler(evt: E) -> None:
-            await fn(ctx, evt)
+    async def cycle(evt: CycleStarted) -> None:
+        await on_cycle_started(ctx, evt)
 
-        handler.__name__ = fn.__name__
-        return handler
+    async def steps(events: list[Event]) -> None:
+        await on_step_events(ctx, events)
 
-    async def prices(ctx: MarketDataContext, evt: PricesUpdated) -> None:
-        await on_step_event(ctx, evt, evt.step, None)
+    async def portfolios(events: list[PortfolioUpdated]) -> None:
+        await on_portfolio_updates(ctx, events)
 
-    async def greeks(ctx: MarketDataContext, evt: GreeksComputed) -> None:
-        await on_step_event(ctx, evt, evt.step, evt.portfolio_id)
-
-    async def factors(ctx: MarketDataContext, evt: FactorsComputed) -> None:
-        await on_step_event(ctx, evt, evt.step, evt.portfolio_id)
-
-    async def stress(ctx: MarketDataContext, evt: StressComputed) -> None:
-        await on_step_event(ctx, evt, evt.step, evt.portfolio_id)
-
-    async def snapshot(ctx: MarketDataContext, evt: SnapshotCreated) -> None:
-        await on_step_event(ctx, evt, evt.step, evt.portfolio_id)
-
-    bus.subscribe(CONSUMER, CycleStarted, bind(on_cycle_started))
-    bus.subscribe(CONSUMER, PricesUpdated, bind(prices))
-    bus.subscribe(CONSUMER, GreeksComputed, bind(greeks))
-    bus.subscribe(CONSUMER, PortfolioUpdated, bind(on_portfolio_updated))
-    bus.subscribe(CONSUMER, FactorsComputed, bind(factors))
-    bus.subscribe(CONSUMER, StressComputed, bind(stress))
-    bus.subscribe(CONSUMER, SnapshotCreated, bind(snapshot))
+    bus.subscribe(CONSUMER, CycleStarted, cycle)
+    for event_type in (PricesUpdated, GreeksComputed, FactorsComputed, StressComputed, SnapshotCreated):
+        bus.subscribe_batch(CONSUMER, event_type, steps, max_batch=256, max_wait=0.02)
+    bus.subscribe_batch(CONSUMER, PortfolioUpdated, portfolios, max_batch=256, max_wait=0.02)

@@ -242,27 +242,23 @@ async def last_success_finished_at(session: AsyncSession) -> datetime | None:
 # --- step rows -------------------------------------------------------------------------------
 
 
-async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
-    """Insert or update the row of (run_id, job, portfolio_id); True when something changed.
+_UPDATABLE = (
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "records_processed",
+    "error_code",
+    "error_message",
+    "details",
+    "last_event_id",
+    "service",
+)
 
-    Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
-    is never regressed by a later report (a failed row may still become completed: a retry).
-    """
-    stmt = pg.insert(batch_job_run).values(**values)
+
+def _job_run_upsert(stmt: Any, keys: set[str]) -> Any:
     excluded = stmt.excluded
-    updatable = (
-        "status",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-        "records_processed",
-        "error_code",
-        "error_message",
-        "details",
-        "last_event_id",
-        "service",
-    )
-    set_: dict[str, Any] = {name: getattr(excluded, name) for name in updatable if name in values}
+    set_: dict[str, Any] = {name: getattr(excluded, name) for name in _UPDATABLE if name in keys}
     set_["updated_at"] = sa.func.now()
     set_["attempt"] = sa.case(
         (
@@ -275,7 +271,7 @@ async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
         else_=batch_job_run.c.attempt,
     )
     set_["started_at"] = sa.func.coalesce(batch_job_run.c.started_at, excluded.started_at)
-    upsert = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         constraint="batch_job_run_run_job_portfolio_uq",
         set_=set_,
         where=sa.and_(
@@ -283,7 +279,29 @@ async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
             batch_job_run.c.last_event_id.is_distinct_from(excluded.last_event_id),
         ),
     ).returning(batch_job_run.c.id)
+
+
+async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update the row of (run_id, job, portfolio_id); True when something changed.
+
+    Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
+    is never regressed by a later report (a failed row may still become completed: a retry).
+    """
+    upsert = _job_run_upsert(pg.insert(batch_job_run).values(**values), set(values))
     return (await session.execute(upsert)).first() is not None
+
+
+async def upsert_job_runs(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """`upsert_job_run` for many rows in one statement (same keys in every row; one row per
+    (run_id, job, portfolio_id) — the last report wins within the list). Returns rows changed."""
+    latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+    for row in rows:
+        latest[(row["run_id"], row["job"], row["portfolio_id"])] = row
+    if not latest:
+        return 0
+    values = list(latest.values())
+    upsert = _job_run_upsert(pg.insert(batch_job_run).values(values), set(values[0]))
+    return len((await session.execute(upsert)).all())
 
 
 async def step_rows(session: AsyncSession, *, run_id: UUID) -> list[StepRow]:
