@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from uuid import UUID
 
@@ -105,13 +106,18 @@ def step_reports(evt: Event) -> list[tuple[StepInfo, UUID | None]]:
     return [(s, portfolio_id) for s in steps]
 
 
+# Every batch locks the same run rows, so batches of one process queue here (in memory) rather than
+# each holding a database connection while waiting for the row lock.
+_bookkeeping_lock = asyncio.Lock()
+
+
 async def on_step_events(ctx: MarketDataContext, events: list[Event]) -> None:
     """Bookkeeping for a batch of pipeline events: one transaction, one settlement per run."""
     relevant = [e for e in events if e.run_id is not None and step_reports(e)]
     if not relevant:
         return
     settled: list[Settled] = []
-    async with ctx.plumbing.uow.for_events(CONSUMER, relevant) as work:
+    async with _bookkeeping_lock, ctx.plumbing.uow.for_events(CONSUMER, relevant) as work:
         reports = [
             (evt.run_id, report_from_step(step, portfolio_id, evt.producer), evt.event_id)
             for evt in work.fresh
@@ -145,5 +151,5 @@ def register(bus: Bus, ctx: MarketDataContext) -> None:
 
     bus.subscribe(CONSUMER, CycleStarted, cycle)
     for event_type in (PricesUpdated, GreeksComputed, FactorsComputed, StressComputed, SnapshotCreated):
-        bus.subscribe_batch(CONSUMER, event_type, steps, max_batch=256, max_wait=0.02)
-    bus.subscribe_batch(CONSUMER, PortfolioUpdated, portfolios, max_batch=256, max_wait=0.02)
+        bus.subscribe_batch(CONSUMER, event_type, steps, max_batch=256, max_wait=0.05, concurrency=1)
+    bus.subscribe_batch(CONSUMER, PortfolioUpdated, portfolios, max_batch=256, max_wait=0.05, concurrency=1)
