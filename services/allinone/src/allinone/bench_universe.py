@@ -175,8 +175,8 @@ async def generate(
         # Portfolios and positions.
         n_option_positions = round(positions_per_portfolio * option_share)
         n_stock_positions = positions_per_portfolio - n_option_positions
-        portfolio_rows = []
-        position_rows = []
+        portfolio_rows: list[tuple[object, ...]] = []
+        position_rows: list[tuple[object, ...]] = []
         entry = days[-60]
         for p in range(portfolios):
             pid = uuid.uuid4()
