@@ -332,6 +332,37 @@ async def test_unknown_portfolio_still_reports_a_failed_step(h: Harness) -> None
     assert len(failed) == 1 and failed[0].step is not None and failed[0].step.status == "failed"
 
 
+async def test_one_failing_portfolio_in_a_batch_fails_alone(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    # api.md §5.3: a portfolio whose valuation raises is reported failed; the rest of the batch commits.
+    from ingest import service as ingest_service
+
+    original = ingest_service.value_portfolio
+    day = date(2026, 11, 20)
+
+    async def flaky(session, *, portfolio_id, **kw):  # type: ignore[no-untyped-def]
+        if portfolio_id == HEDGE_FUND.portfolio_id:
+            raise RuntimeError("simulated valuation bug")
+        return await original(session, portfolio_id=portfolio_id, **kw)
+
+    monkeypatch.setattr(ingest_service, "value_portfolio", flaky)
+    before = len(h.events)
+    for book in (INDIVIDUAL, HEDGE_FUND, HIGH_NET_WORTH):
+        await h.bus.publish(GreeksComputed(as_of=day, portfolio_id=book.portfolio_id))
+    await h.bus.drain()
+    steps = {e.portfolio_id: e.step for e in h.events[before:] if e.change == "valued"}
+    assert steps[HEDGE_FUND.portfolio_id] is not None and steps[HEDGE_FUND.portfolio_id].status == "failed"
+    assert steps[HEDGE_FUND.portfolio_id].error is not None
+    assert steps[HEDGE_FUND.portfolio_id].error.code == "VALUATION_FAILED"
+    for book in (INDIVIDUAL, HIGH_NET_WORTH):
+        step = steps[book.portfolio_id]
+        # partial, not failed: no Greeks are stored for this day in the harness.
+        assert step is not None and step.status in ("completed", "partial") and step.records_processed
+    stored = await h.scalar(
+        "SELECT count(DISTINCT portfolio_id) FROM ingest.position_valuation WHERE valuation_date = :d", d=day
+    )
+    assert stored == 2
+
+
 async def test_backfill_keeps_current_values_and_daily_pnl_uses_the_previous_close(h: Harness) -> None:
     async with h.db.transaction() as s:
         await set_closes(s, P0, {"AAPL": Decimal("220.00")})

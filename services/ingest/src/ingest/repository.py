@@ -255,6 +255,14 @@ async def save_valuation(
     await session.execute(sa.text(_UPDATE_PORTFOLIO), {"t": as_of, "pid": portfolio_id})
 
 
+async def live_portfolio_ids(session: AsyncSession, portfolio_ids: list[UUID]) -> set[UUID]:
+    """Those of `portfolio_ids` that are live (not soft-deleted) portfolios."""
+    rows = await session.execute(
+        sa.text("SELECT id FROM ingest.portfolio WHERE id = ANY(:ids) AND deleted_at IS NULL"), {"ids": portfolio_ids}
+    )
+    return {r[0] for r in rows}
+
+
 async def portfolio_exists(session: AsyncSession, portfolio_id: UUID) -> bool:
     """A live portfolio with this id."""
     row = await session.execute(

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import metrics
+from common.db import is_transient_db_error
 from common.errors import TransientError
 from common.events import CycleStarted, Event, GreeksComputed, PortfolioUpdated, StepError, StepInfo
 from common.formatting import utcnow
@@ -140,11 +141,57 @@ class IngestService:
                     return
                 work.emit(self._valued_event(evt, portfolio_id, started, "failed", 0, error))
 
-    async def on_greeks_computed(self, evt: GreeksComputed) -> None:
-        """`greeks.computed` (cascade) → value that portfolio."""
-        if not evt.cascade:
+    async def on_greeks_computed(self, events: list[GreeksComputed]) -> None:
+        """A batch of cascading `greeks.computed` → value those portfolios in one transaction.
+
+        Each portfolio is valued inside its own SAVEPOINT: a failure rolls back only that portfolio and
+        is reported as a failed step (api.md §5.3); the others commit. A transient database error
+        aborts the batch, which the bus then retries event by event.
+        """
+        wanted = [e for e in events if e.cascade]
+        if not wanted:
             return
-        await self.run_aggregations(evt, evt.portfolio_id, SERVICE)
+        async with self.ctx.plumbing.uow.for_events(SERVICE, list(wanted)) as work:
+            fresh = sorted(
+                (e for e in work.fresh if isinstance(e, GreeksComputed)), key=lambda e: (e.as_of, e.portfolio_id)
+            )
+            if not fresh:
+                return
+            present = await self.views.present()
+            live = await repository.live_portfolio_ids(work.session, [e.portfolio_id for e in fresh])
+            for evt in fresh:
+                work.emit(await self._value_in_savepoint(work.session, evt, live, present))
+
+    async def _value_in_savepoint(
+        self, session: AsyncSession, evt: GreeksComputed, live: set[UUID], present: frozenset[str]
+    ) -> PortfolioUpdated:
+        started = utcnow()
+        pid = evt.portfolio_id
+        if pid not in live:
+            error = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio no longer exists")
+            return self._valued_event(evt, pid, started, "failed", 0, error)
+        try:
+            async with session.begin_nested():
+                summary = await value_portfolio(
+                    session,
+                    portfolio_id=pid,
+                    as_of=evt.as_of,
+                    run_id=evt.run_id,
+                    present=present,
+                    stale_days=self.ctx.settings.stale_price_max_days,
+                )
+        except TransientError:
+            raise
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            log.exception("valuation of portfolio %s for %s failed", pid, evt.as_of)
+            VALUATION_SECONDS.labels("failed").observe((utcnow() - started).total_seconds())
+            error = StepError(code="VALUATION_FAILED", message=str(exc)[:500])
+            return self._valued_event(evt, pid, started, "failed", 0, error)
+        VALUATION_SECONDS.labels(summary.status).observe((utcnow() - started).total_seconds())
+        log.debug("valued portfolio %s for %s: %s", pid, evt.as_of, summary)
+        return self._valued_event(evt, pid, started, summary.status, summary.positions, None)
 
     async def on_cycle_started(self, evt: CycleStarted) -> None:
         """Single-step trigger: `cycle.started` whose first step is `aggregations`, for its scope."""
