@@ -1,0 +1,498 @@
+"""I/O of position correlations: reads through the published views of ingest and marketdata
+(docs/contracts.md) and reads/writes factors.correlation_* tables.
+
+Functions are keyword-only and take the caller's session, so a portfolio's factor exposures and its
+correlations are stored in one transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.formatting import round_money
+from factors.correlation_compute import ENGINE_VERSION, CorrelationFilters, CorrelationResult, PositionRow
+from factors.models_correlations import (
+    correlation_calculation,
+    correlation_cluster,
+    correlation_cluster_member,
+    correlation_node,
+)
+
+KEEP_CALCULATIONS = 8  # data-model.md §11: the last 8 calculations per portfolio
+
+
+@dataclass(frozen=True)
+class PortfolioRef:
+    """A live portfolio as seen through ingest.api_portfolio."""
+
+    id: UUID
+    user_id: UUID
+    status: str
+
+
+async def _rows(session: AsyncSession, sql: str, **params: Any) -> Sequence[sa.RowMapping]:
+    return (await session.execute(sa.text(sql), params)).mappings().all()
+
+
+# ---------------------------------------------------------------- ingest views
+
+
+async def portfolio(session: AsyncSession, *, portfolio_id: UUID) -> PortfolioRef | None:
+    """One live portfolio by id."""
+    rows = await _rows(session, "SELECT id, user_id, status FROM ingest.api_portfolio WHERE id = :id", id=portfolio_id)
+    return PortfolioRef(rows[0]["id"], rows[0]["user_id"], rows[0]["status"]) if rows else None
+
+
+async def default_portfolio(session: AsyncSession, *, user_id: UUID) -> PortfolioRef | None:
+    """The caller's default portfolio (else the first created); portfolios in onboarding are skipped."""
+    rows = await _rows(
+        session,
+        """
+        SELECT id, user_id, status FROM ingest.api_portfolio
+        WHERE user_id = :uid AND status <> 'onboarding'
+        ORDER BY is_default DESC, created_at ASC, id ASC
+        LIMIT 1
+        """,
+        uid=user_id,
+    )
+    return PortfolioRef(rows[0]["id"], rows[0]["user_id"], rows[0]["status"]) if rows else None
+
+
+async def latest_valuation_date(session: AsyncSession, *, portfolio_id: UUID) -> date | None:
+    """Newest valuation date of a portfolio (the default as-of of an on-demand calculation)."""
+    rows = await _rows(
+        session,
+        "SELECT max(valuation_date) AS d FROM ingest.api_position_valuation WHERE portfolio_id = :pid",
+        pid=portfolio_id,
+    )
+    return rows[0]["d"] if rows else None
+
+
+async def position_exposures(session: AsyncSession, *, portfolio_id: UUID, as_of: date) -> list[PositionRow]:
+    """Valued positions of a portfolio at `as_of` with their underlying, tags and the underlying's sector."""
+    rows = await _rows(
+        session,
+        """
+        SELECT v.position_id, COALESCE(NULLIF(v.underlying_symbol, ''), v.symbol) AS underlying,
+               v.position_type, v.dollar_exposure, v.market_value,
+               COALESCE(tg.tags, '{}'::text[]) AS tags, s.sector
+        FROM ingest.api_position_valuation v
+        LEFT JOIN LATERAL (
+            SELECT array_agg(DISTINCT t.name ORDER BY t.name) AS tags
+            FROM ingest.api_position_tag t WHERE t.position_id = v.position_id
+        ) tg ON true
+        LEFT JOIN marketdata.api_security s ON s.symbol = COALESCE(NULLIF(v.underlying_symbol, ''), v.symbol)
+        WHERE v.portfolio_id = :pid AND v.valuation_date = :d
+        ORDER BY v.position_id
+        """,
+        pid=portfolio_id,
+        d=as_of,
+    )
+    return [
+        PositionRow(
+            position_id=r["position_id"],
+            underlying=r["underlying"],
+            position_type=r["position_type"],
+            dollar_exposure=None if r["dollar_exposure"] is None else float(r["dollar_exposure"]),
+            market_value=None if r["market_value"] is None else float(r["market_value"]),
+            tags=tuple(r["tags"] or ()),
+            sector=r["sector"],
+        )
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------- marketdata views
+
+
+async def price_grid(
+    session: AsyncSession, *, symbols: Sequence[str], as_of: date, days: int
+) -> tuple[list[date], np.ndarray]:
+    """Adjusted closes of `symbols` on the last `days` NYSE trading days ≤ as_of (oldest first).
+
+    Returns the dates and a len(dates) × len(symbols) matrix with NaN where no adjusted close is
+    stored. Falls back to SPY's close dates (the master date index) when the calendar view is empty."""
+    rows = (
+        await session.execute(
+            sa.text(
+                """
+                WITH days AS (
+                    SELECT trading_date FROM marketdata.api_trading_day
+                    WHERE trading_date <= :d ORDER BY trading_date DESC LIMIT :n
+                )
+                SELECT d.trading_date, p.symbol, p.adj_close
+                FROM days d
+                LEFT JOIN marketdata.api_daily_price p
+                  ON p.price_date = d.trading_date AND p.symbol = ANY(:syms) AND p.adj_close IS NOT NULL
+                """
+            ),
+            {"d": as_of, "n": days, "syms": list(symbols)},
+        )
+    ).all()
+    if not rows:
+        rows = (
+            await session.execute(
+                sa.text(
+                    """
+                    WITH days AS (
+                        SELECT price_date AS trading_date FROM marketdata.api_daily_price
+                        WHERE symbol = 'SPY' AND price_date <= :d ORDER BY price_date DESC LIMIT :n
+                    )
+                    SELECT d.trading_date, p.symbol, p.adj_close
+                    FROM days d
+                    LEFT JOIN marketdata.api_daily_price p
+                      ON p.price_date = d.trading_date AND p.symbol = ANY(:syms) AND p.adj_close IS NOT NULL
+                    """
+                ),
+                {"d": as_of, "n": days, "syms": list(symbols)},
+            )
+        ).all()
+    dates = sorted({r[0] for r in rows})
+    matrix = np.full((len(dates), len(symbols)), np.nan)
+    priced = [r for r in rows if r[1] is not None]
+    if priced:
+        day_index = {d: i for i, d in enumerate(dates)}
+        col_index = {s: j for j, s in enumerate(symbols)}
+        ri = np.fromiter((day_index[r[0]] for r in priced), dtype=np.int64, count=len(priced))
+        ci = np.fromiter((col_index[r[1]] for r in priced), dtype=np.int64, count=len(priced))
+        matrix[ri, ci] = np.fromiter((float(r[2]) for r in priced), dtype=float, count=len(priced))
+    return dates, matrix
+
+
+async def data_source(session: AsyncSession, *, as_of: date) -> str:
+    """`fixture` when SPY's close on as_of came from the fixture, else `live` (docs/contracts.md)."""
+    rows = await _rows(
+        session, "SELECT source FROM marketdata.api_daily_price WHERE symbol = 'SPY' AND price_date = :d", d=as_of
+    )
+    return "fixture" if rows and rows[0]["source"] == "fixture" else "live"
+
+
+async def latest_market_date(session: AsyncSession) -> date | None:
+    """Latest SPY close date (the master date index): a calculation for it is `fresh`."""
+    rows = await _rows(session, "SELECT max(price_date) AS d FROM marketdata.api_daily_price WHERE symbol = 'SPY'")
+    return rows[0]["d"] if rows else None
+
+
+# ---------------------------------------------------------------- factors.correlation_* writes
+
+
+@dataclass(frozen=True)
+class ExistingCalculation:
+    """The stored calculation of a (portfolio, window, date) key."""
+
+    id: UUID
+    inputs_hash: bytes
+    nodes_included: int
+    nodes_excluded: int
+    data_quality: str
+
+
+async def existing_calculation(
+    session: AsyncSession, *, portfolio_id: UUID, duration_days: int, as_of: date
+) -> ExistingCalculation | None:
+    """The calculation stored under the natural key, if any."""
+    c = correlation_calculation.c
+    row = (
+        (
+            await session.execute(
+                sa.select(c.id, c.inputs_hash, c.nodes_included, c.nodes_excluded, c.data_quality).where(
+                    c.portfolio_id == portfolio_id, c.duration_days == duration_days, c.calculation_date == as_of
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return None
+    return ExistingCalculation(
+        row["id"], bytes(row["inputs_hash"]), row["nodes_included"], row["nodes_excluded"], row["data_quality"]
+    )
+
+
+async def delete_calculation(session: AsyncSession, *, portfolio_id: UUID, duration_days: int, as_of: date) -> int:
+    """Remove the calculation of a key (its nodes, pairs and clusters cascade)."""
+    c = correlation_calculation.c
+    result = await session.execute(
+        sa.delete(correlation_calculation).where(
+            c.portfolio_id == portfolio_id, c.duration_days == duration_days, c.calculation_date == as_of
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+_PAIRS_SQL = sa.text(
+    """
+    INSERT INTO factors.pairwise_correlation
+        (calculation_id, symbol_1, symbol_2, correlation, correlation_dir, observations, p_value)
+    SELECT :cid, s1, s2, NULLIF(r, 'NaN'::float8), NULLIF(rd, 'NaN'::float8), n, NULLIF(p, 'NaN'::float8)
+    FROM unnest(CAST(:s1 AS text[]), CAST(:s2 AS text[]), CAST(:r AS float8[]), CAST(:rd AS float8[]),
+                CAST(:n AS int2[]), CAST(:p AS float8[])) AS t(s1, s2, r, rd, n, p)
+    """
+).bindparams(
+    sa.bindparam("s1", type_=pg.ARRAY(sa.Text)),
+    sa.bindparam("s2", type_=pg.ARRAY(sa.Text)),
+    sa.bindparam("r", type_=pg.ARRAY(sa.Float)),
+    sa.bindparam("rd", type_=pg.ARRAY(sa.Float)),
+    sa.bindparam("n", type_=pg.ARRAY(sa.SmallInteger)),
+    sa.bindparam("p", type_=pg.ARRAY(sa.Float)),
+)
+
+
+async def store_calculation(
+    session: AsyncSession,
+    *,
+    portfolio_id: UUID,
+    as_of: date,
+    duration_days: int,
+    filters: CorrelationFilters,
+    result: CorrelationResult,
+    rho_dir: np.ndarray,
+    digest: bytes,
+    run_id: UUID | None,
+) -> UUID:
+    """Upsert the calculation on (portfolio_id, duration_days, calculation_date) and replace its nodes,
+    pairs and clusters, so a re-run replaces the day and never duplicates it."""
+    m = result.metrics
+    nodes = result.nodes
+    values: dict[str, Any] = {
+        "average_correlation": _float(m.average_correlation),
+        "weighted_average_correlation": _float(m.weighted_average_correlation),
+        "direction_adjusted_correlation": _float(m.direction_adjusted_correlation),
+        "effective_positions_hhi": _float(m.effective_positions_hhi),
+        "effective_positions_corr": _float(m.effective_positions_corr),
+        "concentration_gross": _float(result.clusters.concentration_gross),
+        "concentration_net": _float(result.clusters.concentration_net),
+        "data_quality": result.data_quality,
+        "min_position_value": round_money(filters.min_position_value),
+        "min_portfolio_weight": filters.min_portfolio_weight,
+        "filter_mode": filters.filter_mode,
+        "correlation_threshold": filters.correlation_threshold,
+        "nodes_included": int(result.included.sum()),
+        "nodes_excluded": int(len(nodes) - result.included.sum()),
+        "inputs_hash": digest,
+        "run_id": run_id,
+        "gross_exposure": round_money(nodes.gross),
+        "valid_pairs": m.valid_pairs,
+        "null_pairs": m.null_pairs,
+        "window_start_date": result.window_start,
+        "window_end_date": result.window_end,
+        "flags": list(result.flags),
+        "engine_version": ENGINE_VERSION,
+    }
+    insert = pg.insert(correlation_calculation).values(
+        id=uuid.uuid4(), portfolio_id=portfolio_id, calculation_date=as_of, duration_days=duration_days, **values
+    )
+    stmt = insert.on_conflict_do_update(
+        constraint="correlation_calculation_portfolio_window_date_uq",
+        set_={**{k: insert.excluded[k] for k in values}, "created_at": sa.func.now()},
+    ).returning(correlation_calculation.c.id, sa.literal_column("(xmax = 0)").label("inserted"))
+    row = (await session.execute(stmt)).one()
+    cid: UUID = row[0]
+    if not row[1]:
+        await session.execute(sa.delete(correlation_node).where(correlation_node.c.calculation_id == cid))
+        await session.execute(
+            sa.text("DELETE FROM factors.pairwise_correlation WHERE calculation_id = :cid"), {"cid": cid}
+        )
+        await session.execute(sa.delete(correlation_cluster).where(correlation_cluster.c.calculation_id == cid))
+
+    node_rows = [
+        {
+            "calculation_id": cid,
+            "symbol": nodes.symbols[j],
+            "position_ids": nodes.position_ids[j],
+            "position_types": nodes.position_types[j],
+            "exposure": round_money(float(nodes.exposure[j])),
+            "market_value": round_money(float(nodes.market_value[j])) if np.isfinite(nodes.market_value[j]) else None,
+            "observations": int(min(result.observations[j], 32767)),
+            "included": bool(result.included[j]),
+            "exclusion_reason": result.exclusion_reason[j],
+            "tags": list(nodes.tags[j]),
+            "sector": nodes.sectors[j],
+        }
+        for j in range(len(nodes))
+    ]
+    if node_rows:
+        await session.execute(pg.insert(correlation_node).values(node_rows))
+
+    idx = result.included_index
+    k = len(idx)
+    if k >= 2:
+        iu, ju = np.triu_indices(k, 1)
+        symbols = np.array([nodes.symbols[i] for i in idx], dtype=object)
+        pairs = result.pairs
+        await session.execute(
+            _PAIRS_SQL,
+            {
+                "cid": cid,
+                "s1": symbols[iu].tolist(),
+                "s2": symbols[ju].tolist(),
+                "r": pairs.rho[iu, ju].tolist(),
+                "rd": rho_dir[iu, ju].tolist(),
+                "n": np.minimum(pairs.n[iu, ju], 32767).tolist(),
+                "p": pairs.p_value[iu, ju].tolist(),
+            },
+        )
+
+    cluster_rows: list[dict[str, Any]] = []
+    member_rows: list[dict[str, Any]] = []
+    for cl in result.clusters.clusters:
+        cluster_id = uuid.uuid4()
+        cluster_rows.append(
+            {
+                "id": cluster_id,
+                "calculation_id": cid,
+                "cluster_number": cl.number,
+                "threshold": filters.correlation_threshold,
+                "nickname": cl.nickname,
+                "nickname_source": cl.nickname_source,
+                "avg_correlation": _float(cl.avg_correlation),
+                "gross": round_money(cl.gross),
+                "net": round_money(cl.net),
+                "share_of_gross": _float(cl.share_of_gross),
+            }
+        )
+        member_rows.extend(
+            {
+                "cluster_id": cluster_id,
+                "symbol": sym,
+                "exposure": round_money(exp),
+                "share_of_gross": _float(share),
+                "correlation_to_cluster": _float(corr),
+            }
+            for sym, exp, share, corr in zip(
+                cl.symbols, cl.exposures, cl.member_share_of_gross, cl.correlation_to_cluster, strict=True
+            )
+        )
+    if cluster_rows:
+        await session.execute(pg.insert(correlation_cluster).values(cluster_rows))
+        await session.execute(pg.insert(correlation_cluster_member).values(member_rows))
+    return cid
+
+
+async def apply_retention(session: AsyncSession, *, portfolio_id: UUID, keep: int = KEEP_CALCULATIONS) -> int:
+    """Keep the newest `keep` calculations of a portfolio (by date, then creation)."""
+    result = await session.execute(
+        sa.text(
+            """
+            DELETE FROM factors.correlation_calculation
+            WHERE portfolio_id = :pid AND id NOT IN (
+                SELECT id FROM factors.correlation_calculation WHERE portfolio_id = :pid
+                ORDER BY calculation_date DESC, created_at DESC, id DESC LIMIT :keep
+            )
+            """
+        ),
+        {"pid": portfolio_id, "keep": keep},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# ---------------------------------------------------------------- reads for the API
+
+
+async def latest_calculation(
+    session: AsyncSession,
+    *,
+    portfolio_id: UUID,
+    duration_days: int | None = None,
+    as_of: date | None = None,
+    calculation_id: UUID | None = None,
+) -> dict[str, Any] | None:
+    """The newest calculation of a portfolio (optionally for one window length, date or id)."""
+    c = correlation_calculation.c
+    query = sa.select(correlation_calculation).where(c.portfolio_id == portfolio_id)
+    if calculation_id is not None:
+        query = query.where(c.id == calculation_id)
+    if duration_days is not None:
+        query = query.where(c.duration_days == duration_days)
+    if as_of is not None:
+        query = query.where(c.calculation_date == as_of)
+    query = query.order_by(c.calculation_date.desc(), c.created_at.desc(), c.id.desc()).limit(1)
+    row = (await session.execute(query)).mappings().first()
+    return dict(row) if row else None
+
+
+async def calculation_nodes(session: AsyncSession, *, calculation_id: UUID) -> list[dict[str, Any]]:
+    """Every node of a calculation in symbol order."""
+    rows = (
+        (
+            await session.execute(
+                sa.select(correlation_node)
+                .where(correlation_node.c.calculation_id == calculation_id)
+                .order_by(correlation_node.c.symbol)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return [dict(r) for r in rows]
+
+
+async def calculation_pairs(
+    session: AsyncSession, *, calculation_id: UUID
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stored pairs as columns: symbol_1, symbol_2, ρ, ρ^dir, n, p (NaN where NULL)."""
+    rows = (
+        await session.execute(
+            sa.text(
+                """
+                SELECT symbol_1, symbol_2, correlation, correlation_dir, observations, p_value
+                FROM factors.pairwise_correlation WHERE calculation_id = :cid
+                """
+            ),
+            {"cid": calculation_id},
+        )
+    ).all()
+    if not rows:
+        empty = np.zeros(0)
+        return [], [], empty, empty, np.zeros(0, dtype=np.int64), empty
+    s1, s2, r, rd, n, p = zip(*rows, strict=True)
+    as_float = lambda col: np.array([np.nan if v is None else v for v in col], dtype=float)  # noqa: E731
+    return list(s1), list(s2), as_float(r), as_float(rd), np.array(n, dtype=np.int64), as_float(p)
+
+
+async def calculation_clusters(session: AsyncSession, *, calculation_id: UUID) -> list[dict[str, Any]]:
+    """Stored clusters (by number) with their members (by descending |exposure|)."""
+    clusters = (
+        (
+            await session.execute(
+                sa.select(correlation_cluster)
+                .where(correlation_cluster.c.calculation_id == calculation_id)
+                .order_by(correlation_cluster.c.cluster_number)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if not clusters:
+        return []
+    mem = correlation_cluster_member.c
+    members = (
+        (
+            await session.execute(
+                sa.select(correlation_cluster_member)
+                .where(mem.cluster_id.in_([c["id"] for c in clusters]))
+                .order_by(mem.cluster_id, sa.func.abs(mem.exposure).desc(), mem.symbol)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    by_cluster: dict[UUID, list[dict[str, Any]]] = {}
+    for m in members:
+        by_cluster.setdefault(m["cluster_id"], []).append(dict(m))
+    return [{**dict(c), "members": by_cluster.get(c["id"], [])} for c in clusters]

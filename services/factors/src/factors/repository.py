@@ -1,0 +1,739 @@
+"""I/O of the factor model: reads through the published views of ingest, marketdata and stress
+(docs/contracts.md) and reads/writes the factors.* model tables.
+
+Functions are keyword-only and take the caller's session, so a handler's reads and writes share one
+transaction. Hot reads (price history of thousands of symbols) aggregate per symbol in SQL and go
+through the asyncpg connection under the session; bulk writes COPY into a temporary table and
+upsert from it on the natural key (a re-run replaces rows, never duplicates them).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from factors.models import (
+    factor_definition,
+    factor_matrix,
+    factor_matrix_cell,
+    portfolio_factor_exposure,
+    position_factor_exposure,
+    underlying_regression,
+)
+from factors.models_correlations import correlation_calculation
+
+MARKET_SYMBOL = "SPY"
+RATE_SERIES = "DGS10"
+
+
+@dataclass(frozen=True)
+class PortfolioRef:
+    """A live portfolio as seen through ingest.api_portfolio."""
+
+    id: UUID
+    user_id: UUID
+    status: str
+
+
+@dataclass(frozen=True)
+class FactorDef:
+    """One registry row (factors.factor_definition)."""
+
+    id: UUID
+    code: str
+    name: str
+    proxy: str | None
+    proxy_type: str | None
+    display_order: int
+    calculation_method: str
+    is_active: bool
+
+
+async def _rows(session: AsyncSession, sql: str, **params: Any) -> Sequence[sa.RowMapping]:
+    return (await session.execute(sa.text(sql), params)).mappings().all()
+
+
+async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under `session`, inside the session's transaction (opened first)."""
+    conn = await session.connection()
+    await conn.execute(sa.text("SELECT 1"))
+    raw = await conn.get_raw_connection()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver
+
+
+# ---------------------------------------------------------------- registry
+
+
+async def factor_definitions(session: AsyncSession) -> list[FactorDef]:
+    """The nine registry rows in display order."""
+    rows = (
+        (await session.execute(sa.select(factor_definition).order_by(factor_definition.c.display_order)))
+        .mappings()
+        .all()
+    )
+    return [
+        FactorDef(
+            r["id"],
+            r["code"],
+            r["name"],
+            r["proxy"],
+            r["proxy_type"],
+            r["display_order"],
+            r["calculation_method"],
+            r["is_active"],
+        )
+        for r in rows
+    ]
+
+
+# ---------------------------------------------------------------- ingest views
+
+
+async def active_portfolio_ids(session: AsyncSession) -> list[UUID]:
+    """Every active portfolio (the scope of a run without an explicit list)."""
+    rows = await _rows(session, "SELECT id FROM ingest.api_portfolio WHERE status = 'active' ORDER BY id")
+    return [r["id"] for r in rows]
+
+
+async def portfolio(session: AsyncSession, *, portfolio_id: UUID) -> PortfolioRef | None:
+    """One live portfolio by id."""
+    rows = await _rows(session, "SELECT id, user_id, status FROM ingest.api_portfolio WHERE id = :id", id=portfolio_id)
+    return PortfolioRef(rows[0]["id"], rows[0]["user_id"], rows[0]["status"]) if rows else None
+
+
+async def default_portfolio(session: AsyncSession, *, user_id: UUID) -> PortfolioRef | None:
+    """The caller's default portfolio (else the first created); portfolios in onboarding are skipped."""
+    rows = await _rows(
+        session,
+        """
+        SELECT id, user_id, status FROM ingest.api_portfolio
+        WHERE user_id = :uid AND status <> 'onboarding'
+        ORDER BY is_default DESC, created_at ASC, id ASC
+        LIMIT 1
+        """,
+        uid=user_id,
+    )
+    return PortfolioRef(rows[0]["id"], rows[0]["user_id"], rows[0]["status"]) if rows else None
+
+
+async def held_underlyings(session: AsyncSession) -> list[str]:
+    """Every underlying of open positions in active portfolios (options by their underlying)."""
+    rows = await _rows(
+        session,
+        """
+        SELECT DISTINCT p.underlying_symbol AS symbol
+        FROM ingest.api_open_position p
+        JOIN ingest.api_portfolio pf ON pf.id = p.portfolio_id
+        WHERE pf.status = 'active'
+        """,
+    )
+    return sorted(r["symbol"] for r in rows if r["symbol"])
+
+
+@dataclass(frozen=True)
+class Valuations:
+    """Positions valued at `as_of` for a set of portfolios (column arrays) and their cash balances."""
+
+    position_id: list[UUID]
+    portfolio_id: list[UUID]
+    symbol: list[str]
+    underlying: list[str]
+    instrument_type: list[str]
+    position_type: list[str]
+    expiration: list[date | None]
+    market_value: list[Any]  # Decimal | None
+    exposure: list[Any]  # Decimal | None (dollar_exposure)
+    cash: dict[UUID, Any]  # portfolio → Decimal cash balance (live portfolios only)
+
+
+async def valuations(session: AsyncSession, *, portfolio_ids: Sequence[UUID], as_of: date) -> Valuations:
+    """ingest.api_position_valuation rows of `portfolio_ids` on `as_of`, with each position's expiry."""
+    conn = await raw_connection(session)
+    rows = await conn.fetch(
+        """
+        SELECT v.position_id, v.portfolio_id, v.symbol, v.underlying_symbol, v.instrument_type, v.position_type,
+               p.expiration_date, v.market_value, v.dollar_exposure
+        FROM ingest.api_position_valuation v
+        JOIN ingest.api_position p ON p.id = v.position_id
+        WHERE v.portfolio_id = ANY($1::uuid[]) AND v.valuation_date = $2
+        ORDER BY v.portfolio_id, v.symbol, v.position_id
+        """,
+        list(portfolio_ids),
+        as_of,
+    )
+    cash_rows = await conn.fetch(
+        "SELECT id, cash_balance FROM ingest.api_portfolio WHERE id = ANY($1::uuid[])", list(portfolio_ids)
+    )
+    return Valuations(
+        position_id=[r[0] for r in rows],
+        portfolio_id=[r[1] for r in rows],
+        symbol=[r[2] for r in rows],
+        underlying=[r[3] or r[2] for r in rows],
+        instrument_type=[r[4] for r in rows],
+        position_type=[r[5] for r in rows],
+        expiration=[r[6] for r in rows],
+        market_value=[r[7] for r in rows],
+        exposure=[r[8] for r in rows],
+        cash={r[0]: r[1] for r in cash_rows},
+    )
+
+
+async def open_position_counts(session: AsyncSession, *, portfolio_ids: Sequence[UUID], as_of: date) -> dict[UUID, int]:
+    """Positions held at `as_of` per portfolio (entry_date <= D AND (open OR exit_date > D))."""
+    rows = await _rows(
+        session,
+        """
+        SELECT portfolio_id, count(*) AS n FROM ingest.api_position
+        WHERE portfolio_id = ANY(:pids) AND entry_date <= :d AND (status = 'open' OR exit_date > :d)
+        GROUP BY portfolio_id
+        """,
+        pids=list(portfolio_ids),
+        d=as_of,
+    )
+    return {r["portfolio_id"]: int(r["n"]) for r in rows}
+
+
+async def position_types(session: AsyncSession, *, position_ids: Sequence[UUID]) -> dict[UUID, str]:
+    """position_type of positions (ingest.api_position)."""
+    if not position_ids:
+        return {}
+    rows = await _rows(
+        session, "SELECT id, position_type FROM ingest.api_position WHERE id = ANY(:ids)", ids=list(position_ids)
+    )
+    return {r["id"]: r["position_type"] for r in rows}
+
+
+# ---------------------------------------------------------------- marketdata views
+
+
+async def trading_window(session: AsyncSession, *, as_of: date, returns: int) -> list[date]:
+    """The last `returns + 1` NYSE trading days <= as_of, ascending (`returns` returns end at the last).
+
+    Falls back to SPY's price dates (the master date index) when the calendar view is empty.
+    """
+    rows = await _rows(
+        session,
+        "SELECT trading_date FROM marketdata.api_trading_day WHERE trading_date <= :d "
+        "ORDER BY trading_date DESC LIMIT :n",
+        d=as_of,
+        n=returns + 1,
+    )
+    if not rows:
+        rows = await _rows(
+            session,
+            "SELECT price_date AS trading_date FROM marketdata.api_daily_price WHERE symbol = :s AND price_date <= :d "
+            "ORDER BY price_date DESC LIMIT :n",
+            s=MARKET_SYMBOL,
+            d=as_of,
+            n=returns + 1,
+        )
+    return sorted(r["trading_date"] for r in rows)
+
+
+async def close_matrix(session: AsyncSession, *, symbols: Sequence[str], days: Sequence[date]) -> np.ndarray:
+    """Adjusted closes (the close when no adjusted close is stored) as a (len(days), len(symbols))
+    float matrix aligned with `days`; NaN where a symbol has no close on a day (never filled)."""
+    out = np.full((len(days), len(symbols)), np.nan)
+    if not symbols or not days:
+        return out
+    conn = await raw_connection(session)
+    rows = await conn.fetch(
+        """
+        SELECT symbol,
+               array_agg(price_date ORDER BY price_date) AS dates,
+               array_agg(COALESCE(adj_close, close)::float8 ORDER BY price_date) AS closes
+        FROM marketdata.api_daily_price
+        WHERE symbol = ANY($1::text[]) AND price_date BETWEEN $2 AND $3
+        GROUP BY symbol
+        """,
+        list(symbols),
+        days[0],
+        days[-1],
+    )
+    day_index = {d: i for i, d in enumerate(days)}
+    col = {s: j for j, s in enumerate(symbols)}
+    for symbol, dates, closes in rows:
+        j = col[symbol]
+        idx = [day_index.get(d, -1) for d in dates]
+        keep = [k for k, i in enumerate(idx) if i >= 0]
+        if keep:
+            values = np.array([closes[k] for k in keep], dtype=np.float64)
+            out[[idx[k] for k in keep], j] = values
+    return out
+
+
+async def rate_levels(session: AsyncSession, *, days: Sequence[date], series: str = RATE_SERIES) -> np.ndarray:
+    """Rate observations (fractions) aligned with `days`; NaN when the series has none (FRED holidays)."""
+    out = np.full(len(days), np.nan)
+    if not days:
+        return out
+    rows = await _rows(
+        session,
+        "SELECT observation_date, value FROM marketdata.api_rate "
+        "WHERE series_id = :s AND observation_date BETWEEN :a AND :b",
+        s=series,
+        a=days[0],
+        b=days[-1],
+    )
+    index = {d: i for i, d in enumerate(days)}
+    for r in rows:
+        i = index.get(r["observation_date"])
+        if i is not None and r["value"] is not None:
+            out[i] = float(r["value"])
+    return out
+
+
+async def latest_market_date(session: AsyncSession, *, on_or_before: date | None = None) -> date | None:
+    """The newest SPY close (the master date index): the default as-of of market-wide reads."""
+    if on_or_before is None:
+        rows = await _rows(
+            session, "SELECT max(price_date) AS d FROM marketdata.api_daily_price WHERE symbol = :s", s=MARKET_SYMBOL
+        )
+    else:
+        rows = await _rows(
+            session,
+            "SELECT max(price_date) AS d FROM marketdata.api_daily_price WHERE symbol = :s AND price_date <= :d",
+            s=MARKET_SYMBOL,
+            d=on_or_before,
+        )
+    return rows[0]["d"] if rows else None
+
+
+async def data_source(session: AsyncSession, *, as_of: date) -> str:
+    """`fixture` when SPY's close on as_of came from the fixture, else `live` (docs/contracts.md)."""
+    rows = await _rows(
+        session,
+        "SELECT source FROM marketdata.api_daily_price WHERE symbol = :s AND price_date = :d",
+        s=MARKET_SYMBOL,
+        d=as_of,
+    )
+    return "fixture" if rows and rows[0]["source"] == "fixture" else "live"
+
+
+async def run_includes_correlations(session: AsyncSession, *, run_id: UUID | None) -> bool:
+    """Whether the batch run asked for position correlations (run-all `include_correlations`, api.md #9).
+
+    Runs without the parameter (single steps, cascades, events outside a run) include them.
+    """
+    if run_id is None:
+        return True
+    rows = await _rows(session, "SELECT params FROM marketdata.api_batch_run WHERE id = :id", id=run_id)
+    if not rows or not isinstance(rows[0]["params"], dict):
+        return True
+    return rows[0]["params"].get("include_correlations") is not False
+
+
+# ---------------------------------------------------------------- stress views
+
+
+async def snapshot_pnl(session: AsyncSession, *, portfolio_id: UUID, start: date, end: date) -> dict[date, Any]:
+    """Daily P&L of the portfolio's stored snapshots in [start, end] (stress.api_snapshot)."""
+    rows = await _rows(
+        session,
+        "SELECT snapshot_date, daily_pnl FROM stress.api_snapshot "
+        "WHERE portfolio_id = :p AND snapshot_date BETWEEN :a AND :b",
+        p=portfolio_id,
+        a=start,
+        b=end,
+    )
+    return {r["snapshot_date"]: r["daily_pnl"] for r in rows if r["daily_pnl"] is not None}
+
+
+# ---------------------------------------------------------------- bulk writes
+
+
+async def _copy_upsert(
+    session: AsyncSession, table: sa.Table, records: list[tuple[Any, ...]], columns: Sequence[str], keys: Sequence[str]
+) -> None:
+    """COPY `records` into a temporary copy of `table`, then upsert them on `keys`."""
+    if not records:
+        return
+    conn = await raw_connection(session)
+    tmp = f"_fac_load_{uuid.uuid4().hex[:12]}"
+    target = f"{table.schema}.{table.name}"
+    cols = ", ".join(columns)
+    update = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in keys)
+    await conn.execute(f"CREATE TEMP TABLE {tmp} (LIKE {target} INCLUDING DEFAULTS) ON COMMIT DROP")
+    await conn.copy_records_to_table(tmp, records=records, columns=list(columns))
+    conflict = f"DO UPDATE SET {update}, created_at = now()" if update else "DO NOTHING"
+    await conn.execute(
+        f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {tmp} ON CONFLICT ({', '.join(keys)}) {conflict}"
+    )
+    await conn.execute(f"DROP TABLE {tmp}")
+
+
+MATRIX_COLUMNS = (
+    "id",
+    "calculation_date",
+    "basis",
+    "lookback_days",
+    "window_start_date",
+    "window_end_date",
+    "observations",
+    "factor_codes",
+    "market_loadings",
+    "volatilities",
+    "diagnostics",
+    "flags",
+    "engine_version",
+    "run_id",
+)
+
+
+async def upsert_matrix(
+    session: AsyncSession, *, row: dict[str, Any], cells: Iterable[tuple[str, str, float, float]]
+) -> UUID:
+    """Store one matrix for (calculation_date, lookback_days, basis), keeping its id on a re-run, and
+    replace its cells."""
+    values = {k: v for k, v in row.items() if k != "id"}
+    insert = sa.dialects.postgresql.insert(factor_matrix).values(id=row.get("id") or uuid.uuid4(), **values)
+    upsert = insert.on_conflict_do_update(
+        constraint="factor_matrix_date_lookback_basis_uq",
+        set_={k: insert.excluded[k] for k in values if k not in ("calculation_date", "lookback_days", "basis")}
+        | {"created_at": sa.func.now()},
+    ).returning(factor_matrix.c.id)
+    matrix_id: UUID = (await session.execute(upsert)).scalar_one()
+    await session.execute(sa.delete(factor_matrix_cell).where(factor_matrix_cell.c.matrix_id == matrix_id))
+    records = [(matrix_id, f1, f2, corr, cov) for f1, f2, corr, cov in cells]
+    conn = await raw_connection(session)
+    await conn.copy_records_to_table(
+        "factor_matrix_cell",
+        schema_name="factors",
+        records=records,
+        columns=["matrix_id", "factor_1", "factor_2", "correlation", "covariance"],
+    )
+    return matrix_id
+
+
+REGRESSION_COLUMNS = (
+    "symbol",
+    "calculation_date",
+    "matrix_id",
+    "window_start_date",
+    "window_end_date",
+    "observations",
+    "quality_flag",
+    "beta_source",
+    "alpha_daily",
+    "alpha_p_value",
+    "residual_volatility",
+    "r_squared_joint",
+    "condition_number",
+    "flags",
+    "engine_version",
+    "run_id",
+)
+BETA_COLUMNS = (
+    "symbol",
+    "calculation_date",
+    "factor_id",
+    "beta",
+    "std_error",
+    "t_stat",
+    "p_value",
+    "r_squared",
+    "adj_r_squared",
+    "vif",
+)
+
+
+async def upsert_regressions(
+    session: AsyncSession, *, regressions: list[tuple[Any, ...]], betas: list[tuple[Any, ...]]
+) -> None:
+    """Upsert underlying_regression rows (REGRESSION_COLUMNS) and their betas (BETA_COLUMNS)."""
+    await _copy_upsert(session, underlying_regression, regressions, REGRESSION_COLUMNS, ("symbol", "calculation_date"))
+    if betas:
+        conn = await raw_connection(session)
+        tmp = f"_fac_beta_{uuid.uuid4().hex[:12]}"
+        cols = ", ".join(BETA_COLUMNS)
+        update = ", ".join(f"{c} = EXCLUDED.{c}" for c in BETA_COLUMNS[3:])
+        await conn.execute(f"CREATE TEMP TABLE {tmp} (LIKE factors.underlying_factor_beta) ON COMMIT DROP")
+        await conn.copy_records_to_table(tmp, records=betas, columns=list(BETA_COLUMNS))
+        await conn.execute(
+            f"INSERT INTO factors.underlying_factor_beta ({cols}) SELECT {cols} FROM {tmp} "
+            f"ON CONFLICT (symbol, calculation_date, factor_id) DO UPDATE SET {update}"
+        )
+        await conn.execute(f"DROP TABLE {tmp}")
+
+
+POSITION_COLUMNS = (
+    "position_id",
+    "calculation_date",
+    "factor_id",
+    "portfolio_id",
+    "symbol",
+    "underlying_symbol",
+    "exposure",
+    "beta",
+    "beta_source",
+    "exposure_dollar",
+    "quality_flag",
+    "run_id",
+)
+PORTFOLIO_COLUMNS = (
+    "portfolio_id",
+    "calculation_date",
+    "factor_id",
+    "exposure_dollar",
+    "beta",
+    "beta_gross",
+    "equity",
+    "gross_exposure",
+    "contributing_positions",
+    "largest_contributor",
+    "coverage_pct",
+    "positions_full",
+    "positions_limited",
+    "positions_default",
+    "status",
+    "reason",
+    "flags",
+    "excluded",
+    "engine_version",
+    "run_id",
+)
+
+
+async def replace_exposures(
+    session: AsyncSession,
+    *,
+    portfolio_ids: Sequence[UUID],
+    as_of: date,
+    positions: list[tuple[Any, ...]],
+    portfolios: list[tuple[Any, ...]],
+) -> None:
+    """Store the position (POSITION_COLUMNS) and portfolio (PORTFOLIO_COLUMNS) exposures of
+    `portfolio_ids` for `as_of`: upserts on the natural keys, and rows of positions no longer held
+    on that date are removed, so a re-run replaces the day."""
+    keep = {r[0] for r in positions}
+    await session.execute(
+        sa.delete(position_factor_exposure).where(
+            position_factor_exposure.c.portfolio_id.in_(list(portfolio_ids)),
+            position_factor_exposure.c.calculation_date == as_of,
+            position_factor_exposure.c.position_id.not_in(list(keep)) if keep else sa.true(),
+        )
+    )
+    await _copy_upsert(
+        session,
+        position_factor_exposure,
+        positions,
+        POSITION_COLUMNS,
+        ("position_id", "calculation_date", "factor_id"),
+    )
+    await _copy_upsert(
+        session,
+        portfolio_factor_exposure,
+        portfolios,
+        PORTFOLIO_COLUMNS,
+        ("portfolio_id", "calculation_date", "factor_id"),
+    )
+
+
+async def delete_portfolio(session: AsyncSession, *, portfolio_id: UUID) -> int:
+    """Remove every factors row of a portfolio (portfolio.updated removed), correlations included."""
+    removed = 0
+    for table in (position_factor_exposure, portfolio_factor_exposure, correlation_calculation):
+        result = await session.execute(sa.delete(table).where(table.c.portfolio_id == portfolio_id))
+        removed += int(getattr(result, "rowcount", 0) or 0)
+    return removed
+
+
+# ---------------------------------------------------------------- stored model reads
+
+
+async def lock_market_model(session: AsyncSession, *, as_of: date) -> None:
+    """Transaction-scoped advisory lock serialising the build of the market model of `as_of`."""
+    await session.execute(
+        sa.text("SELECT pg_advisory_xact_lock(:k1, :k2)"), {"k1": 0x46414354, "k2": as_of.toordinal()}
+    )
+
+
+async def matrix(session: AsyncSession, *, as_of: date, lookback_days: int, basis: str) -> dict[str, Any] | None:
+    """A stored matrix row of (as_of, lookback_days, basis)."""
+    row = (
+        (
+            await session.execute(
+                sa.select(factor_matrix).where(
+                    factor_matrix.c.calculation_date == as_of,
+                    factor_matrix.c.lookback_days == lookback_days,
+                    factor_matrix.c.basis == basis,
+                )
+            )
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+async def matrix_by_id(session: AsyncSession, *, matrix_id: UUID) -> dict[str, Any] | None:
+    """A stored matrix row by id."""
+    row = (await session.execute(sa.select(factor_matrix).where(factor_matrix.c.id == matrix_id))).mappings().first()
+    return dict(row) if row else None
+
+
+async def latest_matrix_date(
+    session: AsyncSession, *, lookback_days: int, on_or_before: date | None = None
+) -> date | None:
+    """Newest calculation_date with a stored matrix of this lookback."""
+    query = sa.select(sa.func.max(factor_matrix.c.calculation_date)).where(
+        factor_matrix.c.lookback_days == lookback_days
+    )
+    if on_or_before is not None:
+        query = query.where(factor_matrix.c.calculation_date <= on_or_before)
+    value: date | None = (await session.execute(query)).scalar()
+    return value
+
+
+async def matrix_cells(session: AsyncSession, *, matrix_id: UUID) -> list[sa.RowMapping]:
+    """Every cell of a matrix."""
+    return list(
+        (await session.execute(sa.select(factor_matrix_cell).where(factor_matrix_cell.c.matrix_id == matrix_id)))
+        .mappings()
+        .all()
+    )
+
+
+async def regressed_symbols(session: AsyncSession, *, as_of: date, symbols: Sequence[str]) -> set[str]:
+    """Which of `symbols` have an underlying_regression row for `as_of`."""
+    if not symbols:
+        return set()
+    rows = await _rows(
+        session,
+        "SELECT symbol FROM factors.underlying_regression WHERE calculation_date = :d AND symbol = ANY(:s)",
+        d=as_of,
+        s=list(symbols),
+    )
+    return {r["symbol"] for r in rows}
+
+
+@dataclass(frozen=True)
+class StoredBetas:
+    """Betas of underlyings for one date as arrays: rows follow `symbols`, columns `codes`."""
+
+    symbols: list[str]
+    codes: list[str]
+    beta: np.ndarray  # (U, F) NaN when NULL
+    beta_source: list[str]
+    quality: list[str]
+    observations: list[int]
+    flags: list[list[str]]
+
+
+async def underlying_betas(
+    session: AsyncSession, *, as_of: date, symbols: Sequence[str], codes: Sequence[str]
+) -> StoredBetas:
+    """Stored betas of `symbols` on `as_of` (symbols without a regression row are left out)."""
+    conn = await raw_connection(session)
+    regs = await conn.fetch(
+        """
+        SELECT symbol, beta_source, quality_flag, observations, flags
+        FROM factors.underlying_regression WHERE calculation_date = $1 AND symbol = ANY($2::text[])
+        ORDER BY symbol
+        """,
+        as_of,
+        list(symbols),
+    )
+    present = [r[0] for r in regs]
+    index = {s: i for i, s in enumerate(present)}
+    col = {c: j for j, c in enumerate(codes)}
+    beta = np.full((len(present), len(codes)), np.nan)
+    if present:
+        rows = await conn.fetch(
+            """
+            SELECT b.symbol, d.code, b.beta FROM factors.underlying_factor_beta b
+            JOIN factors.factor_definition d ON d.id = b.factor_id
+            WHERE b.calculation_date = $1 AND b.symbol = ANY($2::text[])
+            """,
+            as_of,
+            present,
+        )
+        for symbol, code, value in rows:
+            j = col.get(code)
+            if j is not None and value is not None:
+                beta[index[symbol], j] = value
+    return StoredBetas(
+        symbols=present,
+        codes=list(codes),
+        beta=beta,
+        beta_source=[r[1] for r in regs],
+        quality=[r[2] for r in regs],
+        observations=[int(r[3]) for r in regs],
+        flags=[list(r[4] or []) for r in regs],
+    )
+
+
+async def latest_exposure_date(
+    session: AsyncSession, *, portfolio_id: UUID, on_or_before: date | None = None
+) -> date | None:
+    """Newest calculation_date of a portfolio's stored factor exposures."""
+    query = sa.select(sa.func.max(portfolio_factor_exposure.c.calculation_date)).where(
+        portfolio_factor_exposure.c.portfolio_id == portfolio_id
+    )
+    if on_or_before is not None:
+        query = query.where(portfolio_factor_exposure.c.calculation_date <= on_or_before)
+    value: date | None = (await session.execute(query)).scalar()
+    return value
+
+
+async def portfolio_exposure_rows(session: AsyncSession, *, portfolio_id: UUID, as_of: date) -> list[sa.RowMapping]:
+    """The portfolio's stored rows of one date, joined with the registry, in display order."""
+    return list(
+        await _rows(
+            session,
+            """
+            SELECT d.code, d.name, d.proxy, d.display_order, e.*
+            FROM factors.portfolio_factor_exposure e
+            JOIN factors.factor_definition d ON d.id = e.factor_id
+            WHERE e.portfolio_id = :p AND e.calculation_date = :d
+            ORDER BY d.display_order
+            """,
+            p=portfolio_id,
+            d=as_of,
+        )
+    )
+
+
+async def market_exposure_history(
+    session: AsyncSession, *, portfolio_id: UUID, start: date, end: date
+) -> dict[date, dict[str, float]]:
+    """Stored portfolio exposure_dollar per date and factor code in [start, end] (for attribution)."""
+    rows = await _rows(
+        session,
+        """
+        SELECT e.calculation_date, d.code, e.exposure_dollar
+        FROM factors.portfolio_factor_exposure e
+        JOIN factors.factor_definition d ON d.id = e.factor_id
+        WHERE e.portfolio_id = :p AND e.calculation_date BETWEEN :a AND :b AND e.status = 'ok'
+        """,
+        p=portfolio_id,
+        a=start,
+        b=end,
+    )
+    out: dict[date, dict[str, float]] = {}
+    for r in rows:
+        if r["exposure_dollar"] is not None:
+            out.setdefault(r["calculation_date"], {})[r["code"]] = float(r["exposure_dollar"])
+    return out
+
+
+async def market_loadings_history(session: AsyncSession, *, start: date, end: date) -> dict[date, dict[str, float]]:
+    """b_k of the stored 252-day model matrices per date in [start, end]."""
+    rows = await _rows(
+        session,
+        "SELECT calculation_date, market_loadings FROM factors.factor_matrix "
+        "WHERE basis = 'model' AND lookback_days = 252 AND calculation_date BETWEEN :a AND :b",
+        a=start,
+        b=end,
+    )
+    return {r["calculation_date"]: dict(r["market_loadings"] or {}) for r in rows}

@@ -1,0 +1,500 @@
+"""The factors and correlations steps of the daily cycle for a batch of portfolios (api.md §5.2–5.3).
+
+`FactorPipeline.compute_portfolios` runs inside the caller's transaction:
+
+1. the market-wide factor model of `as_of` (model + raw matrices, regressions of every held
+   underlying not regressed yet for that date), built once per date under an advisory lock;
+2. position and portfolio factor exposures of all portfolios at once: one read of valuations and
+   betas, one vectorised compute (`factors.exposures`), one COPY write, inside a SAVEPOINT; when
+   that batch fails unexpectedly it is re-run portfolio by portfolio, each in its own SAVEPOINT,
+   so one failing book is marked failed while the others complete;
+3. position correlations per portfolio (`correlation_service`, its own SAVEPOINT).
+
+Domain failures (factor history < 60 observations) mark the step failed with a clear error code;
+transient database errors propagate so the bus redelivers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db import is_transient_db_error
+from common.events import FactorsComputed, StepError, StepInfo
+from common.formatting import utcnow
+from factors import compute, exposures, market_model
+from factors import repository as repo
+from factors.context import FactorsContext
+from factors.correlation_service import compute_portfolio_correlations
+
+log = logging.getLogger(__name__)
+
+StepStatus = Literal["completed", "partial", "failed"]
+FACTOR_STEPS = ("factors", "correlations")
+NO_RETURN_SERIES = "no return series in v1"
+
+
+class MarketModelUnavailable(Exception):
+    """The factor model of a date cannot be built (e.g. fewer than 60 complete factor rows)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class PortfolioFactorOutcome:
+    """What the factors / correlations steps did for one portfolio (everything a FactorsComputed needs)."""
+
+    portfolio_id: UUID
+    factors: StepInfo | None = None
+    correlations: StepInfo | None = None
+    matrix_id: UUID | None = None
+    correlation_calculation_id: UUID | None = None
+    coverage: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """Registry rows split the way the model needs them."""
+
+    ids: dict[str, UUID]  # every code → factor_id
+    codes: list[str]  # every code, display order (portfolio rows)
+    regression_codes: list[str]  # active regression factors, display order (betas, position rows)
+    market: str
+    proxies: dict[str, str]  # regression code → ETF symbol or rate series id
+    rate_codes: set[str]  # codes whose proxy is a rate series
+
+
+async def _registry(session: AsyncSession) -> _Registry:
+    defs = await repo.factor_definitions(session)
+    regression = [d for d in defs if d.is_active and d.calculation_method == "regression" and d.proxy]
+    market = next((d.code for d in regression if d.proxy == repo.MARKET_SYMBOL), compute.MARKET)
+    return _Registry(
+        ids={d.code: d.id for d in defs},
+        codes=[d.code for d in defs],
+        regression_codes=[d.code for d in regression],
+        market=market,
+        proxies={d.code: str(d.proxy) for d in regression},
+        rate_codes={d.code for d in regression if d.proxy_type == "rate_series"},
+    )
+
+
+def _step(name: Literal["factors", "correlations"], status: StepStatus, started: datetime, **kw: Any) -> StepInfo:
+    return StepInfo(name=name, status=status, started_at=started, finished_at=utcnow(), **kw)
+
+
+def _error(exc: BaseException, code: str) -> StepError:
+    """A domain failure keeps its own code (e.g. INSUFFICIENT_FACTOR_HISTORY); anything else gets `code`."""
+    if isinstance(exc, MarketModelUnavailable):
+        return StepError(code=exc.code, message=exc.message[:1000])
+    message = f"{type(exc).__name__}: {exc}"
+    return StepError(code=code, message=message[:1000])
+
+
+def _money(value: float) -> float | None:
+    """USD to the cent (numeric(20,2) columns); None when unknown."""
+    return round(float(value), 2) if np.isfinite(value) else None
+
+
+def _money_list(values: np.ndarray) -> list[Any]:
+    """USD to the cent, None when unknown."""
+    return market_model.nullable(np.round(np.asarray(values, dtype=np.float64), 2))
+
+
+def _float(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def _floats(values: Any) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+@dataclass
+class _Computed:
+    """Rows and summaries of one exposure batch."""
+
+    positions: list[tuple[Any, ...]]
+    portfolios: list[tuple[Any, ...]]
+    coverage: dict[UUID, dict[str, Any]]
+    records: dict[UUID, int]
+
+
+class FactorPipeline:
+    """Factor model, factor exposures and position correlations for batches of portfolios."""
+
+    def __init__(self, ctx: FactorsContext) -> None:
+        self.ctx = ctx
+
+    # -- market model --------------------------------------------------------------------------
+
+    async def ensure_market_model(self, session: AsyncSession, *, as_of: date, run_id: UUID | None) -> UUID:
+        """The model matrix id of `as_of`; builds the matrices and regresses every held underlying not
+        regressed yet for that date. Raises MarketModelUnavailable when the model cannot be built."""
+        return await self._ensure(session, as_of=as_of, run_id=run_id, symbols=await repo.held_underlyings(session))
+
+    async def _ensure(self, session: AsyncSession, *, as_of: date, run_id: UUID | None, symbols: Sequence[str]) -> UUID:
+        wanted = sorted(set(symbols))
+
+        async def state() -> tuple[dict[str, Any] | None, list[str]]:
+            stored = await repo.matrix(session, as_of=as_of, lookback_days=market_model.LOOKBACK_DAYS, basis="model")
+            done = await repo.regressed_symbols(session, as_of=as_of, symbols=wanted)
+            return stored, sorted(set(wanted) - done)
+
+        # Checked before and after the lock: a model that is already complete (the common case once
+        # the first batch of the day built it) never serialises concurrent batches on the lock,
+        # which is held until the caller's transaction ends.
+        stored, missing = await state()
+        if stored is None or missing:
+            await repo.lock_market_model(session, as_of=as_of)
+            stored, missing = await state()
+        if stored is not None and not missing:
+            matrix_id: UUID = stored["id"]
+            return matrix_id
+        registry = await _registry(session)
+        model, days = await self._build_model(session, registry, as_of)
+        if stored is None:
+            ids = {}
+            for row, cells in market_model.matrix_rows(model, as_of=as_of, run_id=run_id):
+                ids[row["basis"]] = await repo.upsert_matrix(session, row=row, cells=cells)
+            matrix_id = ids["model"]
+        else:
+            matrix_id = stored["id"]
+        if missing:
+            closes = await repo.close_matrix(session, symbols=missing, days=days)
+            batch = compute.regress_underlyings(model, compute.simple_returns(closes))
+            regressions, betas = market_model.regression_rows(
+                batch,
+                model=model,
+                symbols=missing,
+                factor_ids={c: registry.ids[c] for c in registry.regression_codes},
+                matrix_id=matrix_id,
+                as_of=as_of,
+                run_id=run_id,
+            )
+            await repo.upsert_regressions(session, regressions=regressions, betas=betas)
+        return matrix_id
+
+    async def _build_model(
+        self, session: AsyncSession, registry: _Registry, as_of: date
+    ) -> tuple[compute.FactorModel, list[date]]:
+        days = await repo.trading_window(session, as_of=as_of, returns=compute.FACTOR_WINDOW)
+        if len(days) < 2 or days[-1] != as_of:
+            raise MarketModelUnavailable("NOT_TRADING_DAY", f"{as_of.isoformat()} is not a trading day with a window")
+        etf_codes = [c for c in registry.regression_codes if c not in registry.rate_codes]
+        closes = await repo.close_matrix(session, symbols=[registry.proxies[c] for c in etf_codes], days=days)
+        returns = compute.simple_returns(closes)
+        series = {code: returns[:, j] for j, code in enumerate(etf_codes)}
+        for code in registry.rate_codes:
+            levels = await repo.rate_levels(session, days=days, series=registry.proxies[code])
+            series[code] = compute.yield_changes(levels)
+        market = series.pop(registry.market)
+        names = {c: registry.proxies[c] for c in etf_codes} | {c: compute.RAW_RATE_NAME for c in registry.rate_codes}
+        try:
+            model = compute.build_factor_model(
+                days[1:],
+                market,
+                series,
+                raw_names=names,
+                market_code=registry.market,
+                market_name=registry.proxies[registry.market],
+                optional={c: "rate_data_missing" for c in registry.rate_codes},
+            )
+        except compute.FactorModelError as exc:
+            raise MarketModelUnavailable(exc.code, str(exc)) from exc
+        return model, days
+
+    # -- portfolios ----------------------------------------------------------------------------
+
+    async def compute_portfolios(
+        self,
+        session: AsyncSession,
+        *,
+        portfolio_ids: Sequence[UUID],
+        as_of: date,
+        run_id: UUID | None,
+        steps: Collection[str] = FACTOR_STEPS,
+        duration_days: int = 90,
+    ) -> dict[UUID, PortfolioFactorOutcome]:
+        """Run `steps` for every portfolio in the caller's transaction; {portfolio_id: outcome}."""
+        ids = list(dict.fromkeys(portfolio_ids))
+        outcomes = {pid: PortfolioFactorOutcome(pid) for pid in ids}
+        if not ids:
+            return outcomes
+        if "factors" in steps:
+            await self._factors(session, outcomes, as_of=as_of, run_id=run_id)
+        if "correlations" in steps:
+            for pid in ids:
+                started = utcnow()
+                result = await compute_portfolio_correlations(
+                    session, portfolio_id=pid, as_of=as_of, duration_days=duration_days, run_id=run_id
+                )
+                status: StepStatus = "failed" if result.status == "failed" else "completed"
+                outcomes[pid].correlations = _step(
+                    "correlations", status, started, records_processed=result.records, error=result.error
+                )
+                outcomes[pid].correlation_calculation_id = result.calculation_id
+        return outcomes
+
+    async def _factors(
+        self, session: AsyncSession, outcomes: dict[UUID, PortfolioFactorOutcome], *, as_of: date, run_id: UUID | None
+    ) -> None:
+        ids = list(outcomes)
+        started = utcnow()
+        try:
+            async with session.begin_nested():
+                matrix_id = await self.ensure_market_model(session, as_of=as_of, run_id=run_id)
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            if not isinstance(exc, MarketModelUnavailable):
+                log.exception("factor model of %s failed", as_of)
+            error = _error(exc, "FACTOR_MODEL_FAILED")
+            for outcome in outcomes.values():
+                outcome.factors = _step("factors", "failed", started, records_processed=0, error=error)
+            return
+        groups = [ids]
+        while groups:
+            group = groups.pop(0)
+            try:
+                async with session.begin_nested():
+                    computed = await self._exposures(session, group, as_of=as_of, run_id=run_id)
+            except Exception as exc:
+                if is_transient_db_error(exc):
+                    raise
+                if len(group) > 1:
+                    log.warning("factor exposures of %d portfolios failed; retrying one by one", len(group))
+                    groups.extend([pid] for pid in group)
+                    continue
+                log.exception("factor exposures of portfolio %s on %s failed", group[0], as_of)
+                outcomes[group[0]].factors = _step(
+                    "factors", "failed", started, records_processed=0, error=_error(exc, "FACTORS_FAILED")
+                )
+                continue
+            for pid in group:
+                outcome = outcomes[pid]
+                outcome.matrix_id = matrix_id
+                outcome.coverage = computed.coverage[pid]
+                outcome.factors = _step("factors", "completed", started, records_processed=computed.records[pid])
+
+    async def _exposures(
+        self, session: AsyncSession, ids: list[UUID], *, as_of: date, run_id: UUID | None
+    ) -> _Computed:
+        """Read, compute and store the exposures of `ids` (one read, one compute, one COPY write)."""
+        registry = await _registry(session)
+        valued = await repo.valuations(session, portfolio_ids=ids, as_of=as_of)
+        codes = registry.regression_codes
+        underlyings = sorted(set(valued.underlying))
+        # Positions valued on `as_of` but no longer held (a re-run of a past day) are regressed too.
+        await self._ensure(session, as_of=as_of, run_id=run_id, symbols=underlyings)
+        stored = await repo.underlying_betas(session, as_of=as_of, symbols=underlyings, codes=codes)
+        computed = _compute(registry, ids, valued, stored, underlyings)
+        positions, portfolios = _rows(registry, ids, valued, underlyings, computed, as_of=as_of, run_id=run_id)
+        await repo.replace_exposures(
+            session, portfolio_ids=ids, as_of=as_of, positions=positions, portfolios=portfolios
+        )
+        return _Computed(positions, portfolios, *_summaries(ids, computed, valued))
+
+    # -- events --------------------------------------------------------------------------------
+
+    @staticmethod
+    def event(
+        outcome: PortfolioFactorOutcome,
+        *,
+        as_of: date,
+        run_id: UUID | None,
+        cascade: bool,
+        correlation_id: str | None,
+    ) -> FactorsComputed:
+        """The `factors.computed` of one portfolio: `step` = factors (else correlations), the other in
+        `extra_steps`."""
+        steps = [s for s in (outcome.factors, outcome.correlations) if s is not None]
+        return FactorsComputed(
+            portfolio_id=outcome.portfolio_id,
+            matrix_id=outcome.matrix_id,
+            correlation_calculation_id=outcome.correlation_calculation_id,
+            coverage=outcome.coverage,
+            step=steps[0] if steps else None,
+            extra_steps=steps[1:],
+            run_id=run_id,
+            as_of=as_of,
+            correlation_id=correlation_id,
+            cascade=cascade,
+        )
+
+
+# -- pure assembly of one exposure batch (arrays in, rows out) -----------------------------------
+
+
+@dataclass(frozen=True)
+class _BatchResult:
+    book: exposures.PositionBook
+    x: np.ndarray  # (N, K) position factor exposures
+    portfolio: exposures.PortfolioExposures
+    beta_source: np.ndarray  # (N,) str
+    cash_unknown: np.ndarray  # (P,) bool
+
+
+def _compute(
+    registry: _Registry,
+    ids: list[UUID],
+    valued: repo.Valuations,
+    stored: repo.StoredBetas,
+    underlyings: list[str],
+) -> _BatchResult:
+    pindex = {pid: i for i, pid in enumerate(ids)}
+    uindex = {s: i for i, s in enumerate(underlyings)}
+    sindex = {s: i for i, s in enumerate(stored.symbols)}
+    portfolio = np.array([pindex[p] for p in valued.portfolio_id], dtype=np.int64)
+    underlying = np.array([uindex[u] for u in valued.underlying], dtype=np.int64)
+    # Underlyings without a stored regression fall back to the default betas (§4.4: market 1, others 0).
+    row_of_underlying = np.array([sindex.get(u, -1) for u in underlyings], dtype=np.int64)
+    k = len(registry.regression_codes)
+    default_beta = np.zeros(k)
+    default_beta[registry.regression_codes.index(registry.market)] = 1.0
+    table = np.vstack([stored.beta, default_beta[None, :]]) if stored.symbols else default_beta[None, :]
+    source_table = np.array([*stored.beta_source, "default"])
+    quality_table = np.array([*stored.quality, compute.QUALITY_INSUFFICIENT])
+    rows = row_of_underlying[underlying] if underlying.size else np.zeros(0, dtype=np.int64)
+    rows = np.where(rows >= 0, rows, len(stored.symbols))
+    beta = table[rows] if rows.size else np.zeros((0, k))
+    beta_source = source_table[rows]
+    book = exposures.PositionBook(
+        portfolio=portfolio,
+        underlying=underlying,
+        exposure=_floats(valued.exposure),
+        beta=beta,
+        regression=beta_source == "regression",
+        quality=quality_table[rows],
+    )
+    cash = _floats([valued.cash.get(pid) for pid in ids])
+    equity = exposures.equity(cash, _floats(valued.market_value), portfolio, len(ids))
+    result = exposures.portfolio_exposures(book, equity=equity, n_underlyings=len(underlyings))
+    return _BatchResult(book, exposures.position_exposures(book.exposure, beta), result, beta_source, np.isnan(cash))
+
+
+def _rows(
+    registry: _Registry,
+    ids: list[UUID],
+    valued: repo.Valuations,
+    underlyings: list[str],
+    r: _BatchResult,
+    *,
+    as_of: date,
+    run_id: UUID | None,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """position_factor_exposure rows (repository.POSITION_COLUMNS) of positions with a known exposure
+    and portfolio_factor_exposure rows (repository.PORTFOLIO_COLUMNS) of every registry factor."""
+    codes = registry.regression_codes
+    k = len(codes)
+    keep = np.flatnonzero(np.isfinite(r.book.exposure))
+    n = keep.size
+
+    def each(values: list[Any]) -> list[Any]:  # one value per kept position, repeated per factor
+        return np.repeat(np.asarray(values, dtype=object)[keep], k).tolist() if n else []
+
+    positions = list(
+        zip(
+            each(valued.position_id),
+            [as_of] * (n * k),
+            [registry.ids[c] for c in codes] * n,
+            each(valued.portfolio_id),
+            each(valued.symbol),
+            each(valued.underlying),
+            np.repeat(_money_list(r.book.exposure[keep]), k).tolist() if n else [],
+            market_model.nullable(r.book.beta[keep].ravel()),
+            each(r.beta_source.tolist()),
+            _money_list(r.x[keep].ravel()),
+            each(r.book.quality.tolist()),
+            [run_id] * (n * k),
+            strict=True,
+        )
+    )
+    pe = r.portfolio
+    excluded = np.flatnonzero(~np.isfinite(r.book.exposure))
+    excluded_by: dict[int, list[dict[str, str]]] = {}
+    for i in excluded.tolist():
+        excluded_by.setdefault(int(r.book.portfolio[i]), []).append(
+            {"position_id": str(valued.position_id[i]), "symbol": valued.symbol[i], "reason": "missing_exposure"}
+        )
+    portfolios: list[tuple[Any, ...]] = []
+    column = {c: j for j, c in enumerate(codes)}
+    for p, pid in enumerate(ids):
+        flags = [
+            name
+            for name, on in (
+                ("equity_undefined", bool(pe.equity_undefined[p])),
+                ("cash_unknown", bool(r.cash_unknown[p])),
+                ("missing_exposure", p in excluded_by),
+            )
+            if on
+        ]
+        common = (
+            _money(float(pe.equity[p])),
+            _money(float(pe.gross_exposure[p])),
+        )
+        counts = (int(pe.positions_full[p]), int(pe.positions_limited[p]), int(pe.positions_default[p]))
+        for code in registry.codes:
+            j = column.get(code)
+            if j is None:
+                # Inactive factor (short_interest): listed, never a number (§4.1).
+                values: tuple[Any, ...] = (None, None, None, *common, 0, None, _float(float(pe.coverage_pct[p])))
+                status, reason = "not_calculated", NO_RETURN_SERIES
+            else:
+                largest = int(pe.largest_contributor[p, j])
+                values = (
+                    _money(float(pe.exposure_dollar[p, j])),
+                    _float(float(pe.beta[p, j])),
+                    _float(float(pe.beta_gross[p, j])),
+                    *common,
+                    int(pe.contributing[p, j]),
+                    underlyings[largest] if largest >= 0 else None,
+                    _float(float(pe.coverage_pct[p])),
+                )
+                status, reason = str(pe.status[p, j]), pe.reason[p, j]
+            portfolios.append(
+                (
+                    pid,
+                    as_of,
+                    registry.ids[code],
+                    *values,
+                    *counts,
+                    status,
+                    reason,
+                    flags,
+                    json.dumps(excluded_by.get(p, [])),
+                    compute.ENGINE_VERSION,
+                    run_id,
+                )
+            )
+    return positions, portfolios
+
+
+def _summaries(
+    ids: list[UUID], r: _BatchResult, valued: repo.Valuations
+) -> tuple[dict[UUID, dict[str, Any]], dict[UUID, int]]:
+    """The `coverage` block of each portfolio's factors.computed and its processed-position count."""
+    pe = r.portfolio
+    included = pe.positions_full + pe.positions_limited + pe.positions_default
+    coverage = {
+        pid: {
+            "positions_total": int(included[p] + pe.positions_excluded[p]),
+            "full_history": int(pe.positions_full[p]),
+            "limited_history": int(pe.positions_limited[p]),
+            "default_betas": int(pe.positions_default[p]),
+            "excluded": int(pe.positions_excluded[p]),
+            "coverage_pct": _float(float(pe.coverage_pct[p])),
+            "status": "ok" if (pe.status[p] == "ok").any() else "not_calculated",
+        }
+        for p, pid in enumerate(ids)
+    }
+    return coverage, {pid: int(included[p]) for p, pid in enumerate(ids)}
