@@ -1,5 +1,6 @@
-"""Fixtures of the stress integration tests: a database with the marketdata, ingest, greeks and stress
-schemas, an NYSE-like calendar, and helpers that insert inputs into the other services' tables."""
+"""Fixtures of the stress integration tests: a database with the marketdata, ingest, greeks, factors and
+stress schemas (factor registry and scenario catalogue seeded), an NYSE-like calendar, and helpers that
+insert inputs into the other services' tables (positions, valuations, Greeks, prices, rates, factor model)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.conftest import make_migrated_database, worker_suffix
 from common.auth import Principal, issue_access_token
 from common.bus import InProcessBus
 from common.db import Database
-from common.events import SnapshotCreated
+from common.events import SnapshotCreated, StressComputed
 from common.service import Service
 from common.testing import drop_database
 from stress.main import create_service
@@ -46,8 +47,15 @@ def trading_days(start: date = CAL_START, end: date = CAL_END) -> list[date]:
 @pytest.fixture(scope="session")
 async def stress_db_url(pg_admin_url: str) -> AsyncIterator[str]:
     name = f"sigmasight_stress_{worker_suffix()}"
-    url = await make_migrated_database(pg_admin_url, name, services=("marketdata", "ingest", "greeks", "stress"))
+    url = await make_migrated_database(
+        pg_admin_url, name, services=("marketdata", "ingest", "greeks", "factors", "stress")
+    )
     db = Database(url, pool_size=2)
+    from factors.seed import seed as seed_factors
+    from stress.catalogue import seed_scenarios
+
+    await seed_factors(db)
+    await seed_scenarios(db)
     days = trading_days()
     async with db.transaction() as s:
         await s.execute(
@@ -231,6 +239,194 @@ class Seeder:
         )
         return run_id
 
+    async def option_greek(
+        self,
+        position_id: uuid.UUID,
+        portfolio_id: uuid.UUID,
+        day: date,
+        *,
+        symbol: str,
+        underlying: str,
+        option_type: str,
+        strike: str,
+        expiry: date,
+        quantity: str,
+        spot: float,
+        sigma: float,
+        delta_ps: float,
+        gamma_ps: float,
+        years: float,
+        rate: float = 0.04,
+        dividend: float = 0.0,
+        status: str = "ok",
+    ) -> None:
+        """A greeks.position_greek row with the BSM inputs stress revalues options with."""
+        q = float(quantity)
+        qm = q * 100
+        await self.execute(
+            "INSERT INTO greeks.position_greek (position_id, calculation_date, portfolio_id, symbol, underlying_symbol,"
+            " option_type, strike_price, expiration_date, multiplier, quantity, delta, gamma, theta, vega, rho,"
+            " dollar_delta, dollar_gamma_1pct, underlying_price, implied_volatility, iv_source, delta_ps, gamma_ps,"
+            " theta_ps, vega_ps, rho_ps, risk_free_rate, dividend_yield, time_to_expiry_years, status,"
+            " engine_version)"
+            " VALUES (:p, :d, :pf, :sym, :u, :ot, :k, :x, 100, :q, :delta, :gamma, -1.0, 1.0, 1.0, :dd, :dg, :s,"
+            " :sigma, 'market', :dps, :gps, -0.01, 0.01, 0.01, :r, :dy, :t, :st, 'test')",
+            {
+                "p": position_id,
+                "d": day,
+                "pf": portfolio_id,
+                "sym": symbol,
+                "u": underlying,
+                "ot": option_type,
+                "k": Decimal(strike),
+                "x": expiry,
+                "q": Decimal(quantity),
+                "delta": delta_ps * qm,
+                "gamma": gamma_ps * qm,
+                "dd": Decimal(str(round(delta_ps * qm * spot, 2))),
+                "dg": Decimal(str(round(gamma_ps * qm * spot * spot / 100, 2))),
+                "s": Decimal(str(spot)),
+                "sigma": sigma,
+                "dps": delta_ps,
+                "gps": gamma_ps,
+                "r": rate,
+                "dy": dividend,
+                "t": years,
+                "st": status,
+            },
+        )
+
+    async def security(self, symbol: str, security_type: str = "stock") -> None:
+        await self.execute(
+            "INSERT INTO marketdata.security (symbol, security_type) VALUES (:s, :t) ON CONFLICT DO NOTHING",
+            {"s": symbol, "t": security_type},
+        )
+
+    async def prices(self, symbol: str, days: list[date], closes: list[float], source: str = "fixture") -> None:
+        """Adjusted closes (close = adj_close) of `symbol`, replacing stored ones."""
+        await self.security(symbol, "etf" if symbol == "SPY" else "stock")
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.text(
+                    "INSERT INTO marketdata.daily_price (symbol, price_date, close, adj_close, source)"
+                    " VALUES (:s, :d, :c, :c, :src) ON CONFLICT (symbol, price_date)"
+                    " DO UPDATE SET close = excluded.close, adj_close = excluded.adj_close"
+                ),
+                [
+                    {"s": symbol, "d": d, "c": Decimal(str(round(c, 4))), "src": source}
+                    for d, c in zip(days, closes, strict=True)
+                ],
+            )
+
+    async def rate(self, series: str, days: list[date], value: float) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.text(
+                    "INSERT INTO marketdata.rate_observation (series_id, observation_date, value)"
+                    " VALUES (:s, :d, :v) ON CONFLICT DO NOTHING"
+                ),
+                [{"s": series, "d": d, "v": value} for d in days],
+            )
+
+    async def factor_model(
+        self, as_of: date, betas: dict[str, dict[str, float]], vols: dict[str, float] | None = None
+    ) -> uuid.UUID:
+        """A model-basis factor matrix (diagonal covariance) and regression betas of `betas` on `as_of`."""
+        codes = ["market", "momentum", "value", "growth", "quality", "size", "low_volatility", "interest_rate"]
+        vols = vols or {c: (0.01 if c == "market" else 0.004) for c in codes}
+        async with self.db.transaction() as s:
+            ids = {r.code: r.id for r in await s.execute(sa.text("SELECT id, code FROM factors.factor_definition"))}
+            matrix_id = (
+                await s.execute(
+                    sa.text(
+                        "INSERT INTO factors.factor_matrix (calculation_date, basis, lookback_days, window_start_date,"
+                        " window_end_date, observations, factor_codes) VALUES (:d, 'model', 252, :lo, :d, 252, :codes)"
+                        " ON CONFLICT (calculation_date, lookback_days, basis) DO UPDATE SET observations = 252"
+                        " RETURNING id"
+                    ),
+                    {"d": as_of, "lo": as_of - timedelta(days=365), "codes": codes},
+                )
+            ).scalar_one()
+            await s.execute(sa.text("DELETE FROM factors.factor_matrix_cell WHERE matrix_id = :m"), {"m": matrix_id})
+            await s.execute(
+                sa.text(
+                    "INSERT INTO factors.factor_matrix_cell (matrix_id, factor_1, factor_2, correlation, covariance)"
+                    " VALUES (:m, :a, :b, :rho, :cov)"
+                ),
+                [
+                    {
+                        "m": matrix_id,
+                        "a": a,
+                        "b": b,
+                        "rho": 1.0 if a == b else 0.0,
+                        "cov": vols[a] ** 2 if a == b else 0.0,
+                    }
+                    for a in codes
+                    for b in codes
+                ],
+            )
+            for symbol, per_factor in betas.items():
+                await s.execute(
+                    sa.text(
+                        "INSERT INTO factors.underlying_regression (symbol, calculation_date, matrix_id,"
+                        " window_start_date, window_end_date, observations, quality_flag, beta_source)"
+                        " VALUES (:s, :d, :m, :lo, :d, 252, 'full_history', 'regression')"
+                        " ON CONFLICT (symbol, calculation_date) DO UPDATE SET matrix_id = excluded.matrix_id"
+                    ),
+                    {"s": symbol, "d": as_of, "m": matrix_id, "lo": as_of - timedelta(days=365)},
+                )
+                await s.execute(
+                    sa.text(
+                        "INSERT INTO factors.underlying_factor_beta (symbol, calculation_date, factor_id, beta)"
+                        " VALUES (:s, :d, :f, :b) ON CONFLICT (symbol, calculation_date, factor_id)"
+                        " DO UPDATE SET beta = excluded.beta"
+                    ),
+                    [{"s": symbol, "d": as_of, "f": ids[c], "b": per_factor.get(c, 0.0)} for c in codes],
+                )
+        return matrix_id
+
+    async def portfolio_exposures(
+        self,
+        portfolio_id: uuid.UUID,
+        as_of: date,
+        exposures: dict[str, str],
+        *,
+        equity: str,
+        gross: str,
+        coverage: float = 1.0,
+    ) -> None:
+        """factors.portfolio_factor_exposure rows (status ok) of `exposures` {code: X_f}."""
+        eq, gr = Decimal(equity), Decimal(gross)
+        async with self.db.transaction() as s:
+            ids = {r.code: r.id for r in await s.execute(sa.text("SELECT id, code FROM factors.factor_definition"))}
+            await s.execute(
+                sa.text(
+                    "INSERT INTO factors.portfolio_factor_exposure (portfolio_id, calculation_date, factor_id,"
+                    " exposure_dollar, beta, beta_gross, equity, gross_exposure, coverage_pct, status)"
+                    " VALUES (:p, :d, :f, :x, :b, :bg, :eq, :gr, :cov, 'ok')"
+                    " ON CONFLICT (portfolio_id, calculation_date, factor_id) DO UPDATE"
+                    " SET exposure_dollar = excluded.exposure_dollar, beta = excluded.beta"
+                ),
+                [
+                    {
+                        "p": portfolio_id,
+                        "d": as_of,
+                        "f": ids[code],
+                        "x": Decimal(x),
+                        "b": float(Decimal(x) / eq) if eq > 0 else None,
+                        "bg": float(Decimal(x) / gr) if gr > 0 else None,
+                        "eq": eq,
+                        "gr": gr,
+                        "cov": coverage,
+                    }
+                    for code, x in exposures.items()
+                ],
+            )
+
+    async def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        async with self.db.session() as s:
+            return [dict(r) for r in (await s.execute(sa.text(sql), params or {})).mappings()]
+
     async def snapshot(self, portfolio_id: uuid.UUID) -> dict[str, Any] | None:
         async with self.db.session() as s:
             rows = (
@@ -248,12 +444,14 @@ def seeder(stress_db: Database) -> Seeder:
 
 
 class Harness:
-    """The stress service on an InProcessBus, with a sink collecting its snapshot.created events."""
+    """The stress service on an InProcessBus, with sinks collecting its stress.computed and
+    snapshot.created events."""
 
     def __init__(self, service: Service, bus: InProcessBus) -> None:
         self.service = service
         self.bus = bus
         self.created: list[SnapshotCreated] = []
+        self.computed: list[StressComputed] = []
 
     async def deliver(self, *events: Any) -> None:
         for event in events:
@@ -273,7 +471,11 @@ async def harness(stress_db: Database) -> AsyncIterator[Harness]:
     async def sink(evt: SnapshotCreated) -> None:
         h.created.append(evt)
 
+    async def stress_sink(evt: StressComputed) -> None:
+        h.computed.append(evt)
+
     bus.subscribe("test", SnapshotCreated, sink)
+    bus.subscribe("test", StressComputed, stress_sink)
     await bus.start()
     await service.start()
     yield h

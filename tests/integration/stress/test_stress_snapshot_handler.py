@@ -1,4 +1,4 @@
-"""The snapshot step on a real PostgreSQL: portfolio.updated / cycle.started in, snapshot rows and
+"""The snapshot step on a real PostgreSQL: stress.computed / cycle.started in, snapshot rows and
 snapshot.created out (calculations.md §9, api.md §5)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from common.events import CycleStarted, PortfolioUpdated, StepError, StepInfo
+from common.events import CycleStarted, PortfolioUpdated, StepError, StepInfo, StressComputed
 from common.formatting import utcnow
 
 pytestmark = pytest.mark.integration
@@ -60,8 +60,14 @@ async def book(seeder) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
     return pid, {"aapl": aapl, "xyz": xyz, "call": call}
 
 
-def valued(pid: uuid.UUID, day: date, **kw) -> PortfolioUpdated:
-    return PortfolioUpdated(portfolio_id=pid, change="valued", as_of=day, **kw)
+def valued(pid: uuid.UUID, day: date, **kw) -> StressComputed:
+    """The event the snapshot step starts on: the day's stress step of the portfolio is done."""
+    now = utcnow()
+    kw.setdefault("step", StepInfo(name="stress_tests", status="completed", started_at=now, finished_at=now))
+    return StressComputed(portfolio_id=pid, as_of=day, **kw)
+
+
+MISSING_ANALYTICS = {"factor_exposures_missing", "risk_metrics_missing", "stress_results_missing"}
 
 
 async def test_valued_portfolio_gets_a_snapshot_with_both_views_greeks_and_return_chain(harness, seeder) -> None:
@@ -109,16 +115,17 @@ async def test_valued_portfolio_gets_a_snapshot_with_both_views_greeks_and_retur
     )
     assert snap["counts_by_type"] == {"LONG": 1, "SHORT": 1, "LC": 1, "LP": 0, "SC": 0, "SP": 0}
     assert (snap["positions_unpriced"], snap["positions_stale"], snap["options_without_greeks"]) == (0, 0, 0)
-    assert snap["inputs_status"] == "complete" and snap["source"] == "batch" and snap["run_id"] == run_id
+    assert snap["source"] == "batch" and snap["run_id"] == run_id
     assert snap["engine_version"] == "stress-1.0.0"
-    # Stages not built yet stay NULL.
+    # No factor, risk or stress results stored for the day: the fields stay NULL and the snapshot says why.
     assert snap["factor_exposures"] is None and snap["var_95_1d"] is None and snap["worst_stress_pnl"] is None
+    assert snap["inputs_status"] == "partial" and set(snap["flags"]) == MISSING_ANALYTICS
 
     # Handlers run concurrently (per-portfolio lock, re-chained rows), so events may arrive in any order.
     events = sorted((e for e in harness.created if e.portfolio_id == pid), key=lambda e: e.snapshot_date)
     assert [e.snapshot_date for e in events] == [D1, D2]
     last = events[-1]
-    assert last.step is not None and last.step.name == "snapshots" and last.step.status == "completed"
+    assert last.step is not None and last.step.name == "snapshots" and last.step.status == "partial"
     assert last.run_id == run_id and last.cascade and last.correlation_id == "req_1" and last.producer == "stress"
 
 
@@ -215,10 +222,13 @@ async def test_held_position_without_a_valuation_row_counts_as_unpriced(harness,
     assert snap["equity"] == Decimal("0.00") and snap["gross_leverage"] is None
 
 
-async def test_non_cascading_valued_event_is_ignored(harness, seeder) -> None:
+async def test_non_cascading_stress_event_and_valued_portfolio_update_start_no_snapshot(harness, seeder) -> None:
     pid, _ = await book(seeder)
     await harness.deliver(
-        valued(pid, D1, cascade=False), PortfolioUpdated(portfolio_id=pid, change="positions", as_of=D1)
+        valued(pid, D1, cascade=False),
+        PortfolioUpdated(portfolio_id=pid, change="positions", as_of=D1),
+        # The snapshot now follows the stress step, not the valuation.
+        PortfolioUpdated(portfolio_id=pid, change="valued", as_of=D1),
     )
     assert await seeder.snapshot(pid) is None
     assert not [e for e in harness.created if e.portfolio_id == pid]
@@ -235,7 +245,7 @@ async def test_single_step_trigger_snapshots_each_portfolio_and_reports_failures
     assert list(await seeder.snapshot(pid)) == [D1]
     events = {e.portfolio_id: e for e in harness.created if e.run_id == run_id}
     assert set(events) == {pid, missing}
-    assert events[pid].step.status == "completed" and not events[pid].cascade
+    assert events[pid].step.status == "partial" and not events[pid].cascade
     assert events[missing].step.status == "failed" and events[missing].step.error.code == "PORTFOLIO_NOT_FOUND"
     assert not events[missing].cascade
 
@@ -270,7 +280,7 @@ async def test_failed_snapshot_leaves_the_transaction_usable_for_other_portfolio
         CycleStarted(as_of=D1, trigger="manual", steps=["snapshots"], portfolio_ids=[pid, broken], run_id=run_id)
     )
     events = {e.portfolio_id: e for e in harness.created if e.run_id == run_id}
-    assert events[pid].step.status == "completed"
+    assert events[pid].step.status == "partial"
     assert events[broken].step.status == "failed" and events[broken].step.error.code == "SNAPSHOT_FAILED"
     assert list(await seeder.snapshot(pid)) == [D1]
     assert await seeder.snapshot(broken) is None
@@ -279,18 +289,84 @@ async def test_failed_snapshot_leaves_the_transaction_usable_for_other_portfolio
     assert pending == 0
 
 
-async def test_snapshot_after_a_failed_valuation_step_is_marked_partial(harness, seeder) -> None:
+async def test_snapshot_after_a_failed_stress_step_is_marked_partial(harness, seeder) -> None:
     pid, _ = await book(seeder)
     now = utcnow()
     failed = StepInfo(
-        name="aggregations",
+        name="risk_scenarios",
         status="failed",
         started_at=now,
         finished_at=now,
-        error=StepError(code="NO_PRICES", message="no closes for the day"),
+        error=StepError(code="NOT_CALCULATED", message="no factor model"),
     )
-    await harness.deliver(valued(pid, D1, step=failed))
+    ok = StepInfo(name="stress_tests", status="completed", started_at=now, finished_at=now)
+    await harness.deliver(valued(pid, D1, step=ok, extra_steps=[failed]))
     snap = (await seeder.snapshot(pid))[D1]
     assert snap["inputs_status"] == "partial" and snap["equity"] == Decimal("29200.00")
+    assert "upstream_step_failed" in snap["flags"]
     event = next(e for e in harness.created if e.portfolio_id == pid)
-    assert event.step.status == "partial" and "valuation_step_failed" in event.step.error.message
+    assert event.step.status == "partial" and "upstream_step_failed" in event.step.error.message
+
+
+async def store_day_analytics(seeder, pid: uuid.UUID, day: date) -> uuid.UUID:
+    """Factor exposures, risk metrics and a two-scenario stress run of (pid, day); returns the run id."""
+    await seeder.portfolio_exposures(
+        pid,
+        day,
+        {"market": "30000.00", "value": "1200.50", "growth": "-800.25", "interest_rate": "-50000.00"},
+        equity="29450.00",
+        gross="43258.00",
+        coverage=0.95,
+    )
+    await seeder.execute(
+        "INSERT INTO stress.risk_metric (portfolio_id, calculation_date, equity, var_observations, var_95_hist,"
+        " var_99_hist, es_95_hist, es_99_hist, ex_ante_volatility, series_type, performance_observations,"
+        " max_drawdown, positions_total, positions_included, data_status, engine_version)"
+        " VALUES (:p, :d, 29450.00, 252, 512.34, 801.10, 690.00, 900.55, 0.2125, 'realized', 120, -0.0612,"
+        " 3, 3, 'fresh', 'test')",
+        {"p": pid, "d": day},
+    )
+    run = uuid.uuid4()
+    await seeder.execute(
+        "INSERT INTO stress.stress_run (id, portfolio_id, calculation_date, trigger, scenarios_run)"
+        " VALUES (:r, :p, :d, 'batch', 2)",
+        {"r": run, "p": pid, "d": day},
+    )
+    await seeder.execute(
+        "INSERT INTO stress.stress_result (stress_run_id, scenario_id, portfolio_id, calculation_date, direct_pnl,"
+        " direct_linear_pnl, correlated_pnl, correlated_linear_pnl)"
+        " SELECT :r, id, :p, :d, pnl, pnl, pnl - 10, pnl - 10 FROM stress.stress_scenario"
+        " JOIN (VALUES ('market_crash_35', -9000.00), ('market_up_10', 3000.00)) AS v(k, pnl) ON v.k = scenario_key",
+        {"r": run, "p": pid, "d": day},
+    )
+    return run
+
+
+async def test_snapshot_carries_factor_exposures_var_volatility_and_worst_stress(harness, seeder) -> None:
+    pid, _ = await book(seeder)
+    run = await store_day_analytics(seeder, pid, D2)
+    await harness.deliver(valued(pid, D1), valued(pid, D2, stress_run_id=run))
+    snap = (await seeder.snapshot(pid))[D2]
+    assert snap["market_beta_ex_ante"] == pytest.approx(30000 / 29450)
+    assert snap["market_exposure"] == Decimal("30000.00")
+    assert snap["factor_exposures"] == {
+        "market": 30000.0,
+        "value": 1200.5,
+        "growth": -800.25,
+        "interest_rate": -50000.0,
+    }
+    assert snap["beta_coverage"] == pytest.approx(0.95)
+    assert (snap["var_95_1d"], snap["var_99_1d"], snap["es_95_1d"], snap["es_99_1d"]) == (
+        Decimal("512.34"),
+        Decimal("801.10"),
+        Decimal("690.00"),
+        Decimal("900.55"),
+    )
+    assert snap["annualized_volatility"] == pytest.approx(0.2125) and snap["max_drawdown"] == pytest.approx(-0.0612)
+    # Worst = lowest correlated P&L of the run.
+    assert snap["worst_stress_id"] == "market_crash_35" and snap["worst_stress_pnl"] == Decimal("-9010.00")
+    assert snap["inputs_status"] == "complete" and snap["flags"] == []
+    event = next(e for e in harness.created if e.portfolio_id == pid and e.snapshot_date == D2)
+    assert event.step.status == "completed" and event.step.error is None
+    # The day without analytics stays partial and names what was missing.
+    assert set((await seeder.snapshot(pid))[D1]["flags"]) == MISSING_ANALYTICS

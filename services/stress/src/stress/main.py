@@ -9,22 +9,29 @@ from common.app import create_service_app, jobs_router
 from common.bus import Bus
 from common.db import Database
 from common.service import Plumbing, Service
-from stress import api, handlers
+from stress import api, handlers, stress_repository, stress_service
+from stress.api_risk import create_risk_router
+from stress.api_stress import create_stress_router
+from stress.context import StressContext
 from stress.models import metadata
+from stress.pipeline import StressPipeline
 from stress.repository import TimeSeriesReader
+from stress.risk_service import RiskMetricsEngine
 from stress.service import SnapshotService
 from stress.settings import Settings
 from stress.timeseries import PortfolioTimeSeries
 
 DESCRIPTION = (
-    "Daily portfolio snapshots and the exposure / performance time series built from them "
-    "(scenarios, risk metrics and reports follow). Money is USD as 2-dp strings; returns and ratios are fractions."
+    "Daily portfolio snapshots and their exposure / performance time series, market-risk scenarios, stress "
+    "tests and risk metrics (VaR, ES, volatility, beta, performance, VaR backtest). Money is USD as 2-dp "
+    "strings; returns and ratios are fractions."
 )
 
 
 def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Service:
     """The stress service on `db` and `bus`."""
     plumbing = Plumbing.build("stress", db, bus, metadata)
+    ctx = StressContext(settings=settings, db=db, bus=bus, plumbing=plumbing)
     app = create_service_app(
         "stress",
         title="SigmaSight stress",
@@ -40,7 +47,17 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
 
     app.include_router(jobs_router("stress", load_job))
     app.include_router(api.router(PortfolioTimeSeries(TimeSeriesReader(db), settings.default_benchmark)))
-    snapshots = SnapshotService(plumbing)
-    handlers.register(bus, snapshots)
+    app.include_router(create_risk_router(ctx))
+    app.include_router(create_stress_router(ctx))
+    pipeline = StressPipeline(
+        plumbing,
+        RiskMetricsEngine(),
+        market_risk=stress_service.compute_market_risk_many,
+        stress_tests=stress_service.run_stress_tests_many,
+    )
+    snapshots = SnapshotService(plumbing, purge_hooks=[pipeline.purge, stress_repository.delete_portfolio])
+    handlers.register(bus, snapshots, pipeline)
     app.state.snapshots = snapshots
+    app.state.pipeline = pipeline
+    app.state.context = ctx
     return Service("stress", app, plumbing)

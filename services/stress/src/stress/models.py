@@ -1,4 +1,7 @@
-"""Tables of the `stress` schema (data-model.md §8). This stage: `portfolio_snapshot` (§8.6)."""
+"""Tables of the `stress` schema (data-model.md §8): `portfolio_snapshot` (§8.6) and `risk_metric` (§8.5).
+
+The scenario tables (§8.1–8.4) live in `stress.models_scenarios` on the same MetaData.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +71,8 @@ portfolio_snapshot = sa.Table(
     sa.Column("inputs_status", sa.Text, nullable=False),
     sa.Column("engine_version", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # Added in stress_0003: which inputs were missing or degraded (why inputs_status is partial).
+    sa.Column("flags", pg.ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
     sa.UniqueConstraint("portfolio_id", "snapshot_date", name="portfolio_snapshot_portfolio_date_uq"),
     sa.CheckConstraint("source IN ('batch','backfill')", name="portfolio_snapshot_source_check"),
     sa.CheckConstraint("inputs_status IN ('complete','partial')", name="portfolio_snapshot_inputs_status_check"),
@@ -91,5 +96,62 @@ portfolio_snapshot = sa.Table(
         name="portfolio_snapshot_quality_counts_check",
     ),
     sa.CheckConstraint("max_drawdown <= 0", name="portfolio_snapshot_max_drawdown_check"),
+    schema=SCHEMA,
+)
+
+risk_metric = sa.Table(
+    "risk_metric",
+    metadata,
+    sa.Column("portfolio_id", pg.UUID(as_uuid=True), primary_key=True),
+    sa.Column("calculation_date", sa.Date, primary_key=True),
+    sa.Column("equity", MONEY),
+    sa.Column("var_window_start_date", sa.Date),
+    sa.Column("var_window_end_date", sa.Date),
+    sa.Column("var_observations", sa.SmallInteger, nullable=False),
+    sa.Column("var_95_hist", MONEY),
+    sa.Column("var_99_hist", MONEY),
+    sa.Column("es_95_hist", MONEY),
+    sa.Column("es_99_hist", MONEY),
+    sa.Column("var_95_param", MONEY),
+    sa.Column("var_99_param", MONEY),
+    sa.Column("es_95_param", MONEY),
+    sa.Column("es_99_param", MONEY),
+    sa.Column("sigma_daily", MONEY),
+    sa.Column("ewma", pg.JSONB),
+    sa.Column("ex_ante_volatility", sa.Float),
+    sa.Column("beta_ex_ante", sa.Float),
+    sa.Column("series_type", sa.Text, nullable=False),
+    sa.Column("performance_observations", sa.SmallInteger, nullable=False),
+    sa.Column("performance_start_date", sa.Date),
+    sa.Column("performance_end_date", sa.Date),
+    sa.Column("realized_volatility", sa.Float),
+    sa.Column("beta_realized", sa.Float),
+    sa.Column("alpha_daily", sa.Float),
+    sa.Column("beta_r_squared", sa.Float),
+    sa.Column("beta_observations", sa.SmallInteger),
+    sa.Column("sharpe_ratio", sa.Float),
+    sa.Column("sortino_ratio", sa.Float),
+    sa.Column("max_drawdown", sa.Float),
+    sa.Column("max_drawdown_peak_date", sa.Date),
+    sa.Column("max_drawdown_trough_date", sa.Date),
+    sa.Column("max_drawdown_recovery_date", sa.Date),
+    sa.Column("rate_exposure_dollar", MONEY),
+    sa.Column("dv01", MONEY),
+    sa.Column("positions_total", sa.Integer, nullable=False),
+    sa.Column("positions_included", sa.Integer, nullable=False),
+    sa.Column("proxied", pg.JSONB, nullable=False, server_default=sa.text("'[]'::jsonb")),
+    sa.Column("backtest", pg.JSONB),
+    sa.Column("flags", pg.ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
+    sa.Column("data_status", sa.Text, nullable=False),
+    sa.Column("engine_version", sa.Text, nullable=False),
+    sa.Column("run_id", pg.UUID(as_uuid=True)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint("series_type IN ('realized','simulated_history')", name="risk_metric_series_type_check"),
+    sa.CheckConstraint("data_status IN ('fresh','stale','partial')", name="risk_metric_data_status_check"),
+    sa.CheckConstraint("var_observations BETWEEN 0 AND 252", name="risk_metric_var_observations_check"),
+    sa.CheckConstraint("max_drawdown <= 0", name="risk_metric_max_drawdown_check"),
+    sa.CheckConstraint(
+        "positions_included >= 0 AND positions_included <= positions_total", name="risk_metric_positions_check"
+    ),
     schema=SCHEMA,
 )

@@ -16,12 +16,13 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import Database
-from stress.compute.snapshot import ChainAnchor, ClosedPositions, HeldPositions
+from stress.compute.snapshot import ChainAnchor, ClosedPositions, HeldPositions, SnapshotAnalytics
 from stress.models import portfolio_snapshot
 
 
@@ -199,6 +200,92 @@ async def active_portfolio_ids(session: AsyncSession) -> list[UUID]:
     """Every active live portfolio (scope of a run whose portfolio_ids is null)."""
     rows = await session.execute(sa.text("SELECT id FROM ingest.api_portfolio WHERE status = 'active' ORDER BY id"))
     return [r.id for r in rows]
+
+
+_FACTOR_ANALYTICS_SQL = sa.text(
+    """
+    SELECT jsonb_object_agg(factor_code, exposure_dollar::text ORDER BY factor_code)
+               FILTER (WHERE status = 'ok' AND exposure_dollar IS NOT NULL) AS exposures,
+           max(beta) FILTER (WHERE factor_code = 'market' AND status = 'ok') AS market_beta,
+           max(exposure_dollar) FILTER (WHERE factor_code = 'market' AND status = 'ok') AS market_exposure,
+           max(coverage_pct) FILTER (WHERE factor_code = 'market') AS coverage
+    FROM factors.api_portfolio_factor_exposure
+    WHERE portfolio_id = :pid AND calculation_date = :d
+    """
+)
+
+_STRESS_ANALYTICS_SQL = sa.text(
+    """
+    SELECT m.var_95_hist, m.var_99_hist, m.es_95_hist, m.es_99_hist, m.ex_ante_volatility, m.max_drawdown,
+           m.beta_ex_ante, m.flags, m.calculation_date IS NOT NULL AS has_metrics,
+           w.scenario_key AS worst_id, w.pnl AS worst_pnl
+    FROM (SELECT 1) AS one
+    LEFT JOIN stress.risk_metric m ON m.portfolio_id = :pid AND m.calculation_date = :d
+    LEFT JOIN LATERAL (
+        SELECT sc.scenario_key, coalesce(r.correlated_pnl, r.direct_pnl) AS pnl
+        FROM stress.stress_result r
+        JOIN stress.stress_scenario sc ON sc.id = r.scenario_id
+        WHERE r.stress_run_id = coalesce(
+                CAST(:run AS uuid),
+                (SELECT id FROM stress.stress_run
+                 WHERE portfolio_id = :pid AND calculation_date = :d
+                 ORDER BY created_at DESC, id LIMIT 1))
+        ORDER BY coalesce(r.correlated_pnl, r.direct_pnl), sc.scenario_key
+        LIMIT 1
+    ) w ON true
+    """
+)
+
+
+async def snapshot_analytics(
+    session: AsyncSession, portfolio_id: UUID, as_of: date, *, stress_run_id: UUID | None, factors_present: bool
+) -> SnapshotAnalytics:
+    """Factor exposures, risk metrics and the worst stress result of (portfolio, as_of) (calculations.md §9).
+
+    The worst stress result is the lowest correlated P&L (direct where no correlated one exists) of the
+    stress run announced by `stress.computed`, else of the latest run of the date.
+    """
+    params = {"pid": portfolio_id, "d": as_of}
+    exposures = market_beta = market_exposure = coverage = None
+    if factors_present:
+        f = (await session.execute(_FACTOR_ANALYTICS_SQL, params)).one()
+        exposures, market_beta, market_exposure, coverage = f.exposures, f.market_beta, f.market_exposure, f.coverage
+    s = (await session.execute(_STRESS_ANALYTICS_SQL, {**params, "run": stress_run_id})).one()
+    beta = market_beta if market_beta is not None else s.beta_ex_ante
+    return SnapshotAnalytics(
+        factors_available=factors_present and market_exposure is not None,
+        market_beta_ex_ante=None if beta is None else float(beta),
+        market_exposure=market_exposure,
+        # JSON numbers: a 2-dp amount below 2**53 cents round-trips exactly through a float's repr.
+        factor_exposures={k: float(Decimal(v)) for k, v in _json(exposures).items()} if exposures else None,
+        beta_coverage=None if coverage is None else float(coverage),
+        risk_metrics_available=bool(s.has_metrics),
+        var_95_1d=s.var_95_hist,
+        var_99_1d=s.var_99_hist,
+        es_95_1d=s.es_95_hist,
+        es_99_1d=s.es_99_hist,
+        annualized_volatility=s.ex_ante_volatility,
+        max_drawdown=s.max_drawdown,
+        risk_flags=tuple(s.flags or ()),
+        worst_stress_pnl=s.worst_pnl,
+        worst_stress_id=s.worst_id,
+    )
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A jsonb value as a dict (drivers without a jsonb codec return the text)."""
+    if isinstance(value, str):
+        loaded: dict[str, Any] = orjson.loads(value)
+        return loaded
+    return dict(value)
+
+
+async def factor_views_present(session: AsyncSession) -> bool:
+    """True when factors.api_portfolio_factor_exposure exists (the factors schema is deployed)."""
+    value = (
+        await session.execute(sa.text("SELECT to_regclass('factors.api_portfolio_factor_exposure') IS NOT NULL"))
+    ).scalar()
+    return bool(value)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,17 @@
-"""Snapshot step orchestration (calculations.md §9, api.md §5): inputs in, snapshot stored, event out."""
+"""Snapshot step orchestration (calculations.md §9, api.md §5): inputs in, snapshot stored, event out.
+
+The step starts on `stress.computed` (cascade; after the factor, stress and risk-metric steps of the
+day) and on the single-step `cycle.started` trigger "snapshots". Besides the book figures, the
+snapshot copies the day's factor exposures, historical VaR/ES, ex-ante volatility, max drawdown and
+worst stress result; any of them missing makes it `partial` and is named in `flags`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
@@ -14,11 +21,25 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import is_transient_db_error
-from common.events import CycleStarted, Event, PortfolioUpdated, SnapshotCreated, StepError, StepInfo
+from common.events import (
+    CycleStarted,
+    Event,
+    PortfolioUpdated,
+    SnapshotCreated,
+    StepError,
+    StepInfo,
+    StressComputed,
+)
 from common.formatting import utcnow
 from common.service import Plumbing
 from stress import repository as repo
-from stress.compute.snapshot import ENGINE_VERSION, SnapshotFigures, build_snapshot, chain_returns
+from stress.compute.snapshot import (
+    ENGINE_VERSION,
+    SnapshotAnalytics,
+    SnapshotFigures,
+    build_snapshot,
+    chain_returns,
+)
 from stress.errors import NotATradingDay, PortfolioUnavailable, StressError
 
 log = logging.getLogger(__name__)
@@ -26,6 +47,7 @@ log = logging.getLogger(__name__)
 CONSUMER = "stress"
 StepStatus = Literal["completed", "partial", "failed"]
 STEP = "snapshots"
+PurgeHook = Callable[[AsyncSession, UUID], Awaitable[int]]
 
 
 @dataclass(frozen=True)
@@ -60,8 +82,10 @@ def snapshot_row(
     daily_return: float,
     cumulative_pnl: float,
     cumulative_return: float,
+    analytics: SnapshotAnalytics | None = None,
 ) -> dict[str, Any]:
-    """The portfolio_snapshot row of `figures` (money back to exact Decimal dollars)."""
+    """The portfolio_snapshot row of `figures` (money back to exact Decimal dollars) with the day's
+    analytics (calculations.md §9)."""
     m = repo.cents_to_decimal
 
     def stat(value: float | None) -> float | None:
@@ -110,32 +134,55 @@ def snapshot_row(
         "options_without_greeks": figures.options_without_greeks,
         "inputs_status": figures.inputs_status,
         "engine_version": ENGINE_VERSION,
+        "flags": sorted(set(figures.flags) | set(figures.missing)),
+        **(analytics.fields() if analytics is not None else {}),
     }
 
 
 class SnapshotService:
     """Builds, stores and announces daily portfolio snapshots."""
 
-    def __init__(self, plumbing: Plumbing) -> None:
+    def __init__(self, plumbing: Plumbing, purge_hooks: list[PurgeHook] | None = None) -> None:
         self.plumbing = plumbing
+        # Other stress rows of a removed portfolio (risk metrics, scenario results) go in the same unit of work.
+        self.purge_hooks: list[PurgeHook] = list(purge_hooks or [])
 
-    async def on_portfolio_updated(self, evt: PortfolioUpdated) -> None:
-        """`valued` (cascading) → snapshot of (portfolio, as_of); `removed` → purge its snapshots."""
-        if evt.change == "removed":
-            await self.purge(evt)
+    async def on_stress_computed(self, events: list[StressComputed]) -> None:
+        """A batch of cascading `stress.computed` → the snapshot of each (portfolio, as_of), one transaction."""
+        wanted = [e for e in events if e.cascade]
+        if not wanted:
             return
-        if evt.change != "valued" or not evt.cascade:
-            return
-        async with self.plumbing.uow.for_event(CONSUMER, evt) as work:
+        async with self.plumbing.uow.for_events(CONSUMER, list(wanted)) as work:
             if work.duplicate:
                 return
-            source = "backfill" if await repo.run_is_backfill(work.session, evt.run_id) else "batch"
-            # api.md §5.3: after a failed upstream step, run on what is stored and mark the result partial.
-            upstream_failed = evt.step is not None and evt.step.status == "failed"
-            outcome = await self.snapshot_portfolio(
-                work.session, evt.portfolio_id, evt.as_of, evt.run_id, source, upstream_failed=upstream_failed
+            fresh = sorted(
+                (e for e in work.fresh if isinstance(e, StressComputed)), key=lambda e: (e.as_of, e.portfolio_id)
             )
-            work.emit(self._created(evt, outcome))
+            factors_present = await repo.factor_views_present(work.session)
+            backfill: dict[UUID | None, bool] = {}
+            for evt in fresh:
+                if evt.run_id not in backfill:
+                    backfill[evt.run_id] = await repo.run_is_backfill(work.session, evt.run_id)
+                # api.md §5.3: after a failed upstream step, run on what is stored and mark the result partial.
+                steps = [s for s in (evt.step, *evt.extra_steps) if s is not None]
+                upstream_failed = any(s.status == "failed" for s in steps)
+                outcome = await self.snapshot_portfolio(
+                    work.session,
+                    evt.portfolio_id,
+                    evt.as_of,
+                    evt.run_id,
+                    "backfill" if backfill[evt.run_id] else "batch",
+                    upstream_failed=upstream_failed,
+                    stress_run_id=evt.stress_run_id,
+                    factors_present=factors_present,
+                )
+                work.emit(self._created(evt, outcome))
+
+    async def on_portfolio_updated(self, evt: PortfolioUpdated) -> None:
+        """`removed` → purge the portfolio's snapshots and other stress rows (the snapshot itself now
+        starts on `stress.computed`, after the factor and stress steps)."""
+        if evt.change == "removed":
+            await self.purge(evt)
 
     async def on_cycle_started(self, evt: CycleStarted) -> None:
         """Single-step admin trigger (`steps[0] == "snapshots"`): snapshot every portfolio in scope."""
@@ -147,18 +194,23 @@ class SnapshotService:
             backfill = evt.params.get("backfill") is True or await repo.run_is_backfill(work.session, evt.run_id)
             source = "backfill" if backfill else "batch"
             ids = evt.portfolio_ids if evt.portfolio_ids is not None else await repo.active_portfolio_ids(work.session)
+            factors_present = await repo.factor_views_present(work.session)
             # Sorted: every multi-portfolio transaction takes the per-portfolio locks in one order.
             for portfolio_id in sorted(set(ids)):
-                outcome = await self.snapshot_portfolio(work.session, portfolio_id, evt.as_of, evt.run_id, source)
+                outcome = await self.snapshot_portfolio(
+                    work.session, portfolio_id, evt.as_of, evt.run_id, source, factors_present=factors_present
+                )
                 work.emit(self._created(evt, outcome))
 
     async def purge(self, evt: PortfolioUpdated) -> None:
-        """Delete every snapshot of a removed portfolio (data-model.md §1.1)."""
+        """Delete every snapshot (and risk metric, scenario result) of a removed portfolio (data-model.md §1.1)."""
         async with self.plumbing.uow.for_event(CONSUMER, evt) as work:
             if work.duplicate:
                 return
             deleted = await repo.delete_portfolio_snapshots(work.session, evt.portfolio_id)
-            log.info("purged %d snapshots of removed portfolio %s", deleted, evt.portfolio_id)
+            for hook in self.purge_hooks:
+                deleted += await hook(work.session, evt.portfolio_id)
+            log.info("purged %d stress rows of removed portfolio %s", deleted, evt.portfolio_id)
 
     async def snapshot_portfolio(
         self,
@@ -169,13 +221,24 @@ class SnapshotService:
         source: str,
         *,
         upstream_failed: bool = False,
+        stress_run_id: UUID | None = None,
+        factors_present: bool = True,
     ) -> SnapshotOutcome:
         """Build and upsert one snapshot inside a savepoint; a failure is reported, not raised
         (transient database errors are re-raised so the delivery is retried)."""
         started = utcnow()
         try:
             async with session.begin_nested():
-                figures = await self._write_snapshot(session, portfolio_id, as_of, run_id, source, upstream_failed)
+                figures = await self._write_snapshot(
+                    session,
+                    portfolio_id,
+                    as_of,
+                    run_id,
+                    source,
+                    upstream_failed,
+                    stress_run_id=stress_run_id,
+                    factors_present=factors_present,
+                )
         except StressError as exc:
             log.warning("snapshot of %s on %s not written: %s", portfolio_id, as_of, exc.message)
             return SnapshotOutcome(
@@ -203,6 +266,9 @@ class SnapshotService:
         run_id: UUID | None,
         source: str,
         upstream_failed: bool,
+        *,
+        stress_run_id: UUID | None,
+        factors_present: bool,
     ) -> SnapshotFigures:
         await repo.lock_portfolio(session, portfolio_id)
         live, cash = await repo.portfolio_cash(session, portfolio_id)
@@ -217,8 +283,13 @@ class SnapshotService:
         held = await repo.load_held(session, portfolio_id, as_of)
         closed = await repo.load_closed(session, portfolio_id, as_of, previous)
         figures = await asyncio.to_thread(build_snapshot, held, closed, cash)
+        analytics = await repo.snapshot_analytics(
+            session, portfolio_id, as_of, stress_run_id=stress_run_id, factors_present=factors_present
+        )
+        missing = list(figures.missing) + list(analytics.missing())
         if upstream_failed:
-            figures = replace(figures, missing=(*figures.missing, "valuation_step_failed"))
+            missing.append("upstream_step_failed")
+        figures = replace(figures, missing=tuple(missing))
         anchor, later = await repo.chain_context(session, portfolio_id, as_of)
         chain = chain_returns(
             anchor, [figures.equity, *later.equity], np.array([figures.daily_pnl, *later.daily_pnl], dtype=np.float64)
@@ -232,6 +303,7 @@ class SnapshotService:
             daily_return=float(chain.daily_return[0]),
             cumulative_pnl=float(chain.cumulative_pnl[0]),
             cumulative_return=float(chain.cumulative_return[0]),
+            analytics=analytics,
         )
         await repo.upsert_snapshot(session, row)
         # A day written out of order (back-fill, rerun) changes the chain of every later snapshot.

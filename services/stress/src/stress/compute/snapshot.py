@@ -10,6 +10,8 @@ exactly in both views. Prices and quantities are plain float64 (only the closed-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -333,6 +335,63 @@ def build_snapshot(held: HeldPositions, closed: ClosedPositions, cash_cents: flo
         missing=tuple(missing),
         flags=tuple(flags),
     )
+
+
+@dataclass(frozen=True)
+class SnapshotAnalytics:
+    """The §9 fields a snapshot copies from the day's factor, stress and risk results (None = absent).
+
+    Money is exact Decimal dollars as stored; `factor_exposures` maps factor code → X_f for the
+    factors calculated that day (7 equity factors plus `interest_rate`).
+    """
+
+    factors_available: bool
+    market_beta_ex_ante: float | None = None
+    market_exposure: Decimal | None = None
+    factor_exposures: dict[str, Any] | None = None
+    beta_coverage: float | None = None
+    risk_metrics_available: bool = False
+    var_95_1d: Decimal | None = None
+    var_99_1d: Decimal | None = None
+    es_95_1d: Decimal | None = None
+    es_99_1d: Decimal | None = None
+    annualized_volatility: float | None = None
+    max_drawdown: float | None = None
+    risk_flags: tuple[str, ...] = ()
+    worst_stress_pnl: Decimal | None = None
+    worst_stress_id: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The snapshot columns these analytics fill."""
+        return {
+            "market_beta_ex_ante": self.market_beta_ex_ante,
+            "market_exposure": self.market_exposure,
+            "factor_exposures": self.factor_exposures,
+            "beta_coverage": self.beta_coverage,
+            "var_95_1d": self.var_95_1d,
+            "var_99_1d": self.var_99_1d,
+            "es_95_1d": self.es_95_1d,
+            "es_99_1d": self.es_99_1d,
+            "annualized_volatility": self.annualized_volatility,
+            "max_drawdown": self.max_drawdown,
+            "worst_stress_pnl": self.worst_stress_pnl,
+            "worst_stress_id": self.worst_stress_id,
+        }
+
+    def missing(self) -> tuple[str, ...]:
+        """Inputs of §9 that were not available (each makes the snapshot `partial`)."""
+        out: list[str] = []
+        if not self.factors_available or self.market_exposure is None:
+            out.append("factor_exposures_missing")
+        if not self.risk_metrics_available:
+            out.append("risk_metrics_missing")
+        elif self.var_95_1d is None or self.var_99_1d is None:
+            out.append("var_missing")
+        if self.annualized_volatility is None and self.risk_metrics_available:
+            out.append("volatility_missing")
+        if self.worst_stress_id is None:
+            out.append("stress_results_missing")
+        return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,462 @@
+"""Storage and inputs of the risk metrics (calculations.md §8, data-model.md §8.5).
+
+Inputs come from published views only (docs/contracts.md): positions and exposures from
+`ingest.api_position_valuation` / `ingest.api_position`, option gammas from
+`greeks.api_position_greek`, adjusted closes from `marketdata.api_daily_price`, the NYSE calendar
+from `marketdata.api_trading_day`, DGS3MO from `marketdata.api_rate`, market betas and the market and
+rate factor exposures from `factors.api_underlying_beta` / `factors.api_portfolio_factor_exposure`.
+
+Every read serves a whole batch of portfolios of one date (one query per concern, grouped in SQL),
+and the price panel of a date is cached per process for the batch run that asked for it, so a
+1,000-portfolio cycle reads each underlying's closes once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db import Database
+from common.formatting import money, round_money
+from stress.compute.risk_metrics import ENGINE_VERSION, RiskMetrics, SnapshotHistory, ewma_block
+from stress.compute.var import VAR_WINDOW
+from stress.models import risk_metric
+
+MARKET_SYMBOL = "SPY"
+# Calendar days loaded before t0: 300 trading days leave room for 48 missing SPY closes in the window.
+CALENDAR_DAYS = 300
+FACTOR_VIEWS = ("factors.api_underlying_beta", "factors.api_portfolio_factor_exposure")
+
+
+def _money(value: float | None) -> Decimal | None:
+    return None if value is None or not math.isfinite(value) else round_money(value)
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Market data: calendar, adjusted closes (cached per date and run), betas, risk-free rate
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClosePanel:
+    """Adjusted closes on the last CALENDAR_DAYS NYSE trading days up to t0 (NaN = no close)."""
+
+    days: np.ndarray
+    closes: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class ClosesCache:
+    """Per-process cache of close panels keyed by (as_of, run_id); a run never changes its own
+    prices, so one run's steps share the panel. Events outside a run (run_id None) are not cached."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._panels: OrderedDict[tuple[date, UUID], ClosePanel] = OrderedDict()
+
+    def get(self, as_of: date, run_id: UUID | None) -> ClosePanel | None:
+        if run_id is None:
+            return None
+        panel = self._panels.get((as_of, run_id))
+        if panel is not None:
+            self._panels.move_to_end((as_of, run_id))
+        return panel
+
+    def put(self, as_of: date, run_id: UUID | None, panel: ClosePanel) -> None:
+        if run_id is None:
+            return
+        self._panels[(as_of, run_id)] = panel
+        self._panels.move_to_end((as_of, run_id))
+        while len(self._panels) > self.size:
+            self._panels.popitem(last=False)
+
+
+async def views_present(session: AsyncSession, names: tuple[str, ...]) -> set[str]:
+    """Which of the optional cross-service views exist (the factors schema may not be deployed)."""
+    rows = await session.execute(
+        sa.text("SELECT name FROM unnest(CAST(:names AS text[])) AS name WHERE to_regclass(name) IS NOT NULL"),
+        {"names": list(names)},
+    )
+    return {r.name for r in rows}
+
+
+async def calendar_days(session: AsyncSession, as_of: date) -> np.ndarray:
+    """The last CALENDAR_DAYS NYSE trading days up to and including `as_of`, ascending."""
+    rows = await session.execute(
+        sa.text(
+            "SELECT trading_date FROM marketdata.api_trading_day WHERE trading_date <= :d "
+            "ORDER BY trading_date DESC LIMIT :n"
+        ),
+        {"d": as_of, "n": CALENDAR_DAYS},
+    )
+    return np.asarray(sorted(r.trading_date for r in rows), dtype="datetime64[D]")
+
+
+async def load_closes(session: AsyncSession, panel: ClosePanel, symbols: set[str]) -> None:
+    """Add the adjusted closes of `symbols` not yet in `panel` (one grouped query)."""
+    missing = sorted(symbols - panel.closes.keys())
+    if not missing or not panel.days.size:
+        for symbol in missing:
+            panel.closes[symbol] = np.full(panel.days.shape, np.nan)
+        return
+    rows = await session.execute(
+        sa.text(
+            """
+            SELECT symbol, array_agg(price_date ORDER BY price_date) AS dates,
+                   array_agg(coalesce(adj_close, close)::float8 ORDER BY price_date) AS prices
+            FROM marketdata.api_daily_price
+            WHERE symbol = ANY(:symbols) AND price_date BETWEEN :lo AND :hi
+            GROUP BY symbol
+            """
+        ),
+        {"symbols": missing, "lo": panel.days[0].item(), "hi": panel.days[-1].item()},
+    )
+    found = {r.symbol: r for r in rows}
+    for symbol in missing:
+        values = np.full(panel.days.shape, np.nan)
+        row = found.get(symbol)
+        if row is not None:
+            dates = np.asarray(row.dates, dtype="datetime64[D]")
+            prices = np.asarray([np.nan if p is None else p for p in row.prices], dtype=np.float64)
+            idx = np.searchsorted(panel.days, dates)
+            ok = (idx < panel.days.size) & (panel.days[np.minimum(idx, panel.days.size - 1)] == dates)
+            values[idx[ok]] = prices[ok]
+        panel.closes[symbol] = values
+
+
+async def market_betas(session: AsyncSession, as_of: date, symbols: list[str], present: set[str]) -> dict[str, float]:
+    """Stored market betas of `symbols` for `as_of` (factors.api_underlying_beta)."""
+    if "factors.api_underlying_beta" not in present or not symbols:
+        return {}
+    rows = await session.execute(
+        sa.text(
+            "SELECT symbol, beta FROM factors.api_underlying_beta "
+            "WHERE calculation_date = :d AND factor_code = 'market' AND symbol = ANY(:s) AND beta IS NOT NULL"
+        ),
+        {"d": as_of, "s": symbols},
+    )
+    return {r.symbol: float(r.beta) for r in rows}
+
+
+async def risk_free(session: AsyncSession, start: date, end: date) -> tuple[np.ndarray, np.ndarray]:
+    """DGS3MO (fractions) on [last value ≤ start, end]."""
+    rows = (
+        await session.execute(
+            sa.text(
+                """
+                SELECT observation_date, value::float8 AS value FROM marketdata.api_rate
+                WHERE series_id = 'DGS3MO' AND value IS NOT NULL AND observation_date <= :end
+                  AND observation_date >= coalesce(
+                        (SELECT max(observation_date) FROM marketdata.api_rate
+                         WHERE series_id = 'DGS3MO' AND value IS NOT NULL AND observation_date <= :start), :start)
+                ORDER BY observation_date
+                """
+            ),
+            {"start": start, "end": end},
+        )
+    ).all()
+    return (
+        np.asarray([r.observation_date for r in rows], dtype="datetime64[D]"),
+        np.asarray([r.value for r in rows], dtype=np.float64),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Portfolio inputs (a batch of portfolios of one date)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HoldingRows:
+    """Valued positions of one portfolio on t0 (parallel lists; money in dollars, NaN = NULL)."""
+
+    underlying: list[str]
+    is_option: list[bool]
+    market_value: list[float]
+    dollar_exposure: list[float]
+    gamma: list[float]
+    underlying_price: list[float]
+    greek_status: list[str | None]
+
+
+@dataclass(frozen=True)
+class PortfolioRows:
+    """Everything stored about one portfolio that its risk metrics need."""
+
+    portfolio_id: UUID
+    live: bool
+    cash: float | None
+    positions_total: int
+    holdings: HoldingRows | None
+    factors: dict[str, tuple[float | None, float | None]]
+    history: SnapshotHistory
+
+
+_HOLDINGS_SQL = sa.text(
+    """
+    SELECT v.portfolio_id,
+           array_agg(coalesce(v.underlying_symbol, v.symbol) ORDER BY v.position_id) AS underlying,
+           array_agg(v.instrument_type = 'option' ORDER BY v.position_id) AS is_option,
+           array_agg(v.market_value::float8 ORDER BY v.position_id) AS market_value,
+           array_agg(v.dollar_exposure::float8 ORDER BY v.position_id) AS dollar_exposure,
+           array_agg(g.gamma ORDER BY v.position_id) AS gamma,
+           array_agg(coalesce(g.underlying_price, v.underlying_price)::float8 ORDER BY v.position_id)
+               AS underlying_price,
+           array_agg(g.status ORDER BY v.position_id) AS greek_status
+    FROM ingest.api_position_valuation v
+    LEFT JOIN greeks.api_position_greek g ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
+    WHERE v.portfolio_id = ANY(:ids) AND v.valuation_date = :d
+    GROUP BY v.portfolio_id
+    """
+)
+
+# Held on t0 (docs/contracts.md rule) or valued on t0: the positions the metrics account for.
+_COUNTS_SQL = sa.text(
+    """
+    SELECT p.id AS portfolio_id, p.cash_balance::float8 AS cash,
+           (SELECT count(*) FROM ingest.api_position x
+            WHERE x.portfolio_id = p.id
+              AND ((x.entry_date <= :d AND (x.status = 'open' OR x.exit_date > :d))
+                   OR EXISTS (SELECT 1 FROM ingest.api_position_valuation v
+                              WHERE v.position_id = x.id AND v.valuation_date = :d))) AS positions_total
+    FROM ingest.api_portfolio p
+    WHERE p.id = ANY(:ids)
+    """
+)
+
+_FACTORS_SQL = sa.text(
+    """
+    SELECT portfolio_id, factor_code, exposure_dollar::float8 AS exposure_dollar, beta
+    FROM factors.api_portfolio_factor_exposure
+    WHERE portfolio_id = ANY(:ids) AND calculation_date = :d AND factor_code IN ('market', 'interest_rate')
+      AND status = 'ok'
+    """
+)
+
+_HISTORY_SQL = sa.text(
+    """
+    SELECT s.portfolio_id,
+           array_agg(s.snapshot_date ORDER BY s.snapshot_date) AS dates,
+           array_agg(t.previous_trading_date ORDER BY s.snapshot_date) AS previous,
+           array_agg(s.daily_pnl::float8 ORDER BY s.snapshot_date) AS daily_pnl,
+           array_agg(s.daily_return ORDER BY s.snapshot_date) AS daily_return,
+           array_agg(s.var_95_1d::float8 ORDER BY s.snapshot_date) AS var95,
+           array_agg(s.var_99_1d::float8 ORDER BY s.snapshot_date) AS var99
+    FROM stress.portfolio_snapshot s
+    LEFT JOIN marketdata.api_trading_day t ON t.trading_date = s.snapshot_date
+    WHERE s.portfolio_id = ANY(:ids) AND s.snapshot_date < :d AND s.snapshot_date >= :lo
+    GROUP BY s.portfolio_id
+    """
+)
+
+
+def _nan(values: list[Any] | None) -> list[float]:
+    return [math.nan if x is None else float(x) for x in values or []]
+
+
+async def portfolio_rows(
+    session: AsyncSession, portfolio_ids: list[UUID], as_of: date, history_start: date, present: set[str]
+) -> dict[UUID, PortfolioRows]:
+    """Holdings, cash, counts, market/rate factor rows and snapshot history of each portfolio."""
+    params = {"ids": portfolio_ids, "d": as_of}
+    counts = {r.portfolio_id: r for r in await session.execute(_COUNTS_SQL, params)}
+    holdings = {r.portfolio_id: r for r in await session.execute(_HOLDINGS_SQL, params)}
+    factors: dict[UUID, dict[str, tuple[float | None, float | None]]] = {}
+    if "factors.api_portfolio_factor_exposure" in present:
+        for r in await session.execute(_FACTORS_SQL, params):
+            factors.setdefault(r.portfolio_id, {})[r.factor_code] = (r.exposure_dollar, r.beta)
+    history = {r.portfolio_id: r for r in await session.execute(_HISTORY_SQL, {**params, "lo": history_start})}
+    out: dict[UUID, PortfolioRows] = {}
+    for pid in portfolio_ids:
+        c = counts.get(pid)
+        h = holdings.get(pid)
+        s = history.get(pid)
+        out[pid] = PortfolioRows(
+            portfolio_id=pid,
+            live=c is not None,
+            cash=None if c is None else c.cash,
+            positions_total=0 if c is None else int(c.positions_total),
+            holdings=None
+            if h is None
+            else HoldingRows(
+                underlying=list(h.underlying),
+                is_option=[bool(x) for x in h.is_option],
+                market_value=_nan(h.market_value),
+                dollar_exposure=_nan(h.dollar_exposure),
+                gamma=_nan(h.gamma),
+                underlying_price=_nan(h.underlying_price),
+                greek_status=list(h.greek_status),
+            ),
+            factors=factors.get(pid, {}),
+            history=SnapshotHistory.empty()
+            if s is None
+            else SnapshotHistory.build(
+                s.dates, [p for p in s.previous], _nan(s.daily_pnl), _nan(s.daily_return), _nan(s.var95), _nan(s.var99)
+            ),
+        )
+    return out
+
+
+def history_start(days: np.ndarray, as_of: date) -> date:
+    """First date of the snapshot history the metrics read (≈ 300 trading days before t0)."""
+    return days[0].item() if days.size else as_of - timedelta(days=2 * VAR_WINDOW)
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage
+# ---------------------------------------------------------------------------------------------
+
+
+def risk_metric_row(
+    portfolio_id: UUID, as_of: date, m: RiskMetrics, run_id: UUID | None, extra_flags: list[str] | None = None
+) -> dict[str, Any]:
+    """The stress.risk_metric row of `m` (money rounded half-even to cents)."""
+    h95, h99 = m.historical(0.95), m.historical(0.99)
+    p95, p99 = m.parametric(0.95), m.parametric(0.99)
+    perf = m.performance
+    ewma = ewma_block(m.var)
+    if ewma is not None:
+        ewma["sigma_daily"] = money(ewma["sigma_daily"])
+        ewma["var"] = {k: money(x) for k, x in ewma["var"].items()}
+        ewma["es"] = {k: money(x) for k, x in ewma["es"].items()}
+    flags = sorted(set(m.flags) | set(extra_flags or []))
+    return {
+        "portfolio_id": portfolio_id,
+        "calculation_date": as_of,
+        "equity": _money(m.equity),
+        "var_window_start_date": m.window_start,
+        "var_window_end_date": m.window_end,
+        "var_observations": m.var.observations,
+        "var_95_hist": _money(h95.var) if h95 else None,
+        "var_99_hist": _money(h99.var) if h99 else None,
+        "es_95_hist": _money(h95.es) if h95 else None,
+        "es_99_hist": _money(h99.es) if h99 else None,
+        "var_95_param": _money(p95.var) if p95 else None,
+        "var_99_param": _money(p99.var) if p99 else None,
+        "es_95_param": _money(p95.es) if p95 else None,
+        "es_99_param": _money(p99.es) if p99 else None,
+        "sigma_daily": _money(m.var.sigma_daily),
+        "ewma": ewma,
+        "ex_ante_volatility": _float(m.ex_ante_volatility),
+        "beta_ex_ante": _float(m.beta_ex_ante),
+        "series_type": perf.series_type,
+        "performance_observations": perf.observations,
+        "performance_start_date": perf.start_date,
+        "performance_end_date": perf.end_date,
+        "realized_volatility": _float(perf.volatility),
+        "beta_realized": _float(perf.beta),
+        "alpha_daily": _float(perf.alpha_daily),
+        "beta_r_squared": _float(perf.r_squared),
+        "beta_observations": perf.beta_observations,
+        "sharpe_ratio": _float(perf.sharpe),
+        "sortino_ratio": _float(perf.sortino),
+        "max_drawdown": _float(perf.max_drawdown),
+        "max_drawdown_peak_date": perf.peak_date,
+        "max_drawdown_trough_date": perf.trough_date,
+        "max_drawdown_recovery_date": perf.recovery_date,
+        "rate_exposure_dollar": _money(m.rate_exposure),
+        "dv01": _money(m.dv01),
+        "positions_total": m.positions_total,
+        "positions_included": m.positions_included,
+        "proxied": m.proxied,
+        "backtest": m.backtest,
+        "flags": flags,
+        "data_status": "partial" if m.data_status == "partial" or "upstream_step_failed" in flags else "fresh",
+        "engine_version": ENGINE_VERSION,
+        "run_id": run_id,
+    }
+
+
+async def upsert_risk_metric(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Insert or replace the risk metrics of (portfolio_id, calculation_date)."""
+    insert = pg.insert(risk_metric).values(**row)
+    update: dict[str, Any] = {k: insert.excluded[k] for k in row if k not in ("portfolio_id", "calculation_date")}
+    update["created_at"] = sa.func.now()
+    await session.execute(
+        insert.on_conflict_do_update(index_elements=["portfolio_id", "calculation_date"], set_=update)
+    )
+
+
+async def delete_portfolio_metrics(session: AsyncSession, portfolio_id: UUID) -> int:
+    """Purge the risk metrics of a removed portfolio."""
+    result = await session.execute(sa.delete(risk_metric).where(risk_metric.c.portfolio_id == portfolio_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads of GET /api/v1/risk/metrics (raw asyncpg pool)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortfolioOwner:
+    """A live portfolio and its owner."""
+
+    id: UUID
+    user_id: UUID
+
+
+class RiskReader:
+    """Stored risk metrics, market-risk scenario results and provenance for #33."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def portfolio(self, portfolio_id: UUID) -> PortfolioOwner | None:
+        """The live portfolio `portfolio_id`."""
+        row = await self.db.fetchrow("SELECT id, user_id FROM ingest.api_portfolio WHERE id = $1", portfolio_id)
+        return None if row is None else PortfolioOwner(row["id"], row["user_id"])
+
+    async def default_portfolio(self, user_id: UUID) -> PortfolioOwner | None:
+        """The user's default portfolio (else the first created); onboarding ones only by explicit id."""
+        row = await self.db.fetchrow(
+            "SELECT id, user_id FROM ingest.api_portfolio WHERE user_id = $1 AND status <> 'onboarding'"
+            " ORDER BY is_default DESC, created_at, id LIMIT 1",
+            user_id,
+        )
+        return None if row is None else PortfolioOwner(row["id"], row["user_id"])
+
+    async def metrics(self, portfolio_id: UUID, as_of: date | None) -> asyncpg.Record | None:
+        """The risk metrics of `as_of` (latest when None), with the market context of that date."""
+        return await self.db.fetchrow(
+            """
+            SELECT m.*,
+                   (SELECT p.source FROM marketdata.api_daily_price p
+                    WHERE p.symbol = 'SPY' AND p.price_date <= m.calculation_date
+                    ORDER BY p.price_date DESC LIMIT 1) AS spy_source,
+                   (SELECT max(p.price_date) FROM marketdata.api_daily_price p WHERE p.symbol = 'SPY') AS spy_last
+            FROM stress.risk_metric m
+            WHERE m.portfolio_id = $1 AND ($2::date IS NULL OR m.calculation_date = $2)
+            ORDER BY m.calculation_date DESC LIMIT 1
+            """,
+            portfolio_id,
+            as_of,
+        )
+
+    async def market_scenarios(self, portfolio_id: UUID, as_of: date) -> list[asyncpg.Record]:
+        """Stored market-risk scenario results of the date: market moves first, by size, up before down."""
+        return await self.db.fetch(
+            """
+            SELECT scenario_key, kind, shock, predicted_pnl, predicted_pnl_pct, linear_pnl, nonlinear_adjustment,
+                   flags
+            FROM stress.market_risk_result
+            WHERE portfolio_id = $1 AND calculation_date = $2
+            ORDER BY kind = 'interest_rate', abs(shock), shock DESC
+            """,
+            portfolio_id,
+            as_of,
+        )

@@ -1,0 +1,352 @@
+"""Rows and response bodies from scenario computations (pure: no I/O).
+
+Money leaves as Decimal cents for storage (`round_money`) and as 2-dp strings in JSON
+(`common.formatting.money`); fractions of equity (`_pct`) and factor moves stay floats. Equity-
+relative numbers are null when equity ≤ 0 (calculations.md §2.1, flag `equity_undefined`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+
+from common.formatting import money, round_money, stat
+from stress.catalogue import SEVERITY_ORDER
+from stress.compute.market_risk import MarketRisk
+from stress.compute.scenarios import MODEL_FACTORS, CorrelatedImpacts, Impacts, ScenarioSet, summarise, top_positions
+from stress.scenarios_inputs import AssembledBook, ScenarioMeta
+
+TOP_POSITIONS = 10
+
+
+def _finite(value: float) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def pct(pnl: float, equity: float) -> float | None:
+    """P&L as a fraction of equity; None when equity ≤ 0 or either is unknown."""
+    if not (_finite(pnl) and _finite(equity)) or equity <= 0:
+        return None
+    return stat(pnl / equity)
+
+
+def loss_exceeds_equity(pnl: float, equity: float) -> bool:
+    """A loss larger than equity (reported in full, never capped: calculations.md §6.5 invariant 2)."""
+    return _finite(pnl) and _finite(equity) and -pnl > equity and pnl < 0
+
+
+def _money_or_none(value: float) -> str | None:
+    return money(value) if _finite(value) else None
+
+
+@dataclass(frozen=True)
+class StressComputation:
+    """Direct and (when a covariance exists) correlated impacts of a ScenarioSet on a book."""
+
+    scenarios: ScenarioSet
+    direct: Impacts
+    correlated: CorrelatedImpacts | None
+
+
+class ScenarioPresenter:
+    """Builds stored rows and response blocks of one computation (many portfolios × scenarios)."""
+
+    def __init__(self, assembled: AssembledBook, meta: ScenarioMeta, computation: StressComputation) -> None:
+        self.a = assembled
+        self.meta = meta
+        self.c = computation
+        self.exposures = assembled.book.factor_exposures()  # (P, k)
+        n_port = assembled.book.n_portfolios
+        pidx = assembled.book.portfolio_index
+        self._top_direct = [top_positions(row, pidx, n_port, TOP_POSITIONS) for row in computation.direct.position_pnl]
+        self._top_corr = (
+            [top_positions(row, pidx, n_port, TOP_POSITIONS) for row in computation.correlated.impacts.position_pnl]
+            if computation.correlated is not None
+            else None
+        )
+
+    # -- blocks ----------------------------------------------------------------------------
+
+    def positions_block(
+        self, impacts: Impacts, top: list[np.ndarray], s: int, p: int, direct: Impacts | None = None
+    ) -> list[dict[str, Any]]:
+        """Largest |P&L| positions of portfolio p in scenario s."""
+        out = []
+        for i in top[p]:
+            pnl = float(impacts.position_pnl[s, i])
+            if not _finite(pnl):
+                continue
+            item: dict[str, Any] = {
+                "position_id": str(self.a.position_ids[i]),
+                "symbol": self.a.symbols[i],
+                "underlying": self.a.position_underlyings[i],
+                "pnl": money(pnl),
+                "linear_pnl": _money_or_none(float(impacts.position_linear[s, i])),
+            }
+            if direct is not None:
+                item["direct_pnl"] = _money_or_none(float(direct.position_pnl[s, i]))
+            out.append(item)
+        return out
+
+    def factor_block(self, impacts: Impacts, s: int, p: int, *, with_move: bool) -> list[dict[str, Any]]:
+        """Per shocked factor: shock, factor dollar exposure X_k, and its linear P&L X_k · g_k."""
+        out = []
+        for k in np.flatnonzero(self.c.scenarios.shocked[s]):
+            item: dict[str, Any] = {
+                "factor": MODEL_FACTORS[k],
+                "shock": stat(float(self.c.scenarios.shocks[s, k])),
+                "exposure_dollar": money(float(self.exposures[p, k])),
+                "pnl": _money_or_none(float(impacts.factor_pnl[s, p, k])),
+            }
+            if with_move:
+                item["conditional_move"] = stat(float(impacts.moves[s, k]), 8)
+            out.append(item)
+        return out
+
+    def implied_moves(self, s: int) -> dict[str, float] | None:
+        """ΔF_o = Σ_os Σ_ss⁻¹ ΔF_s of the unshocked factors (None when not computed)."""
+        if self.c.correlated is None or not self.c.correlated.conditional.computed[s]:
+            return None
+        implied = self.c.correlated.conditional.implied[s]
+        return {MODEL_FACTORS[k]: stat(float(implied[k]), 8) for k in np.flatnonzero(np.isfinite(implied))}
+
+    def worst_factor(self, s: int, p: int) -> str | None:
+        """The shocked factor with the most negative linear contribution (correlated when computed)."""
+        impacts = self.c.correlated.impacts if self.c.correlated is not None else self.c.direct
+        if not impacts.computed[s]:
+            impacts = self.c.direct
+        shocked = self.c.scenarios.shocked[s]
+        values = np.where(shocked, impacts.factor_pnl[s, p], np.inf)
+        if not np.isfinite(values).any():
+            return None
+        k = int(np.argmin(values))
+        return MODEL_FACTORS[k] if values[k] < 0 else None
+
+    def flags(self, s: int, p: int) -> list[str]:
+        """Scenario flags of portfolio p: factor_unavailable, ill_conditioned_scenario, loss_exceeds_equity,
+        correlation_unavailable."""
+        out: list[str] = []
+        equity = float(self.a.book.equity[p])
+        invalid = self.meta.invalid[s] if s < len(self.meta.invalid) else None
+        if invalid == "invalid_scenario":
+            out.append(invalid)
+        elif not self.c.direct.computed[s]:
+            out.append("factor_unavailable")
+        if self.c.correlated is None:
+            out.append("correlation_unavailable")
+        elif self.c.correlated.conditional.ill_conditioned[s]:
+            out.append("ill_conditioned_scenario")
+        totals = [float(self.c.direct.total[s, p])]
+        if self.c.correlated is not None:
+            totals.append(float(self.c.correlated.impacts.total[s, p]))
+        if any(loss_exceeds_equity(t, equity) for t in totals):
+            out.append("loss_exceeds_equity")
+        return out
+
+    # -- stored rows -----------------------------------------------------------------------
+
+    def result_rows(self, run_ids: Sequence[UUID | None], as_of: date) -> list[dict[str, Any]]:
+        """stress.stress_result rows for every (portfolio with a run id, scenario)."""
+        rows = []
+        direct, corr = self.c.direct, self.c.correlated
+        for p, run_id in enumerate(run_ids):
+            if run_id is None:
+                continue
+            equity = float(self.a.book.equity[p])
+            for s in range(len(self.c.scenarios)):
+                d_total, d_lin = float(direct.total[s, p]), float(direct.linear[s, p])
+                c_total = float(corr.impacts.total[s, p]) if corr is not None else math.nan
+                c_lin = float(corr.impacts.linear[s, p]) if corr is not None else math.nan
+                top: dict[str, Any] = {"direct": self.positions_block(direct, self._top_direct[s], s, p)}
+                if corr is not None and self._top_corr is not None:
+                    top["correlated"] = self.positions_block(corr.impacts, self._top_corr[s], s, p, direct)
+                rows.append(
+                    {
+                        "stress_run_id": run_id,
+                        "scenario_id": self.meta.ids[s],
+                        "portfolio_id": self.a.portfolio_ids[p],
+                        "calculation_date": as_of,
+                        "direct_pnl": round_money(d_total),
+                        "direct_linear_pnl": round_money(d_lin),
+                        "correlated_pnl": round_money(c_total),
+                        "correlated_linear_pnl": round_money(c_lin),
+                        "correlation_effect": round_money(c_total - d_total),
+                        "direct_pnl_pct": pct(d_total, equity),
+                        "correlated_pnl_pct": pct(c_total, equity),
+                        "worst_factor": self.worst_factor(s, p) if direct.computed[s] else None,
+                        "implied_factor_moves": self.implied_moves(s),
+                        "direct_factor_impacts": self.factor_block(direct, s, p, with_move=False),
+                        "correlated_factor_impacts": (
+                            self.factor_block(corr.impacts, s, p, with_move=True) if corr is not None else None
+                        ),
+                        "top_positions": top,
+                        "floored_positions": int(direct.floored[s, p]),
+                        "correlated_floored_positions": int(corr.impacts.floored[s, p]) if corr is not None else None,
+                        "flags": self.flags(s, p),
+                    }
+                )
+        return rows
+
+    def correlated_or_direct(self, p: int) -> tuple[np.ndarray, str]:
+        """The per-scenario P&L the summary is over: correlated when computed, else direct."""
+        if self.c.correlated is not None:
+            return self.c.correlated.impacts.total[:, p], "correlated_pnl"
+        return self.c.direct.total[:, p], "direct_pnl"
+
+    def summary(self, p: int) -> dict[str, Any]:
+        """stress_run.summary of portfolio p (calculations.md §6.6)."""
+        values, basis = self.correlated_or_direct(p)
+        effect = (
+            self.c.correlated.impacts.total[:, p] - self.c.direct.total[:, p]
+            if self.c.correlated is not None
+            else np.full(len(self.c.scenarios), np.nan)
+        )
+        return summary_block(
+            values=[float(v) for v in values],
+            keys=[k or "" for k in self.meta.keys],
+            categories=self.meta.categories,
+            effects=[float(v) for v in effect],
+            basis=basis,
+        ) | {
+            "coverage": self.a.coverage[p],
+            "flags": self.a.flags[p],
+            "scenarios_not_computed": [
+                self.meta.keys[s] for s in range(len(self.c.scenarios)) if not self.c.direct.computed[s]
+            ],
+        }
+
+    # -- #37 / #38 bodies ----------------------------------------------------------------------
+
+    def impact_body(
+        self, *, s: int, p: int, calculation_date: date, exposure_date: date, scenario: dict[str, Any], matrix: Any
+    ) -> dict[str, Any]:
+        """The #37 body (and, when a correlated computation exists, the #38 body) of scenario s, portfolio p."""
+        direct, corr = self.c.direct, self.c.correlated
+        equity = float(self.a.book.equity[p])
+        d_total, d_lin = float(direct.total[s, p]), float(direct.linear[s, p])
+        flags = [f for f in self.flags(s, p) if corr is not None or f != "correlation_unavailable"]
+        body: dict[str, Any] = {
+            "portfolio_id": str(self.a.portfolio_ids[p]),
+            "calculation_date": calculation_date.isoformat(),
+            "factor_exposures_date": exposure_date.isoformat(),
+            "scenario": scenario,
+            "equity": money(equity),
+            "direct_pnl": money(d_total),
+            "direct_pnl_pct": pct(d_total, equity),
+            "linear_pnl": money(d_lin),
+            "nonlinear_adjustment": money(d_total - d_lin),
+            "factor_impacts": self.factor_block(direct, s, p, with_move=False),
+            "top_position_impacts": self.positions_block(direct, self._top_direct[s], s, p),
+            "floored_positions": int(direct.floored[s, p]),
+            "flags": flags + self.a.flags[p],
+            "coverage": self.a.coverage[p],
+            "method": "direct",
+        }
+        if corr is None or self._top_corr is None:
+            return body
+        c_total, c_lin = float(corr.impacts.total[s, p]), float(corr.impacts.linear[s, p])
+        body.update(
+            {
+                "top_position_impacts": self.positions_block(corr.impacts, self._top_corr[s], s, p, direct),
+                "implied_factor_moves": self.implied_moves(s) or {},
+                "correlated_pnl": money(c_total),
+                "correlated_pnl_pct": pct(c_total, equity),
+                "correlated_linear_pnl": money(c_lin),
+                "correlated_nonlinear_adjustment": money(c_total - c_lin),
+                "correlation_effect": money(c_total - d_total),
+                "correlated_factor_impacts": self.factor_block(corr.impacts, s, p, with_move=True),
+                "correlated_floored_positions": int(corr.impacts.floored[s, p]),
+                "matrix": {
+                    "matrix_id": str(matrix.id),
+                    "calculation_date": matrix.calculation_date.isoformat(),
+                    "window": matrix.window(),
+                },
+                "method": "correlated",
+            }
+        )
+        return body
+
+
+def summary_block(
+    *, values: list[float], keys: list[str], categories: list[str], effects: list[float], basis: str = "correlated_pnl"
+) -> dict[str, Any]:
+    """Worst / best / mean / median P&L, sign counts, mean correlation effect and the category breakdown."""
+    array = np.array(values, dtype=np.float64)
+    summary = summarise(array)
+    finite_effects = [e for e in effects if _finite(e)]
+    breakdown: dict[str, dict[str, Any]] = {}
+    for category in dict.fromkeys(categories):
+        mine = np.array([c == category for c in categories])
+        sub = summarise(array[mine])
+        breakdown[category] = {
+            "count": int(mine.sum()),
+            "worst_pnl": money(float(array[mine][sub.worst])) if sub.worst is not None else None,
+            "mean_pnl": money(sub.mean) if sub.mean is not None else None,
+        }
+    return {
+        "basis": basis,
+        "worst_case_pnl": money(float(array[summary.worst])) if summary.worst is not None else None,
+        "worst_scenario": keys[summary.worst] if summary.worst is not None else None,
+        "best_case_pnl": money(float(array[summary.best])) if summary.best is not None else None,
+        "best_scenario": keys[summary.best] if summary.best is not None else None,
+        "mean_pnl": money(summary.mean) if summary.mean is not None else None,
+        "median_pnl": money(summary.median) if summary.median is not None else None,
+        "scenarios_negative": summary.negative,
+        "scenarios_positive": summary.positive,
+        "mean_correlation_effect": money(float(np.mean(finite_effects))) if finite_effects else None,
+        "category_breakdown": breakdown,
+    }
+
+
+def market_risk_rows(
+    assembled: AssembledBook, result: MarketRisk, as_of: date, run_id: UUID | None
+) -> list[dict[str, Any]]:
+    """stress.market_risk_result rows of every portfolio (rate rows NULL with `rate_data_missing`)."""
+    rows = []
+    impacts = result.impacts
+    for p, pid in enumerate(assembled.portfolio_ids):
+        equity = float(assembled.book.equity[p])
+        base_flags = [
+            f for f in assembled.flags[p] if f in ("default_betas", "options_linear_only", "positions_excluded")
+        ]
+        for s, key in enumerate(result.scenarios.keys):
+            total, linear = float(impacts.total[s, p]), float(impacts.linear[s, p])
+            flags = list(base_flags)
+            if not impacts.computed[s]:
+                flags.append("rate_data_missing" if result.kinds[s] == "interest_rate" else "factor_unavailable")
+            if loss_exceeds_equity(total, equity):
+                flags.append("loss_exceeds_equity")
+            rows.append(
+                {
+                    "portfolio_id": pid,
+                    "calculation_date": as_of,
+                    "scenario_key": key,
+                    "kind": result.kinds[s],
+                    "shock": float(result.scenarios.shocks[s][result.scenarios.shocked[s]][0]),
+                    "predicted_pnl": round_money(total),
+                    "linear_pnl": round_money(linear),
+                    "nonlinear_adjustment": round_money(total - linear),
+                    "predicted_pnl_pct": pct(total, equity),
+                    "exposure_dollar": round_money(float(result.exposure[s, p])),
+                    "flags": flags,
+                    "run_id": run_id,
+                }
+            )
+    return rows
+
+
+def decimal_or_none(value: float) -> Decimal | None:
+    """Cents Decimal of a float (None when not finite)."""
+    return round_money(value) if _finite(value) else None
+
+
+def severity_rank(severity: str | None) -> int:
+    """mild < moderate < severe < extreme (unknown last)."""
+    return SEVERITY_ORDER.get(severity or "", len(SEVERITY_ORDER))

@@ -1,0 +1,417 @@
+"""Storage of the scenario part of the stress service and the published views it reads.
+
+Reads of other services go only through their `api_*` views (docs/contracts.md): positions and
+exposures from `ingest.api_position_valuation`, option inputs from `greeks.api_position_greek`,
+betas from `factors.api_underlying_beta`, the model covariance from `factors.api_factor_covariance`.
+Every read takes lists of portfolios so the daily step loads many books in one round trip; columns
+come back aggregated into arrays so compute stays vectorised. Writes run in the caller's session
+and are upserts on natural keys (a re-run of a date replaces its rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stress.compute.scenarios import MODEL_FACTORS
+from stress.models_scenarios import market_risk_result, stress_result, stress_run, stress_scenario
+
+COVARIANCE_LOOKBACK = 252
+
+
+# ---------------------------------------------------------------------------------------------
+# Factor model (factors.api_factor_matrix / api_factor_covariance / api_underlying_beta)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelMatrix:
+    """A stored model-basis factor covariance, aligned to MODEL_FACTORS (NaN where a factor is absent)."""
+
+    id: UUID
+    calculation_date: date
+    basis: str
+    window_start_date: date
+    window_end_date: date
+    observations: int
+    factor_codes: tuple[str, ...]
+    flags: tuple[str, ...]
+    covariance: np.ndarray  # (8, 8) daily
+
+    def window(self) -> dict[str, Any]:
+        return {
+            "start_date": self.window_start_date.isoformat(),
+            "end_date": self.window_end_date.isoformat(),
+            "observations": self.observations,
+        }
+
+
+_MATRIX_SQL = """
+    SELECT m.id, m.calculation_date, m.basis, m.window_start_date, m.window_end_date, m.observations,
+           m.factor_codes, m.flags, cells.f1, cells.f2, cells.cov
+    FROM factors.api_factor_matrix m
+    LEFT JOIN LATERAL (
+        SELECT array_agg(c.factor_1 ORDER BY c.factor_1, c.factor_2) AS f1,
+               array_agg(c.factor_2 ORDER BY c.factor_1, c.factor_2) AS f2,
+               array_agg(c.covariance ORDER BY c.factor_1, c.factor_2) AS cov
+        FROM factors.api_factor_covariance c WHERE c.matrix_id = m.id
+    ) cells ON true
+"""
+
+
+def _matrix(row: Any) -> ModelMatrix:
+    index = {code: j for j, code in enumerate(MODEL_FACTORS)}
+    cov = np.full((len(MODEL_FACTORS), len(MODEL_FACTORS)), np.nan)
+    for a, b, value in zip(row.f1 or [], row.f2 or [], row.cov or [], strict=True):
+        if a in index and b in index and value is not None:
+            cov[index[a], index[b]] = float(value)
+    return ModelMatrix(
+        id=row.id,
+        calculation_date=row.calculation_date,
+        basis=row.basis,
+        window_start_date=row.window_start_date,
+        window_end_date=row.window_end_date,
+        observations=int(row.observations),
+        factor_codes=tuple(row.factor_codes or ()),
+        flags=tuple(row.flags or ()),
+        covariance=cov,
+    )
+
+
+async def latest_model_matrix(session: AsyncSession, on_or_before: date) -> ModelMatrix | None:
+    """The model-basis 252-return matrix of the latest date ≤ `on_or_before`."""
+    row = (
+        await session.execute(
+            sa.text(
+                _MATRIX_SQL + " WHERE m.basis = 'model' AND m.lookback_days = :lb AND m.calculation_date <= :d"
+                " ORDER BY m.calculation_date DESC LIMIT 1"
+            ),
+            {"lb": COVARIANCE_LOOKBACK, "d": on_or_before},
+        )
+    ).first()
+    return None if row is None else _matrix(row)
+
+
+async def matrix_by_id(session: AsyncSession, matrix_id: UUID) -> ModelMatrix | None:
+    """A stored matrix by id (any basis; the caller checks it is a model matrix)."""
+    row = (await session.execute(sa.text(_MATRIX_SQL + " WHERE m.id = :id"), {"id": matrix_id})).first()
+    return None if row is None else _matrix(row)
+
+
+@dataclass(frozen=True)
+class BetaRows:
+    """Betas of the requested underlyings on one date, as parallel lists (one entry per factor row)."""
+
+    symbol: list[str]
+    factor_code: list[str]
+    beta: list[float | None]
+    beta_source: list[str]
+
+
+async def underlying_betas(session: AsyncSession, symbols: Sequence[str], on: date) -> BetaRows:
+    """factors.api_underlying_beta rows of `symbols` calculated on `on`."""
+    if not symbols:
+        return BetaRows([], [], [], [])
+    row = (
+        await session.execute(
+            sa.text(
+                """
+                SELECT array_agg(symbol::text) AS symbol, array_agg(factor_code) AS factor_code,
+                       array_agg(beta) AS beta, array_agg(beta_source) AS beta_source
+                FROM factors.api_underlying_beta
+                WHERE calculation_date = :d AND symbol = ANY(CAST(:syms AS text[]))
+                """
+            ),
+            {"d": on, "syms": list(symbols)},
+        )
+    ).one()
+    if row.symbol is None:
+        return BetaRows([], [], [], [])
+    return BetaRows(list(row.symbol), list(row.factor_code), list(row.beta), list(row.beta_source))
+
+
+async def exposure_dates(
+    session: AsyncSession, portfolio_ids: Sequence[UUID], on_or_before: date | None
+) -> dict[UUID, date]:
+    """Latest factors.api_portfolio_factor_exposure date ≤ `on_or_before` (any date when None) per portfolio."""
+    rows = (
+        await session.execute(
+            sa.text(
+                """
+                SELECT p.id AS portfolio_id,
+                       (SELECT max(e.calculation_date) FROM factors.api_portfolio_factor_exposure e
+                        WHERE e.portfolio_id = p.id
+                          AND (CAST(:d AS date) IS NULL OR e.calculation_date <= CAST(:d AS date))) AS d
+                FROM unnest(CAST(:pids AS uuid[])) AS p(id)
+                """
+            ),
+            {"pids": list(portfolio_ids), "d": on_or_before},
+        )
+    ).all()
+    return {r.portfolio_id: r.d for r in rows if r.d is not None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Books (ingest.api_portfolio, ingest.api_position_valuation, greeks.api_position_greek)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PortfolioRow:
+    """A live portfolio: owner, status and recorded cash (USD)."""
+
+    id: UUID
+    user_id: UUID
+    status: str
+    cash_balance: float
+
+
+async def portfolios(session: AsyncSession, portfolio_ids: Sequence[UUID]) -> dict[UUID, PortfolioRow]:
+    """Live portfolios among `portfolio_ids`."""
+    rows = (
+        await session.execute(
+            sa.text(
+                "SELECT id, user_id, status, cash_balance::float8 AS cash FROM ingest.api_portfolio"
+                " WHERE id = ANY(CAST(:pids AS uuid[]))"
+            ),
+            {"pids": list(portfolio_ids)},
+        )
+    ).all()
+    return {r.id: PortfolioRow(r.id, r.user_id, r.status, float(r.cash or 0.0)) for r in rows}
+
+
+async def default_portfolio(session: AsyncSession, user_id: UUID) -> PortfolioRow | None:
+    """The user's default portfolio (else the first created); onboarding ones only by explicit id."""
+    row = (
+        await session.execute(
+            sa.text(
+                "SELECT id, user_id, status, cash_balance::float8 AS cash FROM ingest.api_portfolio"
+                " WHERE user_id = :u AND status <> 'onboarding'"
+                " ORDER BY is_default DESC, created_at, id LIMIT 1"
+            ),
+            {"u": user_id},
+        )
+    ).first()
+    return None if row is None else PortfolioRow(row.id, row.user_id, row.status, float(row.cash or 0.0))
+
+
+POSITION_COLUMNS = (
+    "portfolio_id",
+    "position_id",
+    "symbol",
+    "underlying_symbol",
+    "is_option",
+    "quantity",
+    "multiplier",
+    "market_value",
+    "dollar_exposure",
+    "greek_status",
+    "spot",
+    "strike",
+    "time_to_expiry",
+    "rate",
+    "dividend_yield",
+    "sigma",
+    "is_call",
+)
+
+_POSITIONS_SQL = sa.text(
+    """
+    SELECT array_agg(v.portfolio_id ORDER BY v.portfolio_id, v.position_id) AS portfolio_id,
+           array_agg(v.position_id ORDER BY v.portfolio_id, v.position_id) AS position_id,
+           array_agg(v.symbol::text ORDER BY v.portfolio_id, v.position_id) AS symbol,
+           array_agg(v.underlying_symbol::text ORDER BY v.portfolio_id, v.position_id) AS underlying_symbol,
+           array_agg(v.instrument_type = 'option' ORDER BY v.portfolio_id, v.position_id) AS is_option,
+           array_agg(v.quantity::float8 ORDER BY v.portfolio_id, v.position_id) AS quantity,
+           array_agg(v.multiplier::float8 ORDER BY v.portfolio_id, v.position_id) AS multiplier,
+           array_agg(v.market_value::float8 ORDER BY v.portfolio_id, v.position_id) AS market_value,
+           array_agg(v.dollar_exposure::float8 ORDER BY v.portfolio_id, v.position_id) AS dollar_exposure,
+           array_agg(g.status ORDER BY v.portfolio_id, v.position_id) AS greek_status,
+           array_agg(g.underlying_price::float8 ORDER BY v.portfolio_id, v.position_id) AS spot,
+           array_agg(g.strike_price::float8 ORDER BY v.portfolio_id, v.position_id) AS strike,
+           array_agg(g.time_to_expiry_years ORDER BY v.portfolio_id, v.position_id) AS time_to_expiry,
+           array_agg(g.risk_free_rate ORDER BY v.portfolio_id, v.position_id) AS rate,
+           array_agg(g.dividend_yield ORDER BY v.portfolio_id, v.position_id) AS dividend_yield,
+           array_agg(g.implied_volatility ORDER BY v.portfolio_id, v.position_id) AS sigma,
+           array_agg(g.option_type = 'C' ORDER BY v.portfolio_id, v.position_id) AS is_call
+    FROM ingest.api_position_valuation v
+    LEFT JOIN greeks.api_position_greek g
+           ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
+    WHERE v.portfolio_id = ANY(CAST(:pids AS uuid[])) AND v.valuation_date = :d
+    """
+)
+
+
+async def position_rows(session: AsyncSession, portfolio_ids: Sequence[UUID], on: date) -> dict[str, list[Any]]:
+    """Valued positions of `portfolio_ids` on `on` with their option inputs, as column lists
+    (ordered by portfolio, then position)."""
+    row = (await session.execute(_POSITIONS_SQL, {"pids": list(portfolio_ids), "d": on})).one()
+    if row.position_id is None:
+        return {name: [] for name in POSITION_COLUMNS}
+    return {name: list(getattr(row, name)) for name in POSITION_COLUMNS}
+
+
+async def data_source(session: AsyncSession, as_of: date) -> str:
+    """`fixture` when SPY's close on `as_of` came from the fixture provider, else `live`."""
+    source = (
+        await session.execute(
+            sa.text("SELECT source FROM marketdata.api_daily_price WHERE symbol = 'SPY' AND price_date = :d"),
+            {"d": as_of},
+        )
+    ).scalar()
+    return "fixture" if source == "fixture" else "live"
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenario catalogue (stress.stress_scenario)
+# ---------------------------------------------------------------------------------------------
+
+
+async def scenarios(
+    session: AsyncSession,
+    *,
+    keys: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None,
+    active_only: bool = False,
+) -> list[dict[str, Any]]:
+    """Catalogue rows, in display order."""
+    table = stress_scenario
+    stmt = sa.select(table)
+    if keys is not None:
+        stmt = stmt.where(table.c.scenario_key.in_(list(keys)))
+    if categories:
+        stmt = stmt.where(table.c.category.in_(list(categories)))
+    if active_only:
+        stmt = stmt.where(table.c.is_active)
+    stmt = stmt.order_by(table.c.display_order.nulls_last(), table.c.scenario_key)
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+# ---------------------------------------------------------------------------------------------
+# Writes
+# ---------------------------------------------------------------------------------------------
+
+
+async def upsert_market_risk(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert or replace market_risk_result rows keyed (portfolio_id, calculation_date, scenario_key)."""
+    if not rows:
+        return
+    stmt = pg.insert(market_risk_result).values(rows)
+    keys = {"portfolio_id", "calculation_date", "scenario_key"}
+    update: dict[str, Any] = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
+    update["created_at"] = sa.func.now()
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["portfolio_id", "calculation_date", "scenario_key"], set_=update)
+    )
+
+
+async def upsert_batch_runs(session: AsyncSession, runs: list[dict[str, Any]]) -> dict[UUID, UUID]:
+    """Insert or replace the batch run of each (portfolio, date); returns portfolio_id → stress_run_id.
+
+    The run keeps its id across re-runs of the date (its results are replaced by the caller).
+    """
+    if not runs:
+        return {}
+    stmt = pg.insert(stress_run).values(runs)
+    update: dict[str, Any] = {
+        c: stmt.excluded[c] for c in runs[0] if c not in ("id", "portfolio_id", "calculation_date", "trigger")
+    }
+    update["created_at"] = sa.func.now()
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["portfolio_id", "calculation_date"],
+        index_where=sa.text("trigger = 'batch'"),
+        set_=update,
+    ).returning(stress_run.c.portfolio_id, stress_run.c.id)
+    return {r.portfolio_id: r.id for r in (await session.execute(upsert)).all()}
+
+
+async def insert_run(session: AsyncSession, run: dict[str, Any]) -> UUID:
+    """Insert an API (on-demand) run; its id is the job's."""
+    ident: UUID = (await session.execute(pg.insert(stress_run).values(run).returning(stress_run.c.id))).scalar_one()
+    return ident
+
+
+async def replace_results(session: AsyncSession, run_ids: Sequence[UUID], rows: list[dict[str, Any]]) -> None:
+    """Make `rows` the results of `run_ids`: upsert them and drop results of scenarios no longer run."""
+    if not run_ids:
+        return
+    keep: dict[UUID, list[UUID]] = {rid: [] for rid in run_ids}
+    for row in rows:
+        keep[row["stress_run_id"]].append(row["scenario_id"])
+    if rows:
+        stmt = pg.insert(stress_result).values(rows)
+        update: dict[str, Any] = {c: stmt.excluded[c] for c in rows[0] if c not in ("stress_run_id", "scenario_id")}
+        update["created_at"] = sa.func.now()
+        await session.execute(stmt.on_conflict_do_update(index_elements=["stress_run_id", "scenario_id"], set_=update))
+    await session.execute(
+        sa.text(
+            """
+            DELETE FROM stress.stress_result r
+            USING (SELECT k.run_id, k.scenario_ids
+                   FROM jsonb_to_recordset(CAST(:keep AS jsonb)) AS k(run_id uuid, scenario_ids uuid[])) k
+            WHERE r.stress_run_id = k.run_id AND NOT (r.scenario_id = ANY(k.scenario_ids))
+            """
+        ),
+        {"keep": _json([{"run_id": str(rid), "scenario_ids": [str(s) for s in ids]} for rid, ids in keep.items()])},
+    )
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def delete_portfolio(session: AsyncSession, portfolio_id: UUID) -> int:
+    """Purge a removed portfolio's stress runs (results cascade) and market-risk rows."""
+    runs = await session.execute(sa.delete(stress_run).where(stress_run.c.portfolio_id == portfolio_id))
+    market = await session.execute(
+        sa.delete(market_risk_result).where(market_risk_result.c.portfolio_id == portfolio_id)
+    )
+    return int(runs.rowcount or 0) + int(market.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored results (#40)
+# ---------------------------------------------------------------------------------------------
+
+
+async def stress_run_row(
+    session: AsyncSession, portfolio_id: UUID, stress_run_id: UUID | None
+) -> dict[str, Any] | None:
+    """The portfolio's run `stress_run_id`, or its latest (by calculation date, then creation)."""
+    table = stress_run
+    stmt = sa.select(table).where(table.c.portfolio_id == portfolio_id)
+    if stress_run_id is not None:
+        stmt = stmt.where(table.c.id == stress_run_id)
+    stmt = stmt.order_by(table.c.calculation_date.desc(), table.c.created_at.desc()).limit(1)
+    row = (await session.execute(stmt)).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def stress_results(session: AsyncSession, stress_run_id: UUID) -> list[dict[str, Any]]:
+    """The results of one run joined with their scenario's identity."""
+    r, s = stress_result, stress_scenario
+    stmt = (
+        sa.select(
+            r,
+            s.c.scenario_key,
+            s.c.name,
+            s.c.category,
+            s.c.severity,
+            s.c.shocks,
+            s.c.option_iv_shift,
+            s.c.display_order,
+        )
+        .join(s, s.c.id == r.c.scenario_id)
+        .where(r.c.stress_run_id == stress_run_id)
+        .order_by(s.c.display_order.nulls_last(), s.c.scenario_key)
+    )
+    return [dict(row) for row in (await session.execute(stmt)).mappings()]
