@@ -1,7 +1,8 @@
-"""Admin batch endpoints (#9–#12, #16, #18–#20) through the marketdata app on PostgreSQL."""
+"""Admin batch endpoints (#9–#20) through the marketdata app on PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from test_batch_support import (
     token,
 )
 
+from common.events import STEP_NAMES, CycleStarted
 from common.testing import drop_database
 from marketdata.backfill import wait_for_run
 from marketdata.scheduler import seed_schedules
@@ -30,6 +32,10 @@ TRIGGERS = (
     "/api/v1/admin/batch/market-data",
     "/api/v1/admin/batch/aggregations",
     "/api/v1/admin/batch/greeks",
+    "/api/v1/admin/batch/factors",
+    "/api/v1/admin/batch/correlations",
+    "/api/v1/admin/batch/risk-scenarios",
+    "/api/v1/admin/batch/stress-tests",
     "/api/v1/admin/batch/snapshots",
 )
 READS = ("/api/v1/admin/batch/status", "/api/v1/admin/batch/history", "/api/v1/admin/batch/schedule")
@@ -69,7 +75,7 @@ async def test_run_all_answers_202_job_accepted_with_run_id_and_steps(env: Env) 
     run_id = data["run_id"]
     assert data["job_id"] == f"mkt_{run_id}" and data["job_type"] == "batch.run_all"
     assert data["status"] == "queued" and data["deduplicated"] is False
-    assert data["steps"] == ["market_data", "greeks", "aggregations", "snapshots"]
+    assert data["steps"] == list(STEP_NAMES)
     assert data["status_url"] == f"/api/v1/jobs/mkt_{run_id}"
     assert r.headers["location"] == data["status_url"] and r.headers["retry-after"] == "2"
     assert r.json()["meta"]["as_of"] == "2026-11-24"
@@ -106,6 +112,59 @@ async def test_bad_trigger_bodies_are_rejected(env: Env) -> None:
     assert await env.scalar("SELECT count(*) FROM marketdata.batch_run") == 0
 
 
+async def test_engine_step_triggers_carry_their_params_and_validate_them(env: Env) -> None:
+    pid = await env.portfolio()
+    headers = token(ADMIN)
+    seen: list[CycleStarted] = []
+
+    async def record(evt: CycleStarted) -> None:
+        seen.append(evt)
+
+    env.bus.subscribe("test_recorder", CycleStarted, record)
+    await env.bus.start()
+    cases = [
+        ("factors", {}, ["factors"], {}),
+        ("correlations", {"duration_days": 120}, ["correlations"], {"duration_days": 120}),
+        ("risk-scenarios", {"cascade": True}, ["risk_scenarios", "stress_tests", "snapshots"], {}),
+        (
+            "stress-tests",
+            {"categories": ["rates", "market", "rates"]},
+            ["stress_tests"],
+            {"categories": ["market", "rates"]},
+        ),
+    ]
+    for path, body, steps, params in cases:
+        r = await env.client.post(
+            f"/api/v1/admin/batch/{path}", json={"portfolio_ids": [str(pid)], **body}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+        assert r.json()["data"]["steps"] == steps and r.json()["data"]["job_type"] == f"batch.{steps[0]}"
+        run_id = uuid.UUID(r.json()["data"]["run_id"])
+        stored = await env.scalar("SELECT params FROM marketdata.batch_run WHERE id = :id", id=run_id)
+        assert stored == params, path
+    # Default window of #17 is 90 trading days.
+    r = await env.client.post("/api/v1/admin/batch/correlations", json={"force": True}, headers=headers)
+    assert r.status_code == 202
+    for _ in range(100):
+        if len(seen) == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert [e.steps[0] for e in seen] == ["factors", "correlations", "risk_scenarios", "stress_tests", "correlations"]
+    assert seen[1].params == {"duration_days": 120} and seen[3].params == {"categories": ["market", "rates"]}
+    assert seen[4].params == {"duration_days": 90} and seen[2].cascade is True
+    runs = await env.scalar("SELECT count(*) FROM marketdata.batch_run")
+    for path, body in (
+        ("correlations", {"duration_days": 29}),
+        ("correlations", {"duration_days": 253}),
+        ("stress-tests", {"categories": ["crypto"]}),
+        ("stress-tests", {"categories": []}),
+        ("factors", {"duration_days": 90}),
+    ):
+        r = await env.client.post(f"/api/v1/admin/batch/{path}", json=body, headers=headers)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_ERROR", (path, body)
+    assert await env.scalar("SELECT count(*) FROM marketdata.batch_run") == runs
+
+
 async def test_prefer_wait_returns_the_finished_run_status(env: Env) -> None:
     p1 = await env.portfolio()
     simulate_pipeline(env.bus)
@@ -118,7 +177,7 @@ async def test_prefer_wait_returns_the_finished_run_status(env: Env) -> None:
     assert r.status_code == 200, r.text
     run = r.json()["data"]["run"]
     assert run["status"] == "completed" and run["job_name"] == "greeks" and run["cascade"] is True
-    assert [s["job"] for s in run["steps"]] == ["greeks", "aggregations", "snapshots"]
+    assert [s["job"] for s in run["steps"]] == list(STEP_NAMES[1:])
     assert all(s["status"] == "completed" and s["portfolios_completed"] == 1 for s in run["steps"])
 
 
@@ -161,7 +220,7 @@ async def test_status_shows_nothing_then_the_latest_run_per_step(env: Env) -> No
     assert (steps["aggregations"]["portfolios_completed"], steps["aggregations"]["portfolios_failed"]) == (1, 1)
     assert steps["aggregations"]["error"]["code"] == "SIMULATED"
     assert steps["snapshots"]["status"] == "completed" and steps["snapshots"]["duration_ms"] >= 0
-    assert status["last_completed"]["snapshots"] is not None and status["last_completed"]["factors"] is None
+    assert status["last_completed"]["snapshots"] is not None and status["last_completed"]["factors"] is not None
     one = (
         await env.client.get(
             "/api/v1/admin/batch/status", params={"run_id": f"mkt_{run_id}", "portfolio_id": str(p1)}, headers=headers
@@ -190,7 +249,8 @@ async def test_history_lists_step_rows_with_filters_sort_paging_and_summary(env:
         return resp.json()
 
     everything = await get()
-    assert everything["page"] == {"limit": 50, "offset": 0, "total": 7, "has_more": False}
+    # 1 market-wide row + 7 steps × 2 portfolios.
+    assert everything["page"] == {"limit": 50, "offset": 0, "total": 15, "has_more": False}
     started = [i["started_at"] for i in everything["data"]]
     assert started == sorted(started, reverse=True)
     item = everything["data"][0]
@@ -222,9 +282,9 @@ async def test_history_lists_step_rows_with_filters_sort_paging_and_summary(env:
     assert len(paged["data"]) == 2 and paged["page"]["has_more"] is True
     assert (await get(trigger="schedule"))["page"]["total"] == 0
     summary = (await get(include_summary="true"))["meta"]["summary"]
-    assert summary["total"] == 7 and summary["by_status"] == {"completed": 6, "failed": 1}
-    assert summary["success_rate"] == pytest.approx(6 / 7, abs=1e-6)
-    assert set(summary["avg_duration_ms_by_job"]) == {"market_data", "greeks", "aggregations", "snapshots"}
+    assert summary["total"] == 15 and summary["by_status"] == {"completed": 14, "failed": 1}
+    assert summary["success_rate"] == pytest.approx(14 / 15, abs=1e-6)
+    assert set(summary["avg_duration_ms_by_job"]) == set(STEP_NAMES)
     assert "summary" not in (await get())["meta"]
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert (await get(since=future))["page"]["total"] == 0

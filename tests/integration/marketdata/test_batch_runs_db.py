@@ -21,7 +21,7 @@ from test_batch_support import (
 )
 
 from common.errors import NotFound, ValidationFailed
-from common.events import CycleStarted, GreeksComputed, PortfolioUpdated, PricesUpdated, SnapshotCreated
+from common.events import STEP_NAMES, CycleStarted, GreeksComputed, PortfolioUpdated, PricesUpdated, SnapshotCreated
 from common.ids import SYSTEM_USER_ID
 from common.testing import drop_database
 from marketdata.backfill import backfill, wait_for_run
@@ -138,9 +138,9 @@ async def test_simulated_pipeline_drives_run_to_completed(env: Env) -> None:
         "SELECT job, portfolio_id, status, attempt, trigger FROM marketdata.batch_job_run WHERE run_id = :r",
         r=run["id"],
     )
-    assert len(rows) == 1 + 3 * 2
+    assert len(rows) == 1 + 7 * 2
     assert {(r["job"], r["portfolio_id"]) for r in rows} == {("market_data", None)} | {
-        (s, p) for s in ("greeks", "aggregations", "snapshots") for p in (p1, p2)
+        (s, p) for s in STEP_NAMES[1:] for p in (p1, p2)
     }
     assert all(r["status"] == "completed" and r["attempt"] == 1 and r["trigger"] == "manual" for r in rows)
     final = (await env.rows("SELECT * FROM marketdata.batch_run WHERE id = :r", r=run["id"]))[0]
@@ -148,7 +148,7 @@ async def test_simulated_pipeline_drives_run_to_completed(env: Env) -> None:
     job = (await env.rows("SELECT * FROM marketdata.job WHERE id = :r", r=run["id"]))[0]
     assert job["status"] == "completed" and job["progress_pct"] == 100
     assert job["result"] == {"portfolios": 2, "failed": 0}
-    assert [s["status"] for s in job["steps"]] == ["completed"] * 4
+    assert [s["status"] for s in job["steps"]] == ["completed"] * len(STEP_NAMES)
     assert last_success_gauge()._value.get() == pytest.approx(final["finished_at"].timestamp())
     # prices.updated carried the run scope to greeks.
     prices = env.events(PricesUpdated)
@@ -176,7 +176,7 @@ async def test_failure_for_one_portfolio_makes_run_partial_with_error_recorded(e
         r=run["id"],
         p=p2,
     )
-    assert later == 2
+    assert later == len(STEP_NAMES) - 2  # every step after greeks
     summary = await env.scalar("SELECT error_summary FROM marketdata.batch_run WHERE id = :r", r=run["id"])
     assert "greeks failed" in summary and str(p2) in summary
     job = (await env.rows("SELECT status, result, error_code FROM marketdata.job WHERE id = :r", r=run["id"]))[0]
@@ -348,7 +348,7 @@ async def test_cycle_started_marks_run_running_for_steps_owned_elsewhere(env: En
         portfolio_ids=[p1], cascade=True, force=False,
     )  # fmt: skip
     await env.bus.drain()
-    assert [e.steps for e in seen] == [["greeks", "aggregations", "snapshots"]]
+    assert [e.steps for e in seen] == [list(STEP_NAMES[1:])]
     assert seen[0].cascade is True and seen[0].portfolio_ids == [p1]
     row = (await env.rows("SELECT status, started_at FROM marketdata.batch_run WHERE id = :r", r=run["id"]))[0]
     assert row["status"] == "running" and row["started_at"] is not None
@@ -362,7 +362,7 @@ async def test_run_waits_for_late_earlier_step_reports_then_finishes_after_grace
         env.ctx, job_name="aggregations", trigger="manual", requested_by=ADMIN.user_id, as_of_date=AS_OF,
         portfolio_ids=[p1], cascade=True, force=False,
     )  # fmt: skip
-    assert run["steps"] == ["aggregations", "snapshots"]
+    assert run["steps"] == list(STEP_NAMES[2:])
     snap = SnapshotCreated(
         run_id=run["id"], as_of=AS_OF, portfolio_id=p1, snapshot_date=AS_OF, producer="stress", step=step("snapshots")
     )
@@ -375,7 +375,7 @@ async def test_run_waits_for_late_earlier_step_reports_then_finishes_after_grace
     assert await env.scalar("SELECT status FROM marketdata.batch_run WHERE id = :r", r=run["id"]) == "completed"
     status = await env.client.get("/api/v1/admin/batch/status", params={"run_id": str(run["id"])}, headers=token(ADMIN))
     steps = {s["job"]: s["status"] for s in status.json()["data"]["run"]["steps"]}
-    assert steps == {"aggregations": "skipped", "snapshots": "completed"}
+    assert steps == {**dict.fromkeys(STEP_NAMES[2:-1], "skipped"), "snapshots": "completed"}
 
 
 async def test_backfill_runs_each_past_trading_day_oldest_first_and_is_idempotent(env: Env) -> None:
@@ -390,7 +390,7 @@ async def test_backfill_runs_each_past_trading_day_oldest_first_and_is_idempoten
     for ident in run_ids:
         run = runs[ident]
         assert run["status"] == "completed" and run["trigger"] == "manual" and run["job_name"] == "greeks"
-        assert run["steps"] == ["greeks", "aggregations", "snapshots"] and run["cascade"] is True
+        assert run["steps"] == list(STEP_NAMES[1:]) and run["cascade"] is True
         assert run["params"] == {"backfill": True}
     # Price history covers the range (and the history margin before it).
     oldest = await env.scalar("SELECT min(price_date) FROM marketdata.daily_price WHERE symbol = 'AAPL'")

@@ -22,12 +22,14 @@ from common.db import Database
 from common.events import (
     CycleStarted,
     Event,
+    FactorsComputed,
     GreeksComputed,
     PortfolioUpdated,
     PricesUpdated,
     SnapshotCreated,
     StepError,
     StepInfo,
+    StressComputed,
 )
 from marketdata.context import MarketDataContext
 from marketdata.main import create_service
@@ -148,7 +150,7 @@ def step(name: str, status: str = "completed", error: str | None = None, records
 
 
 def simulate_pipeline(bus: InProcessBus, *, fail: Callable[[str, uuid.UUID], bool] = lambda s, p: False) -> None:
-    """Fake greeks, ingest and stress consumers: prices → greeks → valued → snapshot (cascade only).
+    """Fake owners of every step: prices → greeks → valued → factors → stress → snapshot (cascade only).
 
     `fail(step, portfolio_id)` makes that step report `failed` for that portfolio; the chain goes on,
     as the real services do.
@@ -189,8 +191,46 @@ def simulate_pipeline(bus: InProcessBus, *, fail: Callable[[str, uuid.UUID], boo
             )
         )
 
-    async def stress(evt: PortfolioUpdated) -> None:
+    async def factors(evt: PortfolioUpdated) -> None:
         if evt.change != "valued" or not evt.cascade:
+            return
+        await bus.publish(
+            factors_event(evt.run_id, evt.as_of, evt.portfolio_id, evt.cascade, ["factors", "correlations"])
+        )
+
+    def factors_event(run_id: Any, as_of: Any, pid: uuid.UUID, cascade: bool, names: list[str]) -> FactorsComputed:
+        infos = [step(n, *status_for(n, pid)) for n in names]
+        return FactorsComputed(
+            run_id=run_id,
+            as_of=as_of,
+            portfolio_id=pid,
+            cascade=cascade,
+            producer="factors",
+            step=infos[0],
+            extra_steps=infos[1:],
+        )
+
+    def stress_event(run_id: Any, as_of: Any, pid: uuid.UUID, cascade: bool, names: list[str]) -> StressComputed:
+        infos = [step(n, *status_for(n, pid)) for n in names]
+        return StressComputed(
+            run_id=run_id,
+            as_of=as_of,
+            portfolio_id=pid,
+            cascade=cascade,
+            producer="stress",
+            step=infos[0],
+            extra_steps=infos[1:],
+        )
+
+    async def stress(evt: FactorsComputed) -> None:
+        if not evt.cascade:
+            return
+        await bus.publish(
+            stress_event(evt.run_id, evt.as_of, evt.portfolio_id, evt.cascade, ["stress_tests", "risk_scenarios"])
+        )
+
+    async def snapshots(evt: StressComputed) -> None:
+        if not evt.cascade:
             return
         status, error = status_for("snapshots", evt.portfolio_id)
         await bus.publish(
@@ -220,6 +260,12 @@ def simulate_pipeline(bus: InProcessBus, *, fail: Callable[[str, uuid.UUID], boo
                         **common, change="valued", producer="ingest", step=step("aggregations", status, error)
                     )
                 )
+            elif first in ("factors", "correlations"):
+                names = [n for n in ("factors", "correlations") if n in evt.steps]
+                await bus.publish(factors_event(evt.run_id, evt.as_of, pid, evt.cascade, names))
+            elif first in ("risk_scenarios", "stress_tests"):
+                names = [n for n in ("stress_tests", "risk_scenarios") if n in evt.steps]
+                await bus.publish(stress_event(evt.run_id, evt.as_of, pid, evt.cascade, names))
             elif first == "snapshots":
                 status, error = status_for("snapshots", pid)
                 await bus.publish(
@@ -231,4 +277,6 @@ def simulate_pipeline(bus: InProcessBus, *, fail: Callable[[str, uuid.UUID], boo
     bus.subscribe("fake_owner", CycleStarted, single_step)
     bus.subscribe("fake_greeks", PricesUpdated, greeks)
     bus.subscribe("fake_ingest", GreeksComputed, ingest)
-    bus.subscribe("fake_stress", PortfolioUpdated, stress)
+    bus.subscribe("fake_factors", PortfolioUpdated, factors)
+    bus.subscribe("fake_stress", FactorsComputed, stress)
+    bus.subscribe("fake_snapshots", StressComputed, snapshots)

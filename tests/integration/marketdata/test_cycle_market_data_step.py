@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from test_batch_support import ADMIN, AS_OF, Env, close_env, create_batch_database, make_env, simulate_pipeline
 
-from common.events import CycleStarted, PricesUpdated
+from common.events import STEP_NAMES, CycleStarted, PricesUpdated
 from common.testing import drop_database
 from marketdata.backfill import wait_for_run
 from marketdata.batch_service import start_run
@@ -89,7 +89,7 @@ async def test_cascading_market_data_run_drives_the_downstream_steps(env: Env) -
     simulate_pipeline(env.bus)
     await env.bus.start()
     run, _, _ = await market_data_run(env, ["AAPL"], cascade=True)
-    assert run["steps"] == ["market_data", "greeks", "aggregations", "snapshots"]
+    assert run["steps"] == list(STEP_NAMES)
     assert await wait_for_run(env.ctx, run["id"], 60) == "completed"
     [prices] = env.events(PricesUpdated)
     assert prices.cascade is True and prices.portfolio_ids == [p1]

@@ -35,7 +35,7 @@ def row(job: str, pid: uuid.UUID | None, status: str = "completed", minute: int 
 def full_run(status_for: dict[tuple[str, uuid.UUID | None], str] | None = None) -> list[StepRow]:
     status_for = status_for or {}
     rows = [row("market_data", None, status_for.get(("market_data", None), "completed"), records=400)]
-    for minute, step in enumerate(("greeks", "aggregations", "snapshots"), start=1):
+    for minute, step in enumerate(PIPELINE_STEPS[1:], start=1):
         for pid in (P1, P2):
             rows.append(row(step, pid, status_for.get((step, pid), "completed"), minute))
     return rows
@@ -56,8 +56,8 @@ def test_run_is_not_finished_until_terminal_step_reported_for_every_portfolio() 
     assert not outcome.done
     assert outcome.status == "running"
     assert outcome.current_step == "snapshots"
-    # 6 of the 7 expected step rows are final.
-    assert outcome.progress_pct == int(100 * 6 / 7)
+    # 14 of the 15 expected step rows (1 market-wide + 7 steps × 2 portfolios) are final.
+    assert outcome.progress_pct == int(100 * 14 / 15)
 
 
 def test_failed_step_for_one_portfolio_makes_run_partial_once_later_steps_report() -> None:
@@ -112,9 +112,9 @@ def test_terminal_step_is_the_last_planned_step_of_a_single_step_run() -> None:
     rows = [row("greeks", P1), row("greeks", P2)]
     outcome = evaluate_run(steps, [P1, P2], rows)
     assert outcome.done and outcome.status == "completed"
-    # With cascade the same rows leave the run waiting for aggregations and snapshots.
+    # With cascade the same rows leave the run waiting for every downstream step.
     cascading = planned_steps("greeks", cascade=True)
-    assert cascading == ["greeks", "aggregations", "snapshots"]
+    assert cascading == list(PIPELINE_STEPS[1:])
     assert not evaluate_run(cascading, [P1, P2], rows).done
 
 
@@ -141,9 +141,7 @@ def test_empty_scope_single_step_run_is_finished_at_once() -> None:
 
 def test_skipped_portfolio_counts_as_neither_success_nor_failure() -> None:
     rows = full_run()
-    rows = [r for r in rows if r.portfolio_id != P2] + [
-        row(s, P2, "skipped", 5) for s in ("greeks", "aggregations", "snapshots")
-    ]
+    rows = [r for r in rows if r.portfolio_id != P2] + [row(s, P2, "skipped", 5) for s in PIPELINE_STEPS[1:]]
     outcome = evaluate_run(PIPELINE_STEPS, [P1, P2], rows)
     assert outcome.done and outcome.status == "completed"
 
@@ -169,9 +167,10 @@ def test_aggregated_steps_count_portfolios_and_sum_records() -> None:
 def test_aggregated_steps_of_a_running_run_are_queued_then_skipped_when_finished() -> None:
     rows = [row("market_data", None), row("greeks", P1, minute=1)]
     running = {s["job"]: s["status"] for s in aggregate_steps(PIPELINE_STEPS, [P1, P2], rows, run_finished=False)}
-    assert running == {"market_data": "completed", "greeks": "running", "aggregations": "queued", "snapshots": "queued"}
+    later = dict.fromkeys(PIPELINE_STEPS[2:], "queued")
+    assert running == {"market_data": "completed", "greeks": "running", **later}
     ended = {s["job"]: s["status"] for s in aggregate_steps(PIPELINE_STEPS, [P1, P2], rows, run_finished=True)}
-    assert ended == {"market_data": "completed", "greeks": "partial", "aggregations": "skipped", "snapshots": "skipped"}
+    assert ended == {"market_data": "completed", "greeks": "partial", **dict.fromkeys(PIPELINE_STEPS[2:], "skipped")}
 
 
 def test_aggregated_steps_for_one_portfolio_count_only_that_portfolio() -> None:
@@ -183,7 +182,16 @@ def test_aggregated_steps_for_one_portfolio_count_only_that_portfolio() -> None:
 
 def test_planned_steps_follow_the_single_pipeline_constant() -> None:
     assert planned_steps("run_all", cascade=False) == list(PIPELINE_STEPS)
-    assert planned_steps("aggregations", cascade=True) == ["aggregations", "snapshots"]
+    assert planned_steps("aggregations", cascade=True) == [
+        "aggregations",
+        "factors",
+        "correlations",
+        "risk_scenarios",
+        "stress_tests",
+        "snapshots",
+    ]
+    assert planned_steps("stress_tests", cascade=True) == ["stress_tests", "snapshots"]
+    assert planned_steps("correlations", cascade=True, include_correlations=False)[0] == "correlations"
     assert planned_steps("snapshots", cascade=True) == ["snapshots"]
     with_corr = ("market_data", "greeks", "aggregations", "factors", "correlations", "snapshots")
     assert "correlations" not in planned_steps("run_all", cascade=True, include_correlations=False, pipeline=with_corr)
@@ -191,7 +199,7 @@ def test_planned_steps_follow_the_single_pipeline_constant() -> None:
         "correlations"
     ]
     with pytest.raises(ValueError):
-        planned_steps("stress_tests", cascade=False)
+        planned_steps("valuation", cascade=False)
 
 
 def test_terminal_report_overtaking_an_earlier_failure_waits_for_it() -> None:

@@ -1,16 +1,16 @@
-"""Admin batch endpoints (api.md §4.1 #9–#12, #16, #18–#20; admin only, 403 FORBIDDEN otherwise).
+"""Admin batch endpoints (api.md §4.1 #9–#20; admin only, 403 FORBIDDEN otherwise).
 
 Triggers answer 202 JobAccepted (`job_id = mkt_<run_id>`, plus `run_id` and planned `steps`),
 with `Location` = status URL and `Retry-After: 2`; `Prefer: wait=N` (N ≤ 10) answers 200 with the
-run status (#18 for that run) when the run finishes in time. Factors, correlations,
-risk-scenario and stress-test triggers (#13, #14, #15, #17) arrive with those engines.
+run status (#18 for that run) when the run finishes in time. Step-specific body fields
+(`categories` of #15, `duration_days` of #17) travel in the run's `params` on `cycle.started`.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
@@ -70,8 +70,31 @@ class RunAllBody(BatchTriggerBody):
     """#9 body; `cascade` is implied (the whole sequence runs)."""
 
     include_correlations: bool = Field(
-        True, description="Run position correlations (stored; no effect until the correlations step exists)"
+        True, description="Run the position-correlations step (default true; they run daily)"
     )
+
+
+StressCategory = Literal["market", "rates", "rotation", "volatility", "historical"]
+
+
+class StressTestsBody(BatchTriggerBody):
+    """#15 body: optionally only some catalogue categories."""
+
+    categories: list[StressCategory] | None = Field(
+        None, min_length=1, description="Scenario categories to run (default: every active scenario)"
+    )
+
+    @field_validator("categories")
+    @classmethod
+    def _distinct(cls, value: list[StressCategory] | None) -> list[StressCategory] | None:
+        # Sorted and de-duplicated so equal requests hash to the same run scope.
+        return sorted(set(value)) if value is not None else None
+
+
+class CorrelationsBody(BatchTriggerBody):
+    """#17 body: the position-correlation window."""
+
+    duration_days: int = Field(90, ge=30, le=252, description="Trading days of returns (30–252)")
 
 
 class MarketDataBody(BatchTriggerBody):
@@ -179,8 +202,8 @@ def create_batch_router(ctx: MarketDataContext) -> APIRouter:
         summary="Run the whole daily sequence",
         description=(
             "Creates a run of every step in order: " + " → ".join(PIPELINE_STEPS) + " (each step starts on the "
-            "previous step's event). `include_correlations` (default true) is stored in the run's params; it "
-            "has no effect until the correlations step exists. " + COMMON_FIELDS_DOC
+            "previous step's event). `include_correlations: false` leaves the position-correlations step out. "
+            + COMMON_FIELDS_DOC
         ),
         responses=accepted_responses,
         response_model=None,
@@ -239,26 +262,38 @@ def create_batch_router(ctx: MarketDataContext) -> APIRouter:
             cascade=body.cascade,
         )
 
-    def single_step(step: str, path: str, summary: str, what: str) -> None:
+    def single_step(
+        step: str,
+        path: str,
+        summary: str,
+        what: str,
+        body_model: type[BatchTriggerBody] = BatchTriggerBody,
+        params_of: Any = None,
+    ) -> None:
+        """Register a single-step trigger; `params_of(body) -> dict` extracts the step's extra fields."""
+
         async def endpoint(
             request: Request,
-            body: BatchTriggerBody | None = Body(None),
+            body: Any = Body(None),
             prefer: str | None = Header(None),
             principal: Principal = Depends(require_admin),
         ) -> Response:
-            body = body or BatchTriggerBody()
+            body = body or body_model()
             return await trigger(
                 request,
                 principal,
                 prefer,
                 job_name=step,
                 body=body,
-                params={},
+                params=params_of(body) if params_of else {},
                 portfolio_ids=body.portfolio_ids,
                 cascade=body.cascade,
             )
 
+        # FastAPI reads the body model from the annotation; set it per route.
+        endpoint.__annotations__["body"] = body_model | None
         endpoint.__name__ = f"batch_{step}"
+        downstream = PIPELINE_STEPS[PIPELINE_STEPS.index(step) + 1 :]
         router.add_api_route(
             path,
             endpoint,
@@ -267,7 +302,7 @@ def create_batch_router(ctx: MarketDataContext) -> APIRouter:
             summary=summary,
             description=(
                 f"Single-step run of `{step}`: {what} With `cascade: true` the downstream steps "
-                f"({' → '.join(PIPELINE_STEPS[PIPELINE_STEPS.index(step) + 1 :]) or 'none'}) follow and are "
+                f"({' → '.join(downstream) or 'none'}) follow and are "
                 "part of the run's planned steps. " + COMMON_FIELDS_DOC
             ),
             responses=accepted_responses,
@@ -288,6 +323,40 @@ def create_batch_router(ctx: MarketDataContext) -> APIRouter:
         "Recompute option Greeks",
         "Black-Scholes-Merton Greeks of every option position held at `as_of_date` (greeks service), "
         "signed by quantity (per-share Greek × contracts × 100).",
+    )
+    single_step(
+        "factors",
+        "/api/v1/admin/batch/factors",
+        "Recompute factor model and exposures",
+        "the 8 factor series and their covariance matrix (252 trading days, 60-observation minimum), the "
+        "per-underlying regressions with diagnostics (including rate betas), and position and portfolio "
+        "factor dollar exposures (options delta-adjusted) of `as_of_date` (factors service).",
+    )
+    single_step(
+        "correlations",
+        "/api/v1/admin/batch/correlations",
+        "Recompute position correlations",
+        "the pairwise position correlation matrix and portfolio correlation metrics over `duration_days` "
+        "trading days (30–252, default 90) for each portfolio (factors service).",
+        body_model=CorrelationsBody,
+        params_of=lambda body: {"duration_days": body.duration_days},
+    )
+    single_step(
+        "risk_scenarios",
+        "/api/v1/admin/batch/risk-scenarios",
+        "Recompute market-risk scenarios and risk metrics",
+        "equity market moves ±5/10/20 % and rate shocks ±100/200 bp, plus the risk metrics (historical and "
+        "parametric VaR/ES at 95/99 %, 1 and 10 days, volatility, beta, Sharpe, Sortino, drawdown, VaR "
+        "backtest) of `as_of_date` (stress service).",
+    )
+    single_step(
+        "stress_tests",
+        "/api/v1/admin/batch/stress-tests",
+        "Rerun the stress-test catalogue",
+        "every active catalogue scenario (or those of `categories`: market, rates, rotation, volatility, "
+        "historical), direct and correlated impact, options repriced in full (stress service).",
+        body_model=StressTestsBody,
+        params_of=lambda body: {"categories": body.categories} if body.categories else {},
     )
     single_step(
         "snapshots",

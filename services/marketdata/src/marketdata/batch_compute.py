@@ -1,8 +1,7 @@
 """Pure batch logic: planned steps, scope hashes, the run state machine and schedule maths.
 
 No I/O and no wall clock: callers pass rows, dates and `now` explicitly. The step list is the
-single constant `PIPELINE_STEPS`; adding factors, correlations, risk_scenarios and stress_tests
-later is a one-line change there (their services and events are already known below).
+single constant `PIPELINE_STEPS` (api.md §4.1, §5.2).
 """
 
 from __future__ import annotations
@@ -21,10 +20,11 @@ from croniter import croniter
 from common.events import STEP_NAMES
 from common.formatting import json_default
 
-# The daily run of this release, in execution order (api.md §5.2, calculations.md §0.7).
-PIPELINE_STEPS: tuple[str, ...] = ("market_data", "greeks", "aggregations", "snapshots")
+# The daily run, in execution order (api.md §5.2, calculations.md §0.7). correlations rides on
+# factors.computed; risk_scenarios and stress_tests both report on stress.computed.
+PIPELINE_STEPS: tuple[str, ...] = STEP_NAMES
 
-# Which service owns each step (api.md §4.1), including steps not yet in PIPELINE_STEPS.
+# Which service owns each step (api.md §4.1).
 STEP_SERVICE: dict[str, str] = {
     "market_data": "marketdata",
     "greeks": "greeks",
@@ -145,6 +145,13 @@ def _expected_keys(steps: Sequence[str], portfolio_ids: Sequence[UUID]) -> list[
         else:
             keys.extend((step, pid) for pid in portfolio_ids)
     return keys
+
+
+def expected_row_count(steps: Sequence[str], portfolio_ids: Sequence[UUID]) -> int:
+    """How many final step rows a run needs before it can be finished (one per step and portfolio,
+    one per market-wide step)."""
+    scope = len(set(portfolio_ids))
+    return sum(1 if step in MARKET_WIDE_STEPS else scope for step in steps)
 
 
 def _summarise_failures(rows: Sequence[StepRow], limit: int = 1000) -> str | None:

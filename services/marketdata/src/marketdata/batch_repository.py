@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from marketdata.batch_compute import ACTIVE_RUN_STATUSES, StepRow
+from marketdata.batch_compute import ACTIVE_RUN_STATUSES, FINAL_JOB_RUN_STATUSES, StepRow
 from marketdata.models_batch import batch_job_run, batch_run, batch_schedule
 from marketdata.repository import view_exists
 
@@ -302,6 +302,16 @@ async def upsert_job_runs(session: AsyncSession, rows: list[dict[str, Any]]) -> 
     values = list(latest.values())
     upsert = _job_run_upsert(pg.insert(batch_job_run).values(values), set(values[0]))
     return len((await session.execute(upsert)).all())
+
+
+async def final_step_row_count(session: AsyncSession, *, run_id: UUID) -> int:
+    """Step rows of a run in a final status (cheap check before a full settlement)."""
+    row = await session.execute(
+        sa.select(sa.func.count())
+        .select_from(batch_job_run)
+        .where(batch_job_run.c.run_id == run_id, batch_job_run.c.status.in_(sorted(FINAL_JOB_RUN_STATUSES)))
+    )
+    return int(row.scalar_one())
 
 
 async def step_rows(session: AsyncSession, *, run_id: UUID) -> list[StepRow]:
