@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from tests.e2e.conftest import DEMO_EMAILS, FIXTURE_AS_OF, System
 
+from common.events import STEP_NAMES
+
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 # demo.md §7, market-value (capital) view in fixture mode.
@@ -95,8 +97,8 @@ async def test_cycle_left_a_snapshot_for_every_demo_portfolio_and_a_completed_ru
         )
     run = status.json()["data"]["run"]
     assert run["status"] == "completed"
-    assert {s["job"] for s in run["steps"]} == {"market_data", "greeks", "aggregations", "snapshots"}
-    assert all(s["status"] == "completed" for s in run["steps"])
+    assert [s["job"] for s in run["steps"]] == list(STEP_NAMES)
+    assert all(s["status"] == "completed" for s in run["steps"]), run["steps"]
 
 
 async def test_repeating_the_daily_trigger_for_a_completed_date_changes_nothing(system: System) -> None:

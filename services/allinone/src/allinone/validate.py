@@ -27,6 +27,7 @@ CHECKS: tuple[tuple[str, str, int], ...] = (
         9,
     ),
     ("factor definitions", "SELECT count(*) FROM factors.api_factor_definition", 9),
+    ("active stress scenarios", "SELECT count(*) FROM stress.stress_scenario WHERE is_active", 18),
 )
 
 
