@@ -1,4 +1,5 @@
-"""Helpers shared by the API-surface and isolation e2e tests (tests/e2e/test_api_surface.py, test_isolation.py).
+"""Helpers shared by the API-surface, isolation and risk-route e2e tests (tests/e2e/test_api_surface.py,
+test_isolation.py, test_risk_routes.py).
 
 They talk to the running all-in-one system only through its HTTP API, except for two test-harness
 needs: a roomier per-user rate limit while these modules run (restored afterwards), and reading
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from tests.e2e.conftest import ADMIN_EMAIL, DEMO_EMAILS, FIXTURE_AS_OF, TERMINAL, System
 
 from gateway.ratelimit import SlidingWindowLimiter
@@ -225,3 +227,14 @@ def first_difference(before: Any, after: Any, path: str = "") -> str | None:
                 return found
         return None
     return None if before == after else f"{path}: {before!r} != {after!r}"
+
+
+def assert_correlation_matrix(matrix: list[list[float | None]], size: int) -> None:
+    """Square `size` × `size`, symmetric, 1.0 on the diagonal, every cell a correlation or null (no data)."""
+    assert len(matrix) == size and all(len(row) == size for row in matrix), [len(r) for r in matrix]
+    for i in range(size):
+        assert matrix[i][i] == pytest.approx(1.0), (i, matrix[i][i])
+        for j in range(size):
+            cell = matrix[i][j]
+            assert cell == matrix[j][i] or cell == pytest.approx(matrix[j][i]), (i, j)
+            assert cell is None or -1.0 - 1e-9 <= cell <= 1.0 + 1e-9, (i, j, cell)

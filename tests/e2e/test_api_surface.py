@@ -31,6 +31,7 @@ from tests.e2e.surface_support import (
     MONEY_RE,
     REQUEST_ID_RE,
     UTC_TIMESTAMP_RE,
+    assert_correlation_matrix,
     assert_error,
     bearer,
     complete_onboarding,
@@ -321,6 +322,67 @@ async def check_became_active(w: World, resp: httpx.Response, values: dict[str, 
     assert summary.json()["data"]["portfolio"]["status"] == "active"
 
 
+async def check_scenarios(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    body = resp.json()
+    assert body["page"]["total"] == 18 and len(body["data"]) == 18, body["page"]
+    assert {s["category"] for s in body["data"]} == {"market", "rates", "rotation", "volatility", "historical"}
+    assert "short_interest" not in {code for s in body["data"] for code in s["shocks"]}
+
+
+async def check_factor_matrix(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert data["factors"] == [
+        "market",
+        "momentum",
+        "value",
+        "growth",
+        "quality",
+        "size",
+        "low_volatility",
+        "interest_rate",
+    ]
+    assert_correlation_matrix(data["correlations"], 8)
+    assert data["window"]["observations"] >= 60 and data["calculation_date"] == AS_OF
+
+
+async def check_exposures(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    factors = {f["code"]: f for f in data["factors"]}
+    assert len(factors) == 9, list(factors)
+    assert factors["short_interest"]["status"] == "not_calculated" and factors["short_interest"]["beta"] is None
+    assert factors["market"]["status"] == "ok" and MONEY_RE.match(factors["market"]["exposure_dollar"])
+
+
+async def check_results(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert data["run"]["scenarios"] == len(data["results"]) == 18, data["run"]
+    pnls = [float(r["correlated_pnl"]) for r in data["results"]]
+    assert pnls == sorted(pnls) and data["summary"]["worst_scenario"] == data["results"][0]["scenario_id"]
+
+
+async def check_position_matrix(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert len(data["nodes"]) >= 2
+    assert_correlation_matrix(data["correlations"], len(data["nodes"]))
+
+
+async def ensure_exposures_of_mine(w: World) -> dict[str, Any]:
+    """Factor exposures of the module's own portfolio (stress runs need them), computed once."""
+    if "mine_exposures" not in w.values:
+        resp = await w.client.post(
+            "/api/v1/factors/calculate",
+            headers={**w.headers["owner"], "Prefer": "wait=10"},
+            json={"portfolio_id": w.values["mine"]},
+        )
+        if resp.status_code == 202:
+            job = await wait_job(w.client, w.headers["owner"], resp.json()["data"]["status_url"])
+            assert job["status"] == "completed", job
+        else:
+            assert resp.status_code == 200, resp.text
+        w.values["mine_exposures"] = "yes"
+    return {}
+
+
 # ---- the table ----------------------------------------------------------------------------------
 
 BATCH_BODY = {"portfolio_ids": ["{mine}"], "as_of_date": "{as_of}"}
@@ -337,6 +399,32 @@ def batch_route(path: str, body: dict[str, Any] = BATCH_BODY, extra_bad: tuple[R
         "admin",
         ok=(Req(path, json=body, as_="admin", status=202),),
         bad=tuple(Req(path, json=r.json, as_="admin", status=422) for r in BATCH_BAD) + extra_bad,
+    )
+
+
+# Position-correlation filters wide open, so the module's two-stock portfolio has two nodes.
+OPEN_FILTERS = {"min_position_value": 0, "min_portfolio_weight": 0, "filter_mode": "either"}
+CUSTOM_SHOCKS = {"market": -0.08, "growth": -0.05}
+
+
+def impact_bad(path: str) -> tuple[Req, ...]:
+    """Malformed direct/correlated impact bodies (api.md #37 errors)."""
+    return (
+        Req(path, json={}, status=422),
+        Req(
+            path,
+            json={"scenario_id": "market_down_10", "scenario": {"name": "x", "shocks": {"market": -0.1}}},
+            status=422,
+        ),
+        Req(path, json={"scenario": {"name": "x", "shocks": {"market": -1.5}}}, status=422),
+        Req(
+            path, json={"scenario": {"name": "x", "shocks": {"short_interest": 0.1}}}, status=422, code="UNKNOWN_FACTOR"
+        ),
+        Req(path, json={"scenario": {"name": "x", "shocks": {"interest_rate": 0.2}}}, status=422),
+        Req(path, json={"scenario_id": "market_down_99"}, status=404, code="SCENARIO_NOT_FOUND"),
+        Req(
+            path, json={"scenario_id": "market_down_10", "as_of_date": "2020-01-02"}, status=404, code="NOT_CALCULATED"
+        ),
     )
 
 
@@ -435,6 +523,24 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/admin/batch/aggregations"): batch_route("/api/v1/admin/batch/aggregations"),
     ("POST", "/api/v1/admin/batch/greeks"): batch_route("/api/v1/admin/batch/greeks"),
     ("POST", "/api/v1/admin/batch/snapshots"): batch_route("/api/v1/admin/batch/snapshots"),
+    ("POST", "/api/v1/admin/batch/factors"): batch_route("/api/v1/admin/batch/factors"),
+    ("POST", "/api/v1/admin/batch/risk-scenarios"): batch_route("/api/v1/admin/batch/risk-scenarios"),
+    ("POST", "/api/v1/admin/batch/stress-tests"): batch_route(
+        "/api/v1/admin/batch/stress-tests",
+        {**BATCH_BODY, "categories": ["rates"]},
+        extra_bad=(
+            Req("/api/v1/admin/batch/stress-tests", json={"categories": ["crypto"]}, as_="admin", status=422),
+            Req("/api/v1/admin/batch/stress-tests", json={"categories": []}, as_="admin", status=422),
+        ),
+    ),
+    ("POST", "/api/v1/admin/batch/correlations"): batch_route(
+        "/api/v1/admin/batch/correlations",
+        {**BATCH_BODY, "duration_days": 60},
+        extra_bad=(
+            Req("/api/v1/admin/batch/correlations", json={"duration_days": 29}, as_="admin", status=422),
+            Req("/api/v1/admin/batch/correlations", json={"duration_days": 253}, as_="admin", status=422),
+        ),
+    ),
     ("GET", "/api/v1/admin/batch/status"): Route(
         "admin",
         ok=(
@@ -877,6 +983,308 @@ ROUTES: dict[tuple[str, str], Route] = {
             Req("/api/v1/factors/definitions", params={"include_inactive": "false"}),
         ),
         bad=(Req("/api/v1/factors/definitions", params={"include_inactive": "perhaps"}, status=422),),
+    ),
+    # -------- factors: exposures and the factor matrix (#31, #32, #34, #35, #45, #46, #47)
+    ("GET", "/api/v1/risk/factors"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/factors", check=check_exposures),
+            Req(
+                "/api/v1/risk/factors",
+                params={"portfolio_id": "{hf_portfolio}", "include": "attribution", "attribution_days": "5"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/factors", params={"include": "gossip"}, status=422),
+            Req("/api/v1/risk/factors", params={"attribution_days": "0"}, status=422),
+            Req("/api/v1/risk/factors", params={"portfolio_id": "mine"}, status=422),
+            Req("/api/v1/risk/factors", params={"as_of_date": "2020-01-02"}, status=404, code="NOT_CALCULATED"),
+        ),
+    ),
+    ("GET", "/api/v1/risk/factors/positions"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/factors/positions"),
+            Req(
+                "/api/v1/risk/factors/positions",
+                params={"portfolio_id": "{hf_portfolio}", "factors": "market,growth", "sort": "-beta.market"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/factors/positions", params={"sort": "colour"}, status=422),
+            Req("/api/v1/risk/factors/positions", params={"limit": "1001"}, status=422),
+            Req("/api/v1/risk/factors/positions", params={"factors": "astrology"}, status=422),
+            Req("/api/v1/risk/factors/positions", params={"quality": "great"}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/risk/correlations/factors/matrix"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/correlations/factors/matrix", check=check_factor_matrix),
+            Req("/api/v1/risk/correlations/factors/matrix", params={"basis": "raw", "as_of_date": "{as_of}"}),
+        ),
+        bad=(
+            Req("/api/v1/risk/correlations/factors/matrix", params={"basis": "cooked"}, status=422),
+            Req("/api/v1/risk/correlations/factors/matrix", params={"lookback_days": "59"}, status=422),
+            Req(
+                "/api/v1/risk/correlations/factors/matrix",
+                params={"as_of_date": "2020-01-02"},
+                status=404,
+                code="NOT_CALCULATED",
+            ),
+        ),
+    ),
+    ("POST", "/api/v1/risk/correlations/factors/calculate"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/correlations/factors/calculate", json={}, check=check_factor_matrix),
+            Req("/api/v1/risk/correlations/factors/calculate", json={"as_of_date": "{as_of}", "lookback_days": 252}),
+        ),
+        bad=(
+            Req("/api/v1/risk/correlations/factors/calculate", json={"lookback_days": 59}, status=422),
+            Req("/api/v1/risk/correlations/factors/calculate", json={"as_of_date": "someday"}, status=422),
+            Req("/api/v1/risk/correlations/factors/calculate", json={"basis": "raw"}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/factors/exposures/{portfolio_id}"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/factors/exposures/{hf_portfolio}", check=check_exposures),
+            Req("/api/v1/factors/exposures/{hf_portfolio}", params={"as_of_date": "{as_of}", "include": "attribution"}),
+        ),
+        bad=(
+            Req("/api/v1/factors/exposures/not-a-uuid", status=422),
+            Req("/api/v1/factors/exposures/{hf_portfolio}", params={"attribution_days": "253"}, status=422),
+            Req("/api/v1/factors/exposures/{hf_portfolio}", params={"include": "gossip"}, status=422),
+            Req(
+                "/api/v1/factors/exposures/0b8e1c7e-8c1d-4e0b-9a55-0c6a2f0e9d11", status=404, code="PORTFOLIO_NOT_FOUND"
+            ),
+        ),
+    ),
+    ("GET", "/api/v1/factors/exposures/{portfolio_id}/positions"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/factors/exposures/{hf_portfolio}/positions"),
+            Req(
+                "/api/v1/factors/exposures/{hf_portfolio}/positions",
+                params={"type": "LC,SP", "sort": "-dollar_exposure", "limit": "5"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/factors/exposures/{hf_portfolio}/positions", params={"type": "LONGISH"}, status=422),
+            Req("/api/v1/factors/exposures/{hf_portfolio}/positions", params={"sort": "beta.luck"}, status=422),
+            Req("/api/v1/factors/exposures/not-a-uuid/positions", status=422),
+        ),
+    ),
+    ("POST", "/api/v1/factors/calculate"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/factors/calculate", json={"portfolio_id": "{mine}", "force": True}, status=202),
+            Req(
+                "/api/v1/factors/calculate",
+                json={"portfolio_id": "{mine}", "as_of_date": "{as_of}"},
+                headers={"Prefer": "wait=10"},
+                check=check_exposures,
+            ),
+        ),
+        bad=(
+            Req("/api/v1/factors/calculate", json={}, status=422),
+            Req("/api/v1/factors/calculate", json={"portfolio_id": "{mine}", "force": "perhaps"}, status=422),
+            Req("/api/v1/factors/calculate", json={"portfolio_id": "{mine}", "window": 60}, status=422),
+            Req(
+                "/api/v1/factors/calculate",
+                json={"portfolio_id": "0b8e1c7e-8c1d-4e0b-9a55-0c6a2f0e9d11"},
+                status=404,
+                code="PORTFOLIO_NOT_FOUND",
+            ),
+        ),
+    ),
+    # -------- factors: position correlations (#41, #42, #43)
+    ("GET", "/api/v1/risk/correlations/positions/metrics"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/correlations/positions/metrics"),
+            Req(
+                "/api/v1/risk/correlations/positions/metrics",
+                params={"portfolio_id": "{hf_portfolio}", "view": "longs", "correlation_threshold": "0.5"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/correlations/positions/metrics", params={"view": "sideways"}, status=422),
+            Req("/api/v1/risk/correlations/positions/metrics", params={"correlation_threshold": "2"}, status=422),
+            Req("/api/v1/risk/correlations/positions/metrics", params={"filter_mode": "any"}, status=422),
+            Req("/api/v1/risk/correlations/positions/metrics", params={"duration_days": "10"}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/risk/correlations/positions/matrix"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/correlations/positions/matrix", check=check_position_matrix),
+            Req(
+                "/api/v1/risk/correlations/positions/matrix",
+                params={"portfolio_id": "{hf_portfolio}", "values": "direction_adjusted", "include": "p_values"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/correlations/positions/matrix", params={"values": "cooked"}, status=422),
+            Req(
+                "/api/v1/risk/correlations/positions/matrix",
+                params={"min_correlation": "0.5", "max_correlation": "0.1"},
+                status=422,
+            ),
+            Req("/api/v1/risk/correlations/positions/matrix", params={"include": "gossip"}, status=422),
+            Req("/api/v1/risk/correlations/positions/matrix", params={"position_types": "LONGISH"}, status=422),
+        ),
+    ),
+    ("POST", "/api/v1/risk/correlations/positions/calculate"): Route(
+        "user",
+        ok=(
+            Req(
+                "/api/v1/risk/correlations/positions/calculate",
+                json={"portfolio_id": "{mine}", "duration_days": 60, "position_filters": OPEN_FILTERS},
+                status=202,
+            ),
+            Req(
+                "/api/v1/risk/correlations/positions/calculate",
+                json={"portfolio_id": "{mine}", "position_filters": OPEN_FILTERS, "force_recalculate": True},
+                headers={"Prefer": "wait=10"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/correlations/positions/calculate", json={}, status=422),
+            Req(
+                "/api/v1/risk/correlations/positions/calculate",
+                json={"portfolio_id": "{mine}", "duration_days": 29},
+                status=422,
+            ),
+            Req(
+                "/api/v1/risk/correlations/positions/calculate",
+                json={"portfolio_id": "{mine}", "position_filters": {"filter_mode": "any"}},
+                status=422,
+            ),
+            # Default filters ($10,000 and 1 % of gross, both): the small book has fewer than 2 nodes.
+            Req(
+                "/api/v1/risk/correlations/positions/calculate",
+                json={"portfolio_id": "{mine}", "position_filters": {"min_position_value": 1000000}},
+                status=422,
+            ),
+        ),
+    ),
+    # -------- stress: risk metrics and stress testing (#33, #36-#40)
+    ("GET", "/api/v1/risk/metrics"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/metrics"),
+            Req(
+                "/api/v1/risk/metrics",
+                params={
+                    "portfolio_id": "{hf_portfolio}",
+                    "confidence": "0.99",
+                    "horizon_days": "10",
+                    "include": "parametric_ewma",
+                },
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/metrics", params={"confidence": "0.9"}, status=422),
+            Req("/api/v1/risk/metrics", params={"horizon_days": "5"}, status=422),
+            Req("/api/v1/risk/metrics", params={"include": "gossip"}, status=422),
+            Req("/api/v1/risk/metrics", params={"as_of_date": "2020-01-02"}, status=404, code="NOT_CALCULATED"),
+        ),
+    ),
+    ("GET", "/api/v1/risk/stress-testing/scenarios"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/stress-testing/scenarios", check=check_scenarios),
+            Req(
+                "/api/v1/risk/stress-testing/scenarios",
+                params={"category": "market,rates", "severity": "severe", "sort": "-name", "active_only": "false"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/stress-testing/scenarios", params={"category": "crypto"}, status=422),
+            Req("/api/v1/risk/stress-testing/scenarios", params={"severity": "apocalyptic"}, status=422),
+            Req("/api/v1/risk/stress-testing/scenarios", params={"sort": "colour"}, status=422),
+            Req("/api/v1/risk/stress-testing/scenarios", params={"limit": "0"}, status=422),
+        ),
+    ),
+    ("POST", "/api/v1/risk/stress-testing/direct-impact"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/stress-testing/direct-impact", json={"scenario_id": "market_down_10"}),
+            Req(
+                "/api/v1/risk/stress-testing/direct-impact",
+                json={"portfolio_id": "{hf_portfolio}", "scenario": {"name": "tech wreck", "shocks": CUSTOM_SHOCKS}},
+            ),
+        ),
+        bad=impact_bad("/api/v1/risk/stress-testing/direct-impact"),
+    ),
+    ("POST", "/api/v1/risk/stress-testing/correlated-impact"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/stress-testing/correlated-impact", json={"scenario_id": "rates_up_100bp"}),
+            Req(
+                "/api/v1/risk/stress-testing/correlated-impact",
+                json={"portfolio_id": "{hf_portfolio}", "scenario": {"name": "tech wreck", "shocks": CUSTOM_SHOCKS}},
+            ),
+        ),
+        bad=(
+            *impact_bad("/api/v1/risk/stress-testing/correlated-impact"),
+            Req(
+                "/api/v1/risk/stress-testing/correlated-impact",
+                json={"scenario_id": "market_down_10", "matrix_id": "latest"},
+                status=422,
+            ),
+        ),
+    ),
+    ("POST", "/api/v1/risk/stress-testing/comprehensive"): Route(
+        "user",
+        ok=(
+            Req(
+                "/api/v1/risk/stress-testing/comprehensive",
+                json={"portfolio_id": "{mine}", "categories": ["rates"]},
+                status=202,
+                setup=ensure_exposures_of_mine,
+            ),
+            Req(
+                "/api/v1/risk/stress-testing/comprehensive",
+                json={"portfolio_id": "{mine}"},
+                headers={"Prefer": "wait=10"},
+                setup=ensure_exposures_of_mine,
+                check=check_results,
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/stress-testing/comprehensive", json={"categories": ["crypto"]}, status=422),
+            Req("/api/v1/risk/stress-testing/comprehensive", json={"scenario_ids": []}, status=422),
+            Req("/api/v1/risk/stress-testing/comprehensive", json={"everything": True}, status=422),
+            Req(
+                "/api/v1/risk/stress-testing/comprehensive",
+                json={"scenario_ids": ["market_down_99"]},
+                status=404,
+                code="SCENARIO_NOT_FOUND",
+            ),
+        ),
+    ),
+    ("GET", "/api/v1/risk/stress-testing/results/{portfolio_id}"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/risk/stress-testing/results/{hf_portfolio}", check=check_results),
+            Req(
+                "/api/v1/risk/stress-testing/results/{hf_portfolio}",
+                params={"category": "historical,market", "sort": "-name"},
+            ),
+        ),
+        bad=(
+            Req("/api/v1/risk/stress-testing/results/not-a-uuid", status=422),
+            Req("/api/v1/risk/stress-testing/results/{hf_portfolio}", params={"sort": "colour"}, status=422),
+            Req("/api/v1/risk/stress-testing/results/{hf_portfolio}", params={"category": "crypto"}, status=422),
+            Req(
+                "/api/v1/risk/stress-testing/results/0b8e1c7e-8c1d-4e0b-9a55-0c6a2f0e9d11",
+                status=404,
+                code="PORTFOLIO_NOT_FOUND",
+            ),
+        ),
     ),
 }
 

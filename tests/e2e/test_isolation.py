@@ -52,6 +52,10 @@ ADMIN_ONLY = {
     ("POST", "/api/v1/admin/batch/aggregations"),
     ("POST", "/api/v1/admin/batch/greeks"),
     ("POST", "/api/v1/admin/batch/snapshots"),
+    ("POST", "/api/v1/admin/batch/factors"),
+    ("POST", "/api/v1/admin/batch/risk-scenarios"),
+    ("POST", "/api/v1/admin/batch/stress-tests"),
+    ("POST", "/api/v1/admin/batch/correlations"),
     ("GET", "/api/v1/admin/batch/status"),
     ("GET", "/api/v1/admin/batch/history"),
 }
@@ -138,6 +142,11 @@ async def owner_view(client: httpx.AsyncClient, owner: dict[str, str], ids: dict
         ("upload_job", f"/api/v1/jobs/{ids['upload_job']}"),
         ("greeks_job", f"/api/v1/jobs/{ids['greeks_job']}"),
         ("greeks", f"/api/v1/risk/greeks?portfolio_id={ids['portfolio']}"),
+        ("factors", f"/api/v1/factors/exposures/{ids['portfolio']}"),
+        ("factor_positions", f"/api/v1/factors/exposures/{ids['portfolio']}/positions?limit=1000"),
+        ("risk_metrics", f"/api/v1/risk/metrics?portfolio_id={ids['portfolio']}"),
+        ("stress", f"/api/v1/risk/stress-testing/results/{ids['portfolio']}"),
+        ("correlations", f"/api/v1/risk/correlations/positions/metrics?portfolio_id={ids['portfolio']}"),
     ):
         resp = await client.get(url, headers=owner)
         assert resp.status_code == 200, f"{url}: {resp.text[:300]}"
@@ -227,8 +236,104 @@ for _path in (
     "/api/v1/strategies",
     "/api/v1/tags",
     "/api/v1/risk/greeks",
+    "/api/v1/risk/factors",
+    "/api/v1/risk/factors/positions",
+    "/api/v1/risk/metrics",
+    "/api/v1/risk/correlations/positions/metrics",
+    "/api/v1/risk/correlations/positions/matrix",
 ):
     case("GET", _path)(portfolio_read(_path))
+
+
+def portfolio_path_read(template: str) -> Case:
+    async def check(w: IsoWorld) -> None:
+        await hidden(w, "GET", template, "PORTFOLIO_NOT_FOUND")
+        await assert_unchanged(w)
+
+    return check
+
+
+for _method, _path, _template in (
+    ("GET", "/api/v1/factors/exposures/{portfolio_id}", "/api/v1/factors/exposures/{portfolio}"),
+    (
+        "GET",
+        "/api/v1/factors/exposures/{portfolio_id}/positions",
+        "/api/v1/factors/exposures/{portfolio}/positions?sort=-dollar_exposure",
+    ),
+    (
+        "GET",
+        "/api/v1/risk/stress-testing/results/{portfolio_id}",
+        "/api/v1/risk/stress-testing/results/{portfolio}?category=market",
+    ),
+):
+    case(_method, _path)(portfolio_path_read(_template))
+
+
+# Jobs a foreign compute call might have started on the owner's portfolio (none may appear).
+RISK_JOBS = (
+    "SELECT (SELECT count(*) FROM factors.job WHERE scope->>'portfolio_id' = $1) "
+    "+ (SELECT count(*) FROM stress.job WHERE scope->>'portfolio_id' = $1) AS n"
+)
+
+
+def risk_compute(path: str, bodies: tuple[dict[str, Any], ...], owner_status: int | None) -> Case:
+    """A POST that computes for `portfolio_id` of the body: 404 for a foreign id, no job, nothing stored."""
+
+    async def check(w: IsoWorld) -> None:
+        db = w.system.inner.db
+        jobs = (await db.fetchrow(RISK_JOBS, w.ids["portfolio"]))["n"]
+        for body in bodies:
+            await hidden(w, "POST", path, "PORTFOLIO_NOT_FOUND", json=body, owner_status=owner_status)
+            await hidden(
+                w,
+                "POST",
+                path,
+                "PORTFOLIO_NOT_FOUND",
+                json=body,
+                headers={"Prefer": "wait=5"},
+                owner_status=owner_status,
+            )
+        assert (await db.fetchrow(RISK_JOBS, w.ids["portfolio"]))["n"] == jobs
+        await assert_unchanged(w)
+
+    return check
+
+
+_SHOCKS = {"name": "isolation", "shocks": {"market": -0.1}}
+for _path, _bodies, _owner_status in (
+    (
+        "/api/v1/risk/stress-testing/direct-impact",
+        (
+            {"portfolio_id": "{portfolio}", "scenario_id": "market_down_10"},
+            {"portfolio_id": "{portfolio}", "scenario": _SHOCKS},
+        ),
+        200,
+    ),
+    (
+        "/api/v1/risk/stress-testing/correlated-impact",
+        (
+            {"portfolio_id": "{portfolio}", "scenario_id": "market_down_10"},
+            {"portfolio_id": "{portfolio}", "scenario": _SHOCKS},
+        ),
+        200,
+    ),
+    (
+        "/api/v1/risk/stress-testing/comprehensive",
+        ({"portfolio_id": "{portfolio}"}, {"portfolio_id": "{portfolio}", "categories": ["market"]}),
+        None,
+    ),
+    (
+        "/api/v1/risk/correlations/positions/calculate",
+        ({"portfolio_id": "{portfolio}"}, {"portfolio_id": "{portfolio}", "force_recalculate": True}),
+        None,
+    ),
+    (
+        "/api/v1/factors/calculate",
+        ({"portfolio_id": "{portfolio}"}, {"portfolio_id": "{portfolio}", "force": True}),
+        None,
+    ),
+):
+    case("POST", _path)(risk_compute(_path, _bodies, _owner_status))
 
 
 @case("GET", "/api/v1/positions/{id}")
