@@ -564,7 +564,8 @@ async def bench_cycle(b: Bench, part: PartResult) -> None:
 
 # --- part 6: the full daily cycle for 1,000 generated portfolios, distributed -------------------
 
-CYCLE1000_PORTFOLIOS = 1000
+# SIGMASIGHT_BENCH_CYCLE_PORTFOLIOS scales the book down for profiling runs (the report states the size used).
+CYCLE1000_PORTFOLIOS = int(os.environ.get("SIGMASIGHT_BENCH_CYCLE_PORTFOLIOS", "1000"))
 CYCLE1000_POSITIONS = 20
 CYCLE1000_SYMBOLS = 2000
 CYCLE1000_OPTION_SHARE = 0.30
