@@ -271,7 +271,10 @@ async def write_seeded_day(db: Database, day: date, loadings: dict[str, float]) 
                 (P1, day, FID[code], x, x / EQUITY, x / GROSS, EQUITY, GROSS, 3, "AAA", 120_000 / GROSS, 2, 0, 1,
                  "ok", None, ["default_betas_used"], "[]", "test", None)
             )  # fmt: skip
-        await repo.replace_exposures(s, portfolio_ids=[P1], as_of=day, positions=positions, portfolios=portfolio_rows)
+        columns = repo.PositionExposureColumns(
+            *(list(c) for c in zip(*[(r[0], r[2], *r[3:11]) for r in positions], strict=True))  # type: ignore[arg-type]
+        )
+        await repo.replace_exposures(s, portfolio_ids=[P1], as_of=day, positions=columns, portfolios=portfolio_rows)
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ from factors.models_correlations import (
     correlation_cluster_member,
     correlation_node,
 )
+from factors.repository import raw_connection
 
 KEEP_CALCULATIONS = 8  # data-model.md §11: the last 8 calculations per portfolio
 
@@ -110,6 +111,43 @@ async def position_exposures(session: AsyncSession, *, portfolio_id: UUID, as_of
         )
         for r in rows
     ]
+
+
+_POSITIONS_OF_SQL = """
+SELECT v.portfolio_id, v.position_id, COALESCE(NULLIF(v.underlying_symbol, ''), v.symbol) AS underlying,
+       v.position_type, v.dollar_exposure, v.market_value,
+       COALESCE(tg.tags, '{}'::text[]) AS tags, s.sector
+FROM ingest.api_position_valuation v
+LEFT JOIN LATERAL (
+    SELECT array_agg(DISTINCT t.name ORDER BY t.name) AS tags
+    FROM ingest.api_position_tag t WHERE t.position_id = v.position_id
+) tg ON true
+LEFT JOIN marketdata.api_security s ON s.symbol = COALESCE(NULLIF(v.underlying_symbol, ''), v.symbol)
+WHERE v.portfolio_id = ANY($1::uuid[]) AND v.valuation_date = $2
+ORDER BY v.portfolio_id, v.position_id
+"""
+
+
+async def position_exposures_of(
+    session: AsyncSession, *, portfolio_ids: Sequence[UUID], as_of: date
+) -> dict[UUID, list[PositionRow]]:
+    """`position_exposures` of many portfolios in one read: {portfolio_id: rows} (portfolios without a
+    valued position are absent)."""
+    conn = await raw_connection(session)
+    out: dict[UUID, list[PositionRow]] = {}
+    for r in await conn.fetch(_POSITIONS_OF_SQL, list(portfolio_ids), as_of):
+        out.setdefault(r[0], []).append(
+            PositionRow(
+                position_id=r[1],
+                underlying=r[2],
+                position_type=r[3],
+                dollar_exposure=None if r[4] is None else float(r[4]),
+                market_value=None if r[5] is None else float(r[5]),
+                tags=tuple(r[6] or ()),
+                sector=r[7],
+            )
+        )
+    return out
 
 
 # ---------------------------------------------------------------- marketdata views
@@ -218,6 +256,24 @@ async def existing_calculation(
     return ExistingCalculation(
         row["id"], bytes(row["inputs_hash"]), row["nodes_included"], row["nodes_excluded"], row["data_quality"]
     )
+
+
+async def existing_calculations(
+    session: AsyncSession, *, portfolio_ids: Sequence[UUID], duration_days: int, as_of: date
+) -> dict[UUID, ExistingCalculation]:
+    """`existing_calculation` of many portfolios in one read: {portfolio_id: calculation}."""
+    conn = await raw_connection(session)
+    rows = await conn.fetch(
+        """
+        SELECT portfolio_id, id, inputs_hash, nodes_included, nodes_excluded, data_quality
+        FROM factors.correlation_calculation
+        WHERE portfolio_id = ANY($1::uuid[]) AND duration_days = $2 AND calculation_date = $3
+        """,
+        list(portfolio_ids),
+        duration_days,
+        as_of,
+    )
+    return {r[0]: ExistingCalculation(r[1], bytes(r[2]), r[3], r[4], r[5]) for r in rows}
 
 
 async def delete_calculation(session: AsyncSession, *, portfolio_id: UUID, duration_days: int, as_of: date) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -88,8 +89,60 @@ def _compute(
     return result, rho_dir
 
 
-async def _run(
+# Loads (dates, closes) of the wanted symbols over the window: one read per portfolio, or a slice of
+# the batch's grid.
+GridLoader = Callable[[list[str]], Awaitable[tuple[list[date], np.ndarray]]]
+
+
+def _skipped(nodes: Nodes, passing: int, as_of: date) -> CorrelationOutcome:
+    return CorrelationOutcome(
+        None,
+        "skipped",
+        nodes_excluded=len(nodes),
+        reason=f"{passing} node(s) pass the filters on {as_of.isoformat()}; at least 2 are needed",
+    )
+
+
+def _reused(existing: repo.ExistingCalculation) -> CorrelationOutcome:
+    return CorrelationOutcome(
+        existing.id,
+        "completed",
+        records=existing.nodes_included,
+        reused=True,
+        data_quality=existing.data_quality,
+        nodes_included=existing.nodes_included,
+        nodes_excluded=existing.nodes_excluded,
+    )
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """One portfolio's nodes at `as_of`, its filter mask and the calculation stored under its key."""
+
+    nodes: Nodes
+    candidates: np.ndarray
+    existing: repo.ExistingCalculation | None
+
+    def digest(self, filters: CorrelationFilters, *, as_of: date, duration_days: int) -> bytes:
+        return inputs_hash(self.nodes, filters, as_of=as_of, duration_days=duration_days, candidates=self.candidates)
+
+    def reusable(self, filters: CorrelationFilters, *, as_of: date, duration_days: int, force: bool) -> bool:
+        """Inputs unchanged since the stored calculation (the step would only rewrite the same rows)."""
+        return (
+            not force
+            and int(self.candidates.sum()) >= 2
+            and self.existing is not None
+            and self.existing.inputs_hash == self.digest(filters, as_of=as_of, duration_days=duration_days)
+        )
+
+    def wanted(self) -> list[str]:
+        return [s for s, ok in zip(self.nodes.symbols, self.candidates.tolist(), strict=True) if ok]
+
+
+async def _apply(
     session: AsyncSession,
+    inputs: _Inputs,
+    grid: GridLoader,
     *,
     portfolio_id: UUID,
     as_of: date,
@@ -98,33 +151,16 @@ async def _run(
     run_id: UUID | None,
     force: bool,
 ) -> CorrelationOutcome:
-    nodes, candidates = await passing_nodes(session, portfolio_id=portfolio_id, as_of=as_of, filters=filters)
+    nodes, candidates, existing = inputs.nodes, inputs.candidates, inputs.existing
     passing = int(candidates.sum())
     if passing < 2:
-        # A stored calculation for this key no longer describes the book.
-        await repo.delete_calculation(session, portfolio_id=portfolio_id, duration_days=duration_days, as_of=as_of)
-        return CorrelationOutcome(
-            None,
-            "skipped",
-            nodes_excluded=len(nodes),
-            reason=f"{passing} node(s) pass the filters on {as_of.isoformat()}; at least 2 are needed",
-        )
-    digest = inputs_hash(nodes, filters, as_of=as_of, duration_days=duration_days, candidates=candidates)
-    existing = await repo.existing_calculation(
-        session, portfolio_id=portfolio_id, duration_days=duration_days, as_of=as_of
-    )
-    if existing is not None and existing.inputs_hash == digest and not force:
-        return CorrelationOutcome(
-            existing.id,
-            "completed",
-            records=existing.nodes_included,
-            reused=True,
-            data_quality=existing.data_quality,
-            nodes_included=existing.nodes_included,
-            nodes_excluded=existing.nodes_excluded,
-        )
-    wanted = [s for s, ok in zip(nodes.symbols, candidates.tolist(), strict=True) if ok]
-    dates, wanted_closes = await repo.price_grid(session, symbols=wanted, as_of=as_of, days=duration_days + 1)
+        if existing is not None:  # a stored calculation for this key no longer describes the book
+            await repo.delete_calculation(session, portfolio_id=portfolio_id, duration_days=duration_days, as_of=as_of)
+        return _skipped(nodes, passing, as_of)
+    if existing is not None and inputs.reusable(filters, as_of=as_of, duration_days=duration_days, force=force):
+        return _reused(existing)
+    digest = inputs.digest(filters, as_of=as_of, duration_days=duration_days)
+    dates, wanted_closes = await grid(inputs.wanted())
     closes = np.full((len(dates), len(nodes)), np.nan)
     closes[:, np.flatnonzero(candidates)] = wanted_closes
     if closes.size > THREAD_THRESHOLD_CELLS:
@@ -154,6 +190,41 @@ async def _run(
     )
 
 
+def _invalid_duration() -> CorrelationOutcome:
+    return CorrelationOutcome(
+        None,
+        "failed",
+        error=StepError(
+            code="INVALID_PARAMETERS",
+            message=f"duration_days must be between {MIN_DURATION_DAYS} and {MAX_DURATION_DAYS}",
+        ),
+    )
+
+
+async def _guarded(
+    session: AsyncSession, run: Callable[[], Awaitable[CorrelationOutcome]], *, portfolio_id: UUID, as_of: date
+) -> CorrelationOutcome:
+    """`run` in its own savepoint: a failure rolls back its partial writes and becomes a "failed"
+    outcome; transient database errors propagate so the bus redelivers."""
+    try:
+        async with session.begin_nested():
+            outcome = await run()
+    except Exception as exc:
+        if is_transient_db_error(exc):
+            raise
+        log.exception("position correlations failed for portfolio %s on %s", portfolio_id, as_of)
+        CALCULATIONS.labels("failed").inc()
+        return CorrelationOutcome(
+            None,
+            "failed",
+            error=StepError(
+                code="CORRELATIONS_FAILED", message=f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+            ),
+        )
+    CALCULATIONS.labels("reused" if outcome.reused else outcome.status).inc()
+    return outcome
+
+
 async def compute_portfolio_correlations(
     session: AsyncSession,
     *,
@@ -169,42 +240,32 @@ async def compute_portfolio_correlations(
     Reuses the stored calculation of (portfolio, duration_days, as_of) when the nodes, their exposures and
     the filters are unchanged, unless `force`. "skipped" when fewer than 2 nodes pass the filters;
     "failed" (with `error`) when the calculation raised — its partial writes are rolled back."""
-    filters = filters or CorrelationFilters()
+    chosen = filters or CorrelationFilters()
     if not MIN_DURATION_DAYS <= duration_days <= MAX_DURATION_DAYS:
         CALCULATIONS.labels("failed").inc()
-        return CorrelationOutcome(
-            None,
-            "failed",
-            error=StepError(
-                code="INVALID_PARAMETERS",
-                message=f"duration_days must be between {MIN_DURATION_DAYS} and {MAX_DURATION_DAYS}",
-            ),
+        return _invalid_duration()
+
+    async def grid(symbols: list[str]) -> tuple[list[date], np.ndarray]:
+        return await repo.price_grid(session, symbols=symbols, as_of=as_of, days=duration_days + 1)
+
+    async def run() -> CorrelationOutcome:
+        nodes, candidates = await passing_nodes(session, portfolio_id=portfolio_id, as_of=as_of, filters=chosen)
+        existing = await repo.existing_calculation(
+            session, portfolio_id=portfolio_id, duration_days=duration_days, as_of=as_of
         )
-    try:
-        async with session.begin_nested():
-            outcome = await _run(
-                session,
-                portfolio_id=portfolio_id,
-                as_of=as_of,
-                duration_days=duration_days,
-                filters=filters,
-                run_id=run_id,
-                force=force,
-            )
-    except Exception as exc:
-        if is_transient_db_error(exc):
-            raise
-        log.exception("position correlations failed for portfolio %s on %s", portfolio_id, as_of)
-        CALCULATIONS.labels("failed").inc()
-        return CorrelationOutcome(
-            None,
-            "failed",
-            error=StepError(
-                code="CORRELATIONS_FAILED", message=f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
-            ),
+        return await _apply(
+            session,
+            _Inputs(nodes, candidates, existing),
+            grid,
+            portfolio_id=portfolio_id,
+            as_of=as_of,
+            duration_days=duration_days,
+            filters=chosen,
+            run_id=run_id,
+            force=force,
         )
-    CALCULATIONS.labels("reused" if outcome.reused else outcome.status).inc()
-    return outcome
+
+    return await _guarded(session, run, portfolio_id=portfolio_id, as_of=as_of)
 
 
 def metrics_url(portfolio_id: UUID, duration_days: int, as_of: date) -> str:

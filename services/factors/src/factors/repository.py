@@ -504,39 +504,85 @@ PORTFOLIO_COLUMNS = (
 )
 
 
+# Position rows go in as flat column arrays (one element per position × factor) through unnest():
+# asyncpg encodes a float8[] in C, while COPY records would convert every numeric cell in Python.
+# NaN marks NULL (a float8[] without NULLs) and the float8 → numeric(20,2) assignment cast stores
+# the cent values the caller rounded.
+_INSERT_POSITIONS = f"""
+INSERT INTO factors.position_factor_exposure ({", ".join(POSITION_COLUMNS)})
+SELECT position_id, $1::date, factor_id, portfolio_id, symbol, underlying_symbol,
+       NULLIF(exposure, 'NaN'::float8), NULLIF(beta, 'NaN'::float8), beta_source,
+       NULLIF(exposure_dollar, 'NaN'::float8), quality_flag, $2::uuid
+FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::float8[],
+            $10::text[], $11::float8[], $12::text[])
+     AS t(position_id, factor_id, portfolio_id, symbol, underlying_symbol, exposure, beta, beta_source,
+          exposure_dollar, quality_flag)
+"""
+
+
+@dataclass(frozen=True)
+class PositionExposureColumns:
+    """position_factor_exposure rows of one date as flat columns (row r = position r // K, factor r % K);
+    NaN floats are stored as NULL."""
+
+    position_id: list[UUID]
+    factor_id: list[UUID]
+    portfolio_id: list[UUID]
+    symbol: list[str]
+    underlying_symbol: list[str]
+    exposure: list[float]
+    beta: list[float]
+    beta_source: list[str]
+    exposure_dollar: list[float]
+    quality_flag: list[str]
+    run_id: UUID | None = None
+
+
 async def replace_exposures(
     session: AsyncSession,
     *,
     portfolio_ids: Sequence[UUID],
     as_of: date,
-    positions: list[tuple[Any, ...]],
+    positions: PositionExposureColumns,
     portfolios: list[tuple[Any, ...]],
 ) -> None:
-    """Store the position (POSITION_COLUMNS) and portfolio (PORTFOLIO_COLUMNS) exposures of
-    `portfolio_ids` for `as_of`: upserts on the natural keys, and rows of positions no longer held
-    on that date are removed, so a re-run replaces the day."""
-    keep = {r[0] for r in positions}
-    await session.execute(
-        sa.delete(position_factor_exposure).where(
-            position_factor_exposure.c.portfolio_id.in_(list(portfolio_ids)),
-            position_factor_exposure.c.calculation_date == as_of,
-            position_factor_exposure.c.position_id.not_in(list(keep)) if keep else sa.true(),
+    """Store the position and portfolio (PORTFOLIO_COLUMNS) exposures of `portfolio_ids` for `as_of`,
+    replacing every row those portfolios had on that date (a re-run replaces the day, positions no
+    longer held lose their rows). Delete + plain insert: cheaper than an upsert of every row, and the
+    final rows are the same (created_at = the transaction's now() either way)."""
+    conn = await raw_connection(session)
+    ids = list(portfolio_ids)
+    await conn.execute(
+        "DELETE FROM factors.position_factor_exposure WHERE portfolio_id = ANY($1::uuid[]) AND calculation_date = $2",
+        ids,
+        as_of,
+    )
+    await conn.execute(
+        "DELETE FROM factors.portfolio_factor_exposure WHERE portfolio_id = ANY($1::uuid[]) AND calculation_date = $2",
+        ids,
+        as_of,
+    )
+    if positions.position_id:
+        p = positions
+        await conn.execute(
+            _INSERT_POSITIONS,
+            as_of,
+            p.run_id,
+            p.position_id,
+            p.factor_id,
+            p.portfolio_id,
+            p.symbol,
+            p.underlying_symbol,
+            p.exposure,
+            p.beta,
+            p.beta_source,
+            p.exposure_dollar,
+            p.quality_flag,
         )
-    )
-    await _copy_upsert(
-        session,
-        position_factor_exposure,
-        positions,
-        POSITION_COLUMNS,
-        ("position_id", "calculation_date", "factor_id"),
-    )
-    await _copy_upsert(
-        session,
-        portfolio_factor_exposure,
-        portfolios,
-        PORTFOLIO_COLUMNS,
-        ("portfolio_id", "calculation_date", "factor_id"),
-    )
+    if portfolios:
+        await conn.copy_records_to_table(
+            "portfolio_factor_exposure", schema_name="factors", records=portfolios, columns=list(PORTFOLIO_COLUMNS)
+        )
 
 
 async def delete_portfolio(session: AsyncSession, *, portfolio_id: UUID) -> int:
@@ -635,33 +681,27 @@ async def underlying_betas(
 ) -> StoredBetas:
     """Stored betas of `symbols` on `as_of` (symbols without a regression row are left out)."""
     conn = await raw_connection(session)
+    # One row per regressed symbol with its betas already in `codes` order (NULL where none), so
+    # the client builds the (U, F) matrix in one numpy call instead of a loop over U × F rows.
     regs = await conn.fetch(
         """
-        SELECT symbol, beta_source, quality_flag, observations, flags
-        FROM factors.underlying_regression WHERE calculation_date = $1 AND symbol = ANY($2::text[])
-        ORDER BY symbol
+        SELECT r.symbol, r.beta_source, r.quality_flag, r.observations, r.flags,
+               ARRAY(
+                   SELECT b.beta FROM unnest($3::text[]) WITH ORDINALITY AS c(code, j)
+                   LEFT JOIN factors.factor_definition d ON d.code = c.code
+                   LEFT JOIN factors.underlying_factor_beta b
+                     ON b.symbol = r.symbol AND b.calculation_date = r.calculation_date AND b.factor_id = d.id
+                   ORDER BY c.j
+               ) AS betas
+        FROM factors.underlying_regression r WHERE r.calculation_date = $1 AND r.symbol = ANY($2::text[])
+        ORDER BY r.symbol
         """,
         as_of,
         list(symbols),
+        list(codes),
     )
     present = [r[0] for r in regs]
-    index = {s: i for i, s in enumerate(present)}
-    col = {c: j for j, c in enumerate(codes)}
-    beta = np.full((len(present), len(codes)), np.nan)
-    if present:
-        rows = await conn.fetch(
-            """
-            SELECT b.symbol, d.code, b.beta FROM factors.underlying_factor_beta b
-            JOIN factors.factor_definition d ON d.id = b.factor_id
-            WHERE b.calculation_date = $1 AND b.symbol = ANY($2::text[])
-            """,
-            as_of,
-            present,
-        )
-        for symbol, code, value in rows:
-            j = col.get(code)
-            if j is not None and value is not None:
-                beta[index[symbol], j] = value
+    beta = np.array([r[5] for r in regs], dtype=np.float64).reshape(len(present), len(codes))
     return StoredBetas(
         symbols=present,
         codes=list(codes),

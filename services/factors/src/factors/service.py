@@ -8,7 +8,8 @@
    betas, one vectorised compute (`factors.exposures`), one COPY write, inside a SAVEPOINT; when
    that batch fails unexpectedly it is re-run portfolio by portfolio, each in its own SAVEPOINT,
    so one failing book is marked failed while the others complete;
-3. position correlations per portfolio (`correlation_service`, its own SAVEPOINT).
+3. position correlations of the batch (`correlation_batch`: set-based reads, each portfolio's
+   writes in its own SAVEPOINT).
 
 Domain failures (factor history < 60 observations) mark the step failed with a clear error code;
 transient database errors propagate so the bus redelivers.
@@ -33,7 +34,7 @@ from common.formatting import utcnow
 from factors import compute, exposures, market_model
 from factors import repository as repo
 from factors.context import FactorsContext
-from factors.correlation_service import compute_portfolio_correlations
+from factors.correlation_batch import compute_batch_correlations
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +107,6 @@ def _money(value: float) -> float | None:
     return round(float(value), 2) if np.isfinite(value) else None
 
 
-def _money_list(values: np.ndarray) -> list[Any]:
-    """USD to the cent, None when unknown."""
-    return market_model.nullable(np.round(np.asarray(values, dtype=np.float64), 2))
-
-
 def _float(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
@@ -123,8 +119,6 @@ def _floats(values: Any) -> np.ndarray:
 class _Computed:
     """Rows and summaries of one exposure batch."""
 
-    positions: list[tuple[Any, ...]]
-    portfolios: list[tuple[Any, ...]]
     coverage: dict[UUID, dict[str, Any]]
     records: dict[UUID, int]
 
@@ -143,6 +137,9 @@ class FactorPipeline:
         return await self._ensure(session, as_of=as_of, run_id=run_id, symbols=await repo.held_underlyings(session))
 
     async def _ensure(self, session: AsyncSession, *, as_of: date, run_id: UUID | None, symbols: Sequence[str]) -> UUID:
+        """The model of `as_of` with every one of `symbols` regressed. Once anything must be built,
+        every held underlying is regressed too: the first batch of a date pays for one read of the
+        whole close matrix, later batches only check their own underlyings (two indexed reads)."""
         wanted = sorted(set(symbols))
 
         async def state() -> tuple[dict[str, Any] | None, list[str]]:
@@ -154,11 +151,14 @@ class FactorPipeline:
         # the first batch of the day built it) never serialises concurrent batches on the lock,
         # which is held until the caller's transaction ends.
         stored, missing = await state()
-        if stored is None or missing:
-            await repo.lock_market_model(session, as_of=as_of)
-            stored, missing = await state()
         if stored is not None and not missing:
             matrix_id: UUID = stored["id"]
+            return matrix_id
+        await repo.lock_market_model(session, as_of=as_of)
+        wanted = sorted(set(wanted) | set(await repo.held_underlyings(session)))
+        stored, missing = await state()
+        if stored is not None and not missing:
+            matrix_id = stored["id"]
             return matrix_id
         registry = await _registry(session)
         model, days = await self._build_model(session, registry, as_of)
@@ -233,11 +233,11 @@ class FactorPipeline:
         if "factors" in steps:
             await self._factors(session, outcomes, as_of=as_of, run_id=run_id)
         if "correlations" in steps:
-            for pid in ids:
-                started = utcnow()
-                result = await compute_portfolio_correlations(
-                    session, portfolio_id=pid, as_of=as_of, duration_days=duration_days, run_id=run_id
-                )
+            started = utcnow()
+            results = await compute_batch_correlations(
+                session, portfolio_ids=ids, as_of=as_of, duration_days=duration_days, run_id=run_id
+            )
+            for pid, result in results.items():
                 status: StepStatus = "failed" if result.status == "failed" else "completed"
                 outcomes[pid].correlations = _step(
                     "correlations", status, started, records_processed=result.records, error=result.error
@@ -252,7 +252,8 @@ class FactorPipeline:
         started = utcnow()
         try:
             async with session.begin_nested():
-                matrix_id = await self.ensure_market_model(session, as_of=as_of, run_id=run_id)
+                # The batch's own underlyings are checked in _exposures; here only the model itself.
+                matrix_id = await self._ensure(session, as_of=as_of, run_id=run_id, symbols=())
         except Exception as exc:
             if is_transient_db_error(exc):
                 raise
@@ -302,7 +303,7 @@ class FactorPipeline:
         await repo.replace_exposures(
             session, portfolio_ids=ids, as_of=as_of, positions=positions, portfolios=portfolios
         )
-        return _Computed(positions, portfolios, *_summaries(ids, computed, valued))
+        return _Computed(*_summaries(ids, computed, valued))
 
     # -- events --------------------------------------------------------------------------------
 
@@ -391,33 +392,33 @@ def _rows(
     *,
     as_of: date,
     run_id: UUID | None,
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """position_factor_exposure rows (repository.POSITION_COLUMNS) of positions with a known exposure
+) -> tuple[repo.PositionExposureColumns, list[tuple[Any, ...]]]:
+    """position_factor_exposure columns of positions with a known exposure
     and portfolio_factor_exposure rows (repository.PORTFOLIO_COLUMNS) of every registry factor."""
     codes = registry.regression_codes
     k = len(codes)
     keep = np.flatnonzero(np.isfinite(r.book.exposure))
     n = keep.size
 
-    def each(values: list[Any]) -> list[Any]:  # one value per kept position, repeated per factor
+    def each(values: Any) -> list[Any]:  # one value per kept position, repeated per factor
         return np.repeat(np.asarray(values, dtype=object)[keep], k).tolist() if n else []
 
-    positions = list(
-        zip(
-            each(valued.position_id),
-            [as_of] * (n * k),
-            [registry.ids[c] for c in codes] * n,
-            each(valued.portfolio_id),
-            each(valued.symbol),
-            each(valued.underlying),
-            np.repeat(_money_list(r.book.exposure[keep]), k).tolist() if n else [],
-            market_model.nullable(r.book.beta[keep].ravel()),
-            each(r.beta_source.tolist()),
-            _money_list(r.x[keep].ravel()),
-            each(r.book.quality.tolist()),
-            [run_id] * (n * k),
-            strict=True,
-        )
+    def money(values: np.ndarray) -> list[float]:  # USD to the cent (numeric(20,2)); NaN = NULL
+        out: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
+        return out
+
+    positions = repo.PositionExposureColumns(
+        position_id=each(valued.position_id),
+        factor_id=[registry.ids[c] for c in codes] * n,
+        portfolio_id=each(valued.portfolio_id),
+        symbol=each(valued.symbol),
+        underlying_symbol=each(valued.underlying),
+        exposure=np.repeat(money(r.book.exposure[keep]), k).tolist() if n else [],
+        beta=r.book.beta[keep].ravel().tolist(),
+        beta_source=each(r.beta_source),
+        exposure_dollar=money(r.x[keep].ravel()),
+        quality_flag=each(r.book.quality),
+        run_id=run_id,
     )
     pe = r.portfolio
     excluded = np.flatnonzero(~np.isfinite(r.book.exposure))
