@@ -9,7 +9,7 @@ import pytest
 from greeks_harness import PA, PB, PC, SYM_ABC_C, SYM_NOPE_C, SYM_XYZ_C, SYM_XYZ_P, T0, Harness
 
 from common.events import CycleStarted, PortfolioUpdated, PricesUpdated
-from greeks import repository
+from greeks import bulk_store, repository
 
 pytestmark = pytest.mark.integration
 
@@ -132,7 +132,16 @@ async def test_one_failing_portfolio_does_not_stop_the_others(harness: Harness, 
             raise ValueError("simulated storage failure")
         await original(session, portfolio_id=portfolio_id, calculation_date=calculation_date, rows=rows)
 
+    # The one-batch write of every portfolio fails as well while PC is in it (as a bad row of PC would).
+    original_many = bulk_store.replace_many
+
+    async def flaky_many(session, *, portfolio_ids, calculation_date, rows):
+        if PC in portfolio_ids:
+            raise ValueError("simulated storage failure")
+        await original_many(session, portfolio_ids=portfolio_ids, calculation_date=calculation_date, rows=rows)
+
     monkeypatch.setattr(repository, "replace_position_greeks", flaky)
+    monkeypatch.setattr(bulk_store, "replace_many", flaky_many)
     await run_prices_updated(harness)
     events = {e.portfolio_id: e for e in harness.received}
     assert events[PC].step.status == "failed"

@@ -335,6 +335,7 @@ async def test_unknown_portfolio_still_reports_a_failed_step(h: Harness) -> None
 async def test_one_failing_portfolio_in_a_batch_fails_alone(h: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
     # api.md §5.3: a portfolio whose valuation raises is reported failed; the rest of the batch commits.
     from ingest import service as ingest_service
+    from ingest import valuation_batch
 
     original = ingest_service.value_portfolio
     day = date(2026, 11, 20)
@@ -344,7 +345,16 @@ async def test_one_failing_portfolio_in_a_batch_fails_alone(h: Harness, monkeypa
             raise RuntimeError("simulated valuation bug")
         return await original(session, portfolio_id=portfolio_id, **kw)
 
+    # The batched path (all three together) raises too, as it would with the bad portfolio inside.
+    original_many = valuation_batch.value_many
+
+    async def flaky_many(session, *, portfolio_ids, **kw):  # type: ignore[no-untyped-def]
+        if HEDGE_FUND.portfolio_id in portfolio_ids:
+            raise RuntimeError("simulated valuation bug")
+        return await original_many(session, portfolio_ids=portfolio_ids, **kw)
+
     monkeypatch.setattr(ingest_service, "value_portfolio", flaky)
+    monkeypatch.setattr(valuation_batch, "value_many", flaky_many)
     before = len(h.events)
     for book in (INDIVIDUAL, HEDGE_FUND, HIGH_NET_WORTH):
         await h.bus.publish(GreeksComputed(as_of=day, portfolio_id=book.portfolio_id))

@@ -135,7 +135,5 @@ class UnitOfWorkFactory:
             await self.relay.flush()
 
     async def _stage(self, session: AsyncSession, work: Work) -> None:
-        for event in work.emitted:
-            if not event.producer:
-                event = event.model_copy(update={"producer": self.producer})
-            await outbox.add(session, self.tables, event)
+        staged = [e if e.producer else e.model_copy(update={"producer": self.producer}) for e in work.emitted]
+        await outbox.add_many(session, self.tables, staged)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.formatting import PRICE_QUANTUM, round_money, to_decimal
 from greeks import compute, repository
 from greeks.compute import OptionBatch, OptionResults
+from greeks.repository import PriceHistory
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,37 @@ def _float(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+def _spots(history: PriceHistory, und: list[str], stale_floor: date) -> dict[str, tuple[float, date]]:
+    """Spot per underlying: the close on as_of, else the latest close within the stale window."""
+    floor = (stale_floor - history.start).days
+    keep = np.flatnonzero(history.has_close & (history.day >= floor))
+    if keep.size == 0:
+        return {}
+    sym, day = history.symbol[keep], history.day[keep]
+    order = np.lexsort((day, sym))  # by symbol, then date: the last row of each symbol is its latest
+    last = order[np.r_[sym[order][1:] != sym[order][:-1], True]]
+    return {
+        und[s]: (float(c), history.start + timedelta(days=int(d)))
+        for s, c, d in zip(sym[last].tolist(), history.close[keep][last].tolist(), day[last].tolist(), strict=True)
+    }
+
+
+def _historical_vols(history: PriceHistory, und: list[str], slots: list[tuple[date, date]]) -> dict[str, float]:
+    """63-return historical volatility: returns only where a day and its previous trading day both
+    have an adjusted close (no forward fill)."""
+    axis = sorted({d for d, _ in slots} | {p for _, p in slots})
+    offsets = np.array([(d - history.start).days for d in axis], dtype=np.int64)
+    col = np.searchsorted(offsets, history.day).clip(0, len(axis) - 1)
+    on_axis = (offsets[col] == history.day) & history.has_adj_close
+    matrix = np.full((len(und), len(axis)), np.nan)
+    matrix[history.symbol[on_axis], col[on_axis]] = history.adj_close[on_axis]
+    pos = {d: i for i, d in enumerate(axis)}
+    cur = np.array([pos[d] for d, _ in slots], dtype=np.int64)
+    prev = np.array([pos[p] for _, p in slots], dtype=np.int64)
+    vol, _ = compute.historical_volatility(matrix, cur, prev)
+    return {s: float(v) for s, v in zip(und, vol.tolist(), strict=True) if math.isfinite(v)}
+
+
 async def load_market_inputs(
     session: AsyncSession, *, as_of: date, underlyings: set[str], option_symbols: set[str]
 ) -> MarketInputs:
@@ -78,37 +110,13 @@ async def load_market_inputs(
     days = await repository.trading_days(session, as_of=as_of, count=compute.HV_WINDOW)
     # Oldest acceptable underlying close: 5 trading days back (7 calendar days without a calendar).
     stale_floor = days[min(compute.STALE_PRICE_MAX_DAYS, len(days) - 1)][0] if days else as_of - timedelta(days=7)
-    slots = [(d, p) for d, p in days if p is not None]
+    slots: list[tuple[date, date]] = [(d, p) for d, p in days if p is not None]
     start = min([stale_floor, *(p for _, p in slots)])
     und = sorted(underlyings)
-    rows = await repository.prices(session, symbols=und, start=start, end=as_of)
-
-    # Spot: the close on as_of, else the latest close within the stale window.
-    for row in rows:
-        if row.close is None or row.price_date < stale_floor:
-            continue
-        best = market.spot.get(row.symbol)
-        if best is None or row.price_date > best[1]:
-            market.spot[row.symbol] = (float(row.close), row.price_date)
-
-    # Historical volatility: returns only where a day and its previous trading day both have prices.
+    history = await repository.price_history(session, symbols=und, start=start, end=as_of)
+    market.spot = _spots(history, und, stale_floor)
     if slots and und:
-        axis = sorted({d for d, _ in slots} | {p for _, p in slots if p is not None})
-        pos = {d: i for i, d in enumerate(axis)}
-        row_of = {s: i for i, s in enumerate(und)}
-        matrix = np.full((len(und), len(axis)), np.nan)
-        cells = [
-            (row_of[r.symbol], pos[r.price_date], float(r.adj_close))
-            for r in rows
-            if r.adj_close is not None and r.price_date in pos and r.symbol in row_of
-        ]
-        if cells:
-            ri, ci, vals = (np.array(x) for x in zip(*cells, strict=True))
-            matrix[ri.astype(np.int64), ci.astype(np.int64)] = vals
-        cur = np.array([pos[d] for d, _ in slots], dtype=np.int64)
-        prev = np.array([pos[p] for _, p in slots], dtype=np.int64)
-        vol, _ = compute.historical_volatility(matrix, cur, prev)
-        market.historical_vol = {s: float(v) for s, v in zip(und, vol, strict=True) if math.isfinite(v)}
+        market.historical_vol = _historical_vols(history, und, slots)
 
     for row in await repository.prices(session, symbols=sorted(option_symbols), start=as_of, end=as_of):
         if row.close is not None and row.close > 0:

@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import numpy as np
+import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -188,6 +190,53 @@ async def prices(session: AsyncSession, *, symbols: Sequence[str], start: date, 
         PriceRow(r["symbol"], r["price_date"], r["close"], r["adj_close"], r["implied_volatility"], r["source"])
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class PriceHistory:
+    """Daily prices of a symbol list as aligned columns (what the model inputs need of them)."""
+
+    start: date
+    symbol: npt.NDArray[np.int64]  # index into the requested symbol list
+    day: npt.NDArray[np.int64]  # calendar days since `start`
+    close: npt.NDArray[np.float64]
+    has_close: npt.NDArray[np.bool_]
+    adj_close: npt.NDArray[np.float64]
+    has_adj_close: npt.NDArray[np.bool_]
+
+
+async def price_history(session: AsyncSession, *, symbols: Sequence[str], start: date, end: date) -> PriceHistory:
+    """Closes and adjusted closes of `symbols` with start <= price_date <= end, as columns.
+
+    NUMERIC → float8 in SQL is correctly rounded, as Python's float(Decimal): the same floats
+    without building ~100k Decimals and row objects.
+    """
+    # asyncpg directly (inside the session's transaction): SQLAlchemy's per-row result processing
+    # would cost more than the query itself on ~100k rows.
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    assert raw.driver_connection is not None
+    rows = await raw.driver_connection.fetch(
+        """
+        SELECT CAST(s.i - 1 AS int8), d.price_date - $2::date, CAST(d.close AS float8), d.close IS NOT NULL,
+               CAST(d.adj_close AS float8), d.adj_close IS NOT NULL
+        FROM unnest($1::text[]) WITH ORDINALITY AS s(symbol, i)
+        JOIN marketdata.api_daily_price d ON d.symbol = s.symbol AND d.price_date BETWEEN $2 AND $3
+        """,
+        list(symbols),
+        start,
+        end,
+    )
+    cols: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 6
+    return PriceHistory(
+        start=start,
+        symbol=np.array(cols[0], dtype=np.int64),
+        day=np.array(cols[1], dtype=np.int64),
+        close=np.array(cols[2], dtype=np.float64),
+        has_close=np.array(cols[3], dtype=bool),
+        adj_close=np.array(cols[4], dtype=np.float64),
+        has_adj_close=np.array(cols[5], dtype=bool),
+    )
 
 
 async def curve_observations(session: AsyncSession, *, as_of: date, max_age_days: int) -> list[tuple[str, date, float]]:

@@ -1,7 +1,8 @@
 """The `greeks` step: one vectorised batch over every option position in scope, stored per portfolio,
 one greeks.computed per portfolio (also for books without options).
 
-A failure for one portfolio (its compute or its writes) is contained in a savepoint and reported in
+All portfolios are stored with one statement pair; a failure for one portfolio (its compute or its
+writes) is then isolated by redoing it portfolio by portfolio, each in a savepoint, and reported in
 that portfolio's event with step.status "failed"; the other portfolios are stored and reported as
 usual. Transient database errors propagate so the bus redelivers the whole event.
 """
@@ -17,6 +18,8 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from common import metrics
 from common.db import is_transient_db_error
 from common.errors import NotFound
@@ -25,7 +28,7 @@ from common.formatting import utcnow
 from common.jobs import JobFailed, JobOutcome
 from common.service import Plumbing
 from common.uow import Work
-from greeks import repository
+from greeks import bulk_store, repository
 from greeks.inputs import Contract, MarketInputs, evaluate_contracts, load_market_inputs
 from greeks.repository import OptionPosition
 from greeks.settings import Settings
@@ -148,22 +151,12 @@ class GreeksService:
             log.exception("greeks inputs could not be loaded for %s", as_of)
             failures = dict.fromkeys(pids, exc)
 
+        failures.update(await self._store(session, pids, grouped, failures, as_of))
         outcomes: list[PortfolioOutcome] = []
         for pid in pids:
             records = grouped.get(pid, [])
             outcome = PortfolioOutcome(pid, "completed", records=len(records))
             problem: BaseException | None = failures.get(pid)
-            if problem is None:
-                try:
-                    async with session.begin_nested():
-                        await repository.replace_position_greeks(
-                            session, portfolio_id=pid, calculation_date=as_of, rows=records
-                        )
-                except Exception as write_exc:
-                    if is_transient_db_error(write_exc):
-                        raise
-                    log.exception("storing greeks failed for portfolio %s", pid)
-                    problem = write_exc
             if problem is not None:
                 outcome = PortfolioOutcome(
                     pid,
@@ -183,6 +176,40 @@ class GreeksService:
         failed = any(o.status == "failed" for o in outcomes)
         STEP_SECONDS.labels("failed" if failed else "completed").observe((utcnow() - started).total_seconds())
         return outcomes
+
+    @staticmethod
+    async def _store(
+        session: AsyncSession,
+        pids: Sequence[UUID],
+        grouped: dict[UUID, list[dict[str, Any]]],
+        failures: dict[UUID, BaseException],
+        as_of: date,
+    ) -> dict[UUID, BaseException]:
+        """Store every computed portfolio in one SAVEPOINT; if that raises, portfolio by portfolio (each
+        in its own SAVEPOINT) so only the bad one fails. Returns the portfolios whose writes failed."""
+        todo = [pid for pid in pids if pid not in failures]
+        try:
+            async with session.begin_nested():
+                rows = [rec for pid in todo for rec in grouped.get(pid, [])]
+                await bulk_store.replace_many(session, portfolio_ids=todo, calculation_date=as_of, rows=rows)
+            return {}
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            log.warning("storing greeks in one batch failed on %s (%s); storing portfolio by portfolio", as_of, exc)
+        failed: dict[UUID, BaseException] = {}
+        for pid in todo:
+            try:
+                async with session.begin_nested():
+                    await repository.replace_position_greeks(
+                        session, portfolio_id=pid, calculation_date=as_of, rows=grouped.get(pid, [])
+                    )
+            except Exception as write_exc:
+                if is_transient_db_error(write_exc):
+                    raise
+                log.exception("storing greeks failed for portfolio %s", pid)
+                failed[pid] = write_exc
+        return failed
 
     @staticmethod
     def _event(

@@ -19,7 +19,7 @@ from common.errors import TransientError
 from common.events import CycleStarted, Event, GreeksComputed, PortfolioUpdated, StepError, StepInfo
 from common.formatting import utcnow
 from common.jobs import JobOutcome
-from ingest import catalog, compute, demo, repository
+from ingest import catalog, compute, demo, repository, valuation_batch
 from ingest.catalog import ViewCatalog
 from ingest.context import SERVICE, IngestContext
 from ingest.summary_query import expected_prices_bound
@@ -144,9 +144,10 @@ class IngestService:
     async def on_greeks_computed(self, events: list[GreeksComputed]) -> None:
         """A batch of cascading `greeks.computed` → value those portfolios in one transaction.
 
-        Each portfolio is valued inside its own SAVEPOINT: a failure rolls back only that portfolio and
-        is reported as a failed step (api.md §5.3); the others commit. A transient database error
-        aborts the batch, which the bus then retries event by event.
+        The portfolios of one (as_of, run_id) are valued together in one SAVEPOINT; if that fails, each
+        is valued again inside its own SAVEPOINT, so a failure rolls back only that portfolio and is
+        reported as a failed step (api.md §5.3); the others commit. A transient database error aborts
+        the batch, which the bus then retries event by event.
         """
         wanted = [e for e in events if e.cascade]
         if not wanted:
@@ -159,8 +160,57 @@ class IngestService:
                 return
             present = await self.views.present()
             live = await repository.live_portfolio_ids(work.session, [e.portfolio_id for e in fresh])
+            groups: dict[tuple[date, UUID | None], list[GreeksComputed]] = {}
             for evt in fresh:
-                work.emit(await self._value_in_savepoint(work.session, evt, live, present))
+                groups.setdefault((evt.as_of, evt.run_id), []).append(evt)
+            for group in groups.values():
+                for event in await self._value_group(work.session, group, live, present):
+                    work.emit(event)
+
+    async def _value_group(
+        self, session: AsyncSession, events: list[GreeksComputed], live: set[UUID], present: frozenset[str]
+    ) -> list[PortfolioUpdated]:
+        """Events of one (as_of, run_id): all live portfolios valued in one SAVEPOINT; if that raises,
+        each portfolio again in its own SAVEPOINT so only the bad one fails (same stored numbers)."""
+        started = utcnow()
+        first = events[0]
+        pids = list(dict.fromkeys(e.portfolio_id for e in events if e.portfolio_id in live))
+        try:
+            async with session.begin_nested():
+                counts = await valuation_batch.value_many(
+                    session,
+                    portfolio_ids=pids,
+                    as_of=first.as_of,
+                    run_id=first.run_id,
+                    present=present,
+                    stale_days=self.ctx.settings.stale_price_max_days,
+                )
+        except TransientError:
+            raise
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            log.warning("batch valuation for %s failed (%s); valuing portfolio by portfolio", first.as_of, exc)
+            return [await self._value_in_savepoint(session, evt, live, present) for evt in events]
+        share = (utcnow() - started).total_seconds() / max(len(pids), 1)
+        at = {pid: i for i, pid in enumerate(pids)}
+        out: list[PortfolioUpdated] = []
+        for evt in events:
+            i = at.get(evt.portfolio_id)
+            if i is None:
+                error = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio no longer exists")
+                out.append(self._valued_event(evt, evt.portfolio_id, started, "failed", 0, error))
+                continue
+            summary = ValuationSummary(
+                positions=int(counts.positions[i]),
+                unpriced=int(counts.unpriced[i]),
+                stale=int(counts.stale[i]),
+                without_delta=int(counts.without_delta[i]),
+                prev_missing=int(counts.prev_missing[i]),
+            )
+            VALUATION_SECONDS.labels(summary.status).observe(share)
+            out.append(self._valued_event(evt, evt.portfolio_id, started, summary.status, summary.positions, None))
+        return out
 
     async def _value_in_savepoint(
         self, session: AsyncSession, evt: GreeksComputed, live: set[UUID], present: frozenset[str]
