@@ -213,6 +213,26 @@ async def test_single_step_risk_scenarios_trigger_stores_market_risk_and_metrics
     assert await counts(seeder, book) == {"runs": 0, "results": 0, "market": 10, "metrics": 1, "snapshots": 0}
 
 
+async def test_cascading_risk_scenarios_trigger_also_runs_the_planned_stress_tests(harness, seeder, books) -> None:
+    # api.md §4.1: risk-scenarios with cascade plans risk_scenarios → stress_tests → snapshots.
+    book = books[0]
+    run_id = uuid.uuid4()
+    trigger = CycleStarted(
+        as_of=AS_OF,
+        trigger="manual",
+        steps=["risk_scenarios", "stress_tests", "snapshots"],
+        portfolio_ids=[book.portfolio_id],
+        cascade=True,
+        run_id=run_id,
+    )
+    await harness.deliver(trigger)
+    [evt] = [e for e in harness.computed if e.run_id == run_id]
+    assert evt.step.name == "risk_scenarios" and [s.name for s in evt.extra_steps] == ["stress_tests"]
+    assert all(s.status == "completed" for s in (evt.step, *evt.extra_steps)) and evt.cascade
+    counted = await counts(seeder, book)
+    assert (counted["runs"], counted["results"], counted["market"], counted["metrics"]) == (1, 18, 10, 1)
+
+
 async def test_removed_portfolio_loses_its_stress_rows(harness, seeder, books) -> None:
     removed, kept = books
     await harness.deliver(*(factors_done(b, uuid.uuid4()) for b in books))

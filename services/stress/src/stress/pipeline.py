@@ -211,8 +211,10 @@ class StressPipeline:
                 as_of=evt.as_of,
                 run_id=evt.run_id,
                 portfolio_ids=list(ids),
-                market=step == "risk_scenarios",
-                stress=step == "stress_tests",
+                # A cascading risk_scenarios trigger plans stress_tests too (api.md §4.1): run every
+                # stress step the run lists, so each reports and the run can finish.
+                market="risk_scenarios" in evt.steps,
+                stress="stress_tests" in evt.steps,
                 categories=params.get("categories"),
                 scenario_ids=params.get("scenario_ids"),
             )
