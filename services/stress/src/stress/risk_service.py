@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import numpy as np
@@ -182,7 +182,8 @@ class RiskMetricsEngine:
         portfolio_ids: list[UUID],
         upstream_failed: frozenset[UUID] = frozenset(),
     ) -> dict[UUID, RiskOutcome]:
-        """Compute and upsert the risk metrics of `portfolio_ids` on `as_of` (one savepoint each)."""
+        """Compute and upsert the risk metrics of `portfolio_ids` on `as_of` (one savepoint for all,
+        one each when that fails)."""
         started = utcnow()
         ids = sorted(set(portfolio_ids))
         present = await repo.views_present(session, repo.FACTOR_VIEWS)
@@ -192,6 +193,7 @@ class RiskMetricsEngine:
         window = await self.market_window(session, as_of, panel, symbols, present)
         results = await asyncio.to_thread(compute_batch, as_of, window, rows, upstream_failed)
         outcomes: dict[UUID, RiskOutcome] = {}
+        computed: dict[UUID, RiskMetrics] = {}
         for pid in ids:
             result = results[pid]
             if not rows[pid].live:
@@ -202,26 +204,57 @@ class RiskMetricsEngine:
                     utcnow(),
                     StepError(code="PORTFOLIO_NOT_FOUND", message=f"portfolio {pid} is not a live portfolio"),
                 )
-                continue
-            if isinstance(result, Exception):
+            elif isinstance(result, Exception):
                 log.error("risk metrics of %s on %s failed: %r", pid, as_of, result)
                 outcomes[pid] = RiskOutcome(pid, "failed", started, utcnow(), _error(result))
-                continue
-            try:
-                async with session.begin_nested():
-                    await repo.upsert_risk_metric(session, repo.risk_metric_row(pid, as_of, result, run_id))
-            except Exception as exc:
-                if is_transient_db_error(exc):
-                    raise
-                log.exception("risk metrics of %s on %s not stored", pid, as_of)
-                outcomes[pid] = RiskOutcome(pid, "failed", started, utcnow(), _error(exc))
+            else:
+                computed[pid] = result
+        stored = await self._store(session, as_of, run_id, computed)
+        for pid, result in computed.items():
+            failure = stored[pid]
+            if failure is not None:
+                outcomes[pid] = RiskOutcome(pid, "failed", started, utcnow(), _error(failure))
                 continue
             status: StepStatus = "partial" if result.data_status == "partial" else "completed"
             error = None
             if status == "partial":
                 error = StepError(code="PARTIAL_INPUTS", message="risk metrics flags: " + ", ".join(result.flags))
             outcomes[pid] = RiskOutcome(pid, status, started, utcnow(), error, tuple(result.flags))
-        return outcomes
+        return {pid: outcomes[pid] for pid in ids}
+
+    async def _store(
+        self, session: AsyncSession, as_of: date, run_id: UUID | None, computed: dict[UUID, RiskMetrics]
+    ) -> dict[UUID, Exception | None]:
+        """Upsert every row in one SAVEPOINT; if that fails, redo them one SAVEPOINT each so a bad row
+        fails alone (api.md §5.3) — the rows stored are the same either way."""
+        out: dict[UUID, Exception | None] = {}
+        rows: dict[UUID, dict[str, Any]] = {}
+        for pid, m in computed.items():
+            try:
+                rows[pid] = repo.risk_metric_row(pid, as_of, m, run_id)
+            except Exception as exc:  # a row that cannot be built fails its portfolio only
+                log.exception("risk metrics of %s on %s not stored", pid, as_of)
+                out[pid] = exc
+        if len(rows) > 1:
+            try:
+                async with session.begin_nested():
+                    await repo.upsert_risk_metrics(session, list(rows.values()))
+                return out | dict.fromkeys(rows)
+            except Exception as exc:
+                if is_transient_db_error(exc):
+                    raise
+                log.warning("risk metrics of %d portfolios on %s not stored at once; one by one", len(rows), as_of)
+        for pid, row in rows.items():
+            try:
+                async with session.begin_nested():
+                    await repo.upsert_risk_metric(session, row)
+                out[pid] = None
+            except Exception as exc:
+                if is_transient_db_error(exc):
+                    raise
+                log.exception("risk metrics of %s on %s not stored", pid, as_of)
+                out[pid] = exc
+        return out
 
 
 def _error(exc: BaseException) -> StepError:

@@ -21,6 +21,7 @@ from common.formatting import money, round_money, stat
 from stress.catalogue import SEVERITY_ORDER
 from stress.compute.market_risk import MarketRisk
 from stress.compute.scenarios import MODEL_FACTORS, CorrelatedImpacts, Impacts, ScenarioSet, summarise, top_positions
+from stress.money_vector import money_strings
 from stress.scenarios_inputs import AssembledBook, ScenarioMeta
 
 TOP_POSITIONS = 10
@@ -71,39 +72,87 @@ class ScenarioPresenter:
             if computation.correlated is not None
             else None
         )
+        self._position_ids = [str(x) for x in assembled.position_ids]
+        self._money_rows: dict[tuple[int, int], list[str | None]] = {}
+        # Formatted once per presenter, not once per (portfolio, scenario) row.
+        self._factor_rows: dict[tuple[int, int], list[list[str | None]]] = {}
+        self._exposure_money: list[list[str | None]] | None = None
+        self._implied: dict[int, dict[str, float] | None] = {}
+        scenarios = computation.scenarios
+        self._shocked = [np.flatnonzero(row).tolist() for row in scenarios.shocked]
+        self._shock_stats = [{k: stat(float(scenarios.shocks[s, k])) for k in ks} for s, ks in enumerate(self._shocked)]
 
     # -- blocks ----------------------------------------------------------------------------
+
+    def _money_row(self, values: np.ndarray, s: int) -> list[str | None]:
+        """money() of every position of scenario row s of `values` (position_pnl / position_linear),
+        formatted once per presenter: the result rows need ~50k of them per batch. Keyed by the array's
+        identity, which is stable: the arrays belong to `self.c` and live as long as the presenter."""
+        key = (id(values), s)
+        row = self._money_rows.get(key)
+        if row is None:
+            row = self._money_rows[key] = money_strings(values[s])
+        return row
 
     def positions_block(
         self, impacts: Impacts, top: list[np.ndarray], s: int, p: int, direct: Impacts | None = None
     ) -> list[dict[str, Any]]:
-        """Largest |P&L| positions of portfolio p in scenario s."""
-        out = []
-        for i in top[p]:
-            pnl = float(impacts.position_pnl[s, i])
-            if not _finite(pnl):
-                continue
-            item: dict[str, Any] = {
-                "position_id": str(self.a.position_ids[i]),
-                "symbol": self.a.symbols[i],
-                "underlying": self.a.position_underlyings[i],
-                "pnl": money(pnl),
-                "linear_pnl": _money_or_none(float(impacts.position_linear[s, i])),
+        """Largest |P&L| positions of portfolio p in scenario s (non-finite P&L left out)."""
+        pnl = self._money_row(impacts.position_pnl, s)
+        linear = self._money_row(impacts.position_linear, s)
+        ids, symbols, underlyings = self._position_ids, self.a.symbols, self.a.position_underlyings
+        chosen = [i for i in top[p].tolist() if pnl[i] is not None]
+        if direct is None:
+            return [
+                {
+                    "position_id": ids[i],
+                    "symbol": symbols[i],
+                    "underlying": underlyings[i],
+                    "pnl": pnl[i],
+                    "linear_pnl": linear[i],
+                }
+                for i in chosen
+            ]
+        direct_pnl = self._money_row(direct.position_pnl, s)
+        return [
+            {
+                "position_id": ids[i],
+                "symbol": symbols[i],
+                "underlying": underlyings[i],
+                "pnl": pnl[i],
+                "linear_pnl": linear[i],
+                "direct_pnl": direct_pnl[i],
             }
-            if direct is not None:
-                item["direct_pnl"] = _money_or_none(float(direct.position_pnl[s, i]))
-            out.append(item)
-        return out
+            for i in chosen
+        ]
+
+    def _factor_money(self, impacts: Impacts, s: int) -> list[list[str | None]]:
+        """money() of X_k · g_k for every (portfolio, factor) of scenario s, formatted once."""
+        key = (id(impacts.factor_pnl), s)
+        table = self._factor_rows.get(key)
+        if table is None:
+            n_factors = impacts.factor_pnl.shape[2]
+            flat = money_strings(impacts.factor_pnl[s])
+            table = self._factor_rows[key] = [
+                flat[p * n_factors : (p + 1) * n_factors] for p in range(len(flat) // max(n_factors, 1))
+            ]
+        return table
 
     def factor_block(self, impacts: Impacts, s: int, p: int, *, with_move: bool) -> list[dict[str, Any]]:
         """Per shocked factor: shock, factor dollar exposure X_k, and its linear P&L X_k · g_k."""
+        if self._exposure_money is None:
+            n_factors = self.exposures.shape[1]
+            flat = money_strings(self.exposures)
+            self._exposure_money = [flat[q * n_factors : (q + 1) * n_factors] for q in range(self.exposures.shape[0])]
+        exposure = self._exposure_money[p]
+        pnl = self._factor_money(impacts, s)[p]
         out = []
-        for k in np.flatnonzero(self.c.scenarios.shocked[s]):
+        for k in self._shocked[s]:
             item: dict[str, Any] = {
                 "factor": MODEL_FACTORS[k],
-                "shock": stat(float(self.c.scenarios.shocks[s, k])),
-                "exposure_dollar": money(float(self.exposures[p, k])),
-                "pnl": _money_or_none(float(impacts.factor_pnl[s, p, k])),
+                "shock": self._shock_stats[s][k],
+                "exposure_dollar": exposure[k],
+                "pnl": pnl[k],
             }
             if with_move:
                 item["conditional_move"] = stat(float(impacts.moves[s, k]), 8)
@@ -111,7 +160,14 @@ class ScenarioPresenter:
         return out
 
     def implied_moves(self, s: int) -> dict[str, float] | None:
-        """ΔF_o = Σ_os Σ_ss⁻¹ ΔF_s of the unshocked factors (None when not computed)."""
+        """ΔF_o = Σ_os Σ_ss⁻¹ ΔF_s of the unshocked factors (None when not computed); the same for every
+        portfolio, so computed once per scenario (a fresh dict each call: rows never share one)."""
+        if s not in self._implied:
+            self._implied[s] = self._implied_moves(s)
+        moves = self._implied[s]
+        return None if moves is None else dict(moves)
+
+    def _implied_moves(self, s: int) -> dict[str, float] | None:
         if self.c.correlated is None or not self.c.correlated.conditional.computed[s]:
             return None
         implied = self.c.correlated.conditional.implied[s]

@@ -32,6 +32,7 @@ from common.events import (
 )
 from common.formatting import utcnow
 from common.service import Plumbing
+from stress import bulk_upsert, snapshot_inputs
 from stress import repository as repo
 from stress.compute.snapshot import (
     ENGINE_VERSION,
@@ -41,6 +42,7 @@ from stress.compute.snapshot import (
     chain_returns,
 )
 from stress.errors import NotATradingDay, PortfolioUnavailable, StressError
+from stress.models import portfolio_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -160,23 +162,66 @@ class SnapshotService:
             )
             factors_present = await repo.factor_views_present(work.session)
             backfill: dict[UUID | None, bool] = {}
+            groups: dict[tuple[date, UUID | None], list[StressComputed]] = {}
             for evt in fresh:
                 if evt.run_id not in backfill:
                     backfill[evt.run_id] = await repo.run_is_backfill(work.session, evt.run_id)
-                # api.md §5.3: after a failed upstream step, run on what is stored and mark the result partial.
-                steps = [s for s in (evt.step, *evt.extra_steps) if s is not None]
-                upstream_failed = any(s.status == "failed" for s in steps)
-                outcome = await self.snapshot_portfolio(
-                    work.session,
-                    evt.portfolio_id,
-                    evt.as_of,
-                    evt.run_id,
-                    "backfill" if backfill[evt.run_id] else "batch",
-                    upstream_failed=upstream_failed,
-                    stress_run_id=evt.stress_run_id,
-                    factors_present=factors_present,
+                groups.setdefault((evt.as_of, evt.run_id), []).append(evt)
+            outcomes: dict[UUID, SnapshotOutcome] = {}
+            for (as_of, run_id), group in groups.items():
+                source = "backfill" if backfill[run_id] else "batch"
+                outcomes.update(await self.snapshot_group(work.session, group, as_of, run_id, source, factors_present))
+            for evt in fresh:
+                work.emit(self._created(evt, outcomes[evt.event_id]))
+
+    async def snapshot_group(
+        self,
+        session: AsyncSession,
+        events: list[StressComputed],
+        as_of: date,
+        run_id: UUID | None,
+        source: str,
+        factors_present: bool,
+    ) -> dict[UUID, SnapshotOutcome]:
+        """Snapshots of one (date, run) group, keyed by event id: all at once (one SAVEPOINT), else,
+        when that raises, portfolio by portfolio in their own SAVEPOINTs so one bad book fails alone."""
+        # api.md §5.3: after a failed upstream step, run on what is stored and mark the result partial.
+        failed = {
+            e.event_id: any(s.status == "failed" for s in (e.step, *e.extra_steps) if s is not None) for e in events
+        }
+        ids = [e.portfolio_id for e in events]
+        if len(set(ids)) == len(ids) > 1:
+            try:
+                async with session.begin_nested():
+                    batch = await self._write_snapshots(
+                        session,
+                        {e.portfolio_id: (failed[e.event_id], e.stress_run_id) for e in events},
+                        as_of,
+                        run_id,
+                        source,
+                        factors_present,
+                    )
+                if batch is not None:
+                    return {e.event_id: batch[e.portfolio_id] for e in events}
+            except Exception as exc:
+                if is_transient_db_error(exc):
+                    raise
+                log.warning(
+                    "snapshots of %d portfolios on %s not written at once (%r); one by one", len(ids), as_of, exc
                 )
-                work.emit(self._created(evt, outcome))
+        out = {}
+        for e in events:
+            out[e.event_id] = await self.snapshot_portfolio(
+                session,
+                e.portfolio_id,
+                as_of,
+                run_id,
+                source,
+                upstream_failed=failed[e.event_id],
+                stress_run_id=e.stress_run_id,
+                factors_present=factors_present,
+            )
+        return out
 
     async def on_portfolio_updated(self, evt: PortfolioUpdated) -> None:
         """`removed` → purge the portfolio's snapshots and other stress rows (the snapshot itself now
@@ -252,11 +297,7 @@ class SnapshotService:
             return SnapshotOutcome(
                 portfolio_id, "failed", started, utcnow(), error=StepError(code="SNAPSHOT_FAILED", message=message)
             )
-        status: StepStatus = "partial" if figures.missing else "completed"
-        error = None
-        if figures.missing:
-            error = StepError(code="PARTIAL_INPUTS", message="missing inputs: " + ", ".join(figures.missing))
-        return SnapshotOutcome(portfolio_id, status, started, utcnow(), figures=figures, error=error)
+        return _completed(portfolio_id, figures, started)
 
     async def _write_snapshot(
         self,
@@ -316,6 +357,66 @@ class SnapshotService:
         )
         return figures
 
+    async def _write_snapshots(
+        self,
+        session: AsyncSession,
+        portfolios: dict[UUID, tuple[bool, UUID | None]],
+        as_of: date,
+        run_id: UUID | None,
+        source: str,
+        factors_present: bool,
+    ) -> dict[UUID, SnapshotOutcome] | None:
+        """`_write_snapshot` for many portfolios: grouped reads, one compute pass, one bulk upsert.
+        Per-portfolio failures (not live, bad inputs) are outcomes; None when `as_of` is not a trading day."""
+        started = utcnow()
+        ids = sorted(portfolios)
+        await snapshot_inputs.lock_portfolios(session, ids)
+        day = await repo.trading_day(session, as_of)
+        if not day.is_trading_day:
+            return None  # rare: the per-portfolio path reports each portfolio's own reason
+        previous = day.previous or (as_of - timedelta(days=1))
+        stress_runs = {pid: portfolios[pid][1] for pid in ids}
+        inputs = await snapshot_inputs.load_inputs(
+            session, ids, as_of, previous, stress_runs, factors_present=factors_present
+        )
+        built = await asyncio.to_thread(snapshot_inputs.build_all, inputs, {pid: portfolios[pid][0] for pid in ids})
+        rows, outcomes = [], {}
+        for pid in ids:
+            result = built[pid]
+            if isinstance(result, BaseException):
+                outcomes[pid] = _failure(pid, as_of, result, started)
+                continue
+            figures, chain = result
+            rows.append(
+                snapshot_row(
+                    pid,
+                    as_of,
+                    figures,
+                    source=source,
+                    run_id=run_id,
+                    daily_return=float(chain.daily_return[0]),
+                    cumulative_pnl=float(chain.cumulative_pnl[0]),
+                    cumulative_return=float(chain.cumulative_return[0]),
+                    analytics=inputs[pid].analytics,
+                )
+            )
+            outcomes[pid] = _completed(pid, figures, started)
+        await bulk_upsert.upsert_rows(session, portfolio_snapshot, rows, ("portfolio_id", "snapshot_date"))
+        for pid in ids:
+            result = built[pid]
+            if isinstance(result, BaseException) or not inputs[pid].later.ids:
+                continue
+            # A day written out of order (back-fill, rerun) changes the chain of every later snapshot.
+            chain = result[1]
+            await repo.rewrite_chain(
+                session,
+                inputs[pid].later.ids,
+                chain.daily_return[1:].tolist(),
+                chain.cumulative_pnl[1:].tolist(),
+                chain.cumulative_return[1:].tolist(),
+            )
+        return outcomes
+
     @staticmethod
     def _created(evt: Event, outcome: SnapshotOutcome) -> SnapshotCreated:
         return SnapshotCreated(
@@ -327,3 +428,25 @@ class SnapshotService:
             correlation_id=evt.correlation_id,
             cascade=evt.cascade,
         )
+
+
+def _completed(portfolio_id: UUID, figures: SnapshotFigures, started: datetime) -> SnapshotOutcome:
+    status: StepStatus = "partial" if figures.missing else "completed"
+    error = None
+    if figures.missing:
+        error = StepError(code="PARTIAL_INPUTS", message="missing inputs: " + ", ".join(figures.missing))
+    return SnapshotOutcome(portfolio_id, status, started, utcnow(), figures=figures, error=error)
+
+
+def _failure(portfolio_id: UUID, as_of: date, exc: BaseException, started: datetime) -> SnapshotOutcome:
+    """The failed outcome `snapshot_portfolio` reports for `exc`."""
+    if isinstance(exc, StressError):
+        log.warning("snapshot of %s on %s not written: %s", portfolio_id, as_of, exc.message)
+        return SnapshotOutcome(
+            portfolio_id, "failed", started, utcnow(), error=StepError(code=exc.code, message=exc.message)
+        )
+    log.error("snapshot of %s on %s failed: %r", portfolio_id, as_of, exc)
+    message = (str(exc) or type(exc).__name__)[:1000]
+    return SnapshotOutcome(
+        portfolio_id, "failed", started, utcnow(), error=StepError(code="SNAPSHOT_FAILED", message=message)
+    )

@@ -17,11 +17,11 @@ from typing import Any
 from uuid import UUID
 
 import numpy as np
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stress import bulk_upsert
 from stress.compute.scenarios import MODEL_FACTORS
 from stress.models_scenarios import market_risk_result, stress_result, stress_run, stress_scenario
 
@@ -305,12 +305,8 @@ async def upsert_market_risk(session: AsyncSession, rows: list[dict[str, Any]]) 
     """Insert or replace market_risk_result rows keyed (portfolio_id, calculation_date, scenario_key)."""
     if not rows:
         return
-    stmt = pg.insert(market_risk_result).values(rows)
-    keys = {"portfolio_id", "calculation_date", "scenario_key"}
-    update: dict[str, Any] = {c: stmt.excluded[c] for c in rows[0] if c not in keys}
-    update["created_at"] = sa.func.now()
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["portfolio_id", "calculation_date", "scenario_key"], set_=update)
+    await bulk_upsert.upsert_rows(
+        session, market_risk_result, rows, ("portfolio_id", "calculation_date", "scenario_key")
     )
 
 
@@ -348,25 +344,25 @@ async def replace_results(session: AsyncSession, run_ids: Sequence[UUID], rows: 
     for row in rows:
         keep[row["stress_run_id"]].append(row["scenario_id"])
     if rows:
-        stmt = pg.insert(stress_result).values(rows)
-        update: dict[str, Any] = {c: stmt.excluded[c] for c in rows[0] if c not in ("stress_run_id", "scenario_id")}
-        update["created_at"] = sa.func.now()
-        await session.execute(stmt.on_conflict_do_update(index_elements=["stress_run_id", "scenario_id"], set_=update))
+        await bulk_upsert.upsert_rows(session, stress_result, rows, ("stress_run_id", "scenario_id"))
+    # Driven by the run ids (primary-key index) with a hashed NOT IN (no NULLs here): the cost follows
+    # the batch, not the table, and is not quadratic in the rows kept.
     await session.execute(
         sa.text(
             """
             DELETE FROM stress.stress_result r
-            USING (SELECT k.run_id, k.scenario_ids
-                   FROM jsonb_to_recordset(CAST(:keep AS jsonb)) AS k(run_id uuid, scenario_ids uuid[])) k
-            WHERE r.stress_run_id = k.run_id AND NOT (r.scenario_id = ANY(k.scenario_ids))
+            WHERE r.stress_run_id = ANY(CAST(:run_ids AS uuid[]))
+              AND (r.stress_run_id, r.scenario_id) NOT IN (
+                  SELECT k.run_id, k.scenario_id
+                  FROM unnest(CAST(:keep_runs AS uuid[]), CAST(:keep_scenarios AS uuid[])) AS k(run_id, scenario_id))
             """
         ),
-        {"keep": _json([{"run_id": str(rid), "scenario_ids": [str(s) for s in ids]} for rid, ids in keep.items()])},
+        {
+            "run_ids": list(keep),
+            "keep_runs": [rid for rid, ids in keep.items() for _ in ids],
+            "keep_scenarios": [sid for ids in keep.values() for sid in ids],
+        },
     )
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 async def delete_portfolio(session: AsyncSession, portfolio_id: UUID) -> int:

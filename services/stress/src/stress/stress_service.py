@@ -128,7 +128,28 @@ async def load_books(
     *,
     matrix: repo.ModelMatrix | None = None,
 ) -> LoadedBooks:
-    """Positions valued on `as_of`, betas and covariance of the latest model on or before it."""
+    """Positions valued on `as_of`, betas and covariance of the latest model on or before it.
+
+    Memoised for the unit of work (`session.info`): the market-risk and stress-test parts of one
+    batch read the very same books, and nothing in between writes what they read."""
+    key = ("stress.loaded_books", as_of, tuple(portfolio_ids), tuple(cash))
+    if matrix is None and key in session.info:
+        cached: LoadedBooks = session.info[key]
+        return cached
+    loaded = await _load_books(session, portfolio_ids, cash, as_of, matrix=matrix)
+    if matrix is None:
+        session.info[key] = loaded
+    return loaded
+
+
+async def _load_books(
+    session: AsyncSession,
+    portfolio_ids: Sequence[UUID],
+    cash: Sequence[float],
+    as_of: date,
+    *,
+    matrix: repo.ModelMatrix | None = None,
+) -> LoadedBooks:
     if matrix is None:
         matrix = await repo.latest_model_matrix(session, as_of)
     if matrix is None:
