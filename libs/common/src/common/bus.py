@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -106,6 +107,7 @@ async def run_handler(sub: Subscription, event: Event) -> str:
 
 async def run_batch(sub: Subscription, events: list[Event]) -> str:
     """Call a batch subscription's handler once for `events`; classify the result."""
+    started = time.perf_counter()
     try:
         await sub.handler(events)
         outcome = Outcome.OK
@@ -116,6 +118,7 @@ async def run_batch(sub: Subscription, events: list[Event]) -> str:
         log.exception("batch handler %s failed on %d event(s)", sub.queue, len(events))
         outcome = Outcome.DLQ
     metrics.events_consumed(sub.consumer).labels(sub.routing_key, outcome).inc(len(events))
+    metrics.batch_handler_duration(sub.consumer).labels(sub.routing_key).observe(time.perf_counter() - started)
     return outcome
 
 
@@ -501,23 +504,28 @@ class AmqpBus(Bus):
 
     def _batch_consumer(self, sub: Subscription) -> Callable[[Any], Awaitable[None]]:
         """Gather deliveries into batches of up to `max_batch` (or whatever arrived within
-        `max_wait`), run the handler once, ack each; a failed batch is re-run event by event."""
+        `max_wait`), run the handler once, ack each; a failed batch is re-run event by event.
+
+        At most `sub.concurrency` handler calls run at once: deliveries that arrive while they run
+        wait in the buffer and make the next batch bigger, instead of each starting its own small
+        batch that then queues for database connections and locks.
+        """
         buffer: list[tuple[Any, Event]] = []
-        flushing = asyncio.Lock()
+        slots = asyncio.Semaphore(max(1, sub.concurrency))
         one = self._consumer(single(sub))
 
         async def flush() -> None:
-            async with flushing:
+            async with slots:
                 if not buffer:
+                    return  # an earlier flush took this delivery into its batch
+                batch = buffer[: sub.max_batch]
+                del buffer[: sub.max_batch]
+                if await run_batch(sub, [event for _, event in batch]) == Outcome.OK:
+                    for message, _ in batch:
+                        await message.ack()
                     return
-                batch = buffer[:]
-                buffer.clear()
-            if await run_batch(sub, [event for _, event in batch]) == Outcome.OK:
                 for message, _ in batch:
-                    await message.ack()
-                return
-            for message, _ in batch:
-                await one(message)
+                    await one(message)
 
         async def on_message(message: Any) -> None:
             try:
@@ -527,10 +535,8 @@ class AmqpBus(Bus):
                 await message.reject(requeue=False)
                 return
             buffer.append((message, event))
-            if len(buffer) >= sub.max_batch:
-                await flush()
-                return
-            await asyncio.sleep(sub.max_wait)
+            if len(buffer) < sub.max_batch:
+                await asyncio.sleep(sub.max_wait)
             await flush()
 
         return on_message

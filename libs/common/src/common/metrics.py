@@ -47,6 +47,12 @@ def events_consumed(service: str) -> Counter:
     return counter(service, "events_consumed", "Events consumed", ("routing_key", "outcome"))
 
 
+def batch_handler_duration(service: str) -> Histogram:
+    """Duration of one batch-handler call, by routing key (count = batches; with events_consumed
+    the mean batch size follows: events ÷ batches)."""
+    return histogram(service, "batch_handler_seconds", "Batch handler call duration", ("routing_key",))
+
+
 def job_duration(service: str) -> Histogram:
     """Duration of async jobs by type and final status."""
     return histogram(service, "job_duration_seconds", "Async job duration", ("job_type", "status"))

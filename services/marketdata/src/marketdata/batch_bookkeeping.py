@@ -233,30 +233,37 @@ async def apply_step_reports(
         rows = [job_run_values(run, report, event_id=event_id) for report, event_id in by_run[run_id]]
         await repo.upsert_job_runs(work.session, rows)
         when = now or utcnow()
-        if await _cannot_finish_yet(work.session, run, when):
-            continue
-        _last_settled[run_id] = when
+        if run["status"] == "running":
+            needed = expected_row_count(run["steps"], list(run["portfolio_ids"] or []))
+            final = await repo.final_step_row_count(work.session, run_id=run_id)
+            if final < needed:
+                # Cannot finish yet (each expected step row must be final): refresh the job's progress
+                # cheaply, at most once a second. The per-step aggregate is computed on read by
+                # GET /admin/batch/status and written to the job when the run finishes, so a cycle
+                # over 1,000 portfolios (≈ 8,000 reports) does not re-read every row for every batch.
+                await _refresh_progress(ctx, work.session, run, final, needed, when)
+                continue
         settled.append(await settle_run(ctx, work.session, run, when))
     return settled
 
 
-# When each run was last fully settled (this process): between settlements of an unfinishable run
-# only its step rows are written, so a cycle over 1,000 portfolios (≈ 8,000 reports) does not
-# re-read and re-aggregate every row for every batch.
-_last_settled: dict[UUID, datetime] = {}
+# When each run's job progress was last written (this process).
+_last_progress: dict[UUID, datetime] = {}
 PROGRESS_INTERVAL_SECONDS = 1.0
 
 
-async def _cannot_finish_yet(session: AsyncSession, run: dict[str, Any], now: datetime) -> bool:
-    """True when a full settlement can be skipped: the run is already running, it cannot be done
-    (fewer final rows than it needs) and its progress was refreshed less than a second ago."""
-    if run["status"] != "running":
-        return False
-    last = _last_settled.get(run["id"])
-    if last is None or (now - last).total_seconds() >= PROGRESS_INTERVAL_SECONDS:
-        return False
-    needed = expected_row_count(run["steps"], list(run["portfolio_ids"] or []))
-    return await repo.final_step_row_count(session, run_id=run["id"]) < needed
+async def _refresh_progress(
+    ctx: MarketDataContext, session: AsyncSession, run: dict[str, Any], final: int, needed: int, now: datetime
+) -> None:
+    last = _last_progress.get(run["id"])
+    if last is not None and (now - last).total_seconds() < PROGRESS_INTERVAL_SECONDS:
+        return
+    _last_progress[run["id"]] = now
+    if len(_last_progress) > 1000:  # bounded: forget the oldest runs
+        for key in list(_last_progress)[:500]:
+            del _last_progress[key]
+    pct = min(99, int(100 * final / needed)) if needed else 0
+    await ctx.plumbing.ledger.update(session, run["id"], progress_pct=pct, heartbeat_at=now)
 
 
 async def skip_portfolio(ctx: MarketDataContext, work: Work, *, portfolio_id: UUID, reason: str) -> list[Settled]:
