@@ -14,8 +14,8 @@ goal beside it. Parts (each runnable alone with `--only <part>`; several comma-s
 * `cycle1000` — distributed mode on RabbitMQ + PostgreSQL: the full daily cycle for 1,000 generated
   portfolios × 20 positions (2,000 symbols, 30 % options), trigger → last snapshot.created.
 * `regression` — `factors.bench.run`: batched factor regressions, symbols/s.
-
-Per-stage costs (a profiling aid, not a goal): `python -m allinone.bench_stages --portfolios 1000`.
+* `stages` — `allinone.bench_stages`: ms per portfolio of each cycle stage's handler, one process
+  (also runnable alone: `python -m allinone.bench_stages --portfolios 1000`).
 
 Usage: `python -m allinone.bench [--only gateway,proxy] [--duration 15] [--runs 3] [--output PATH]`.
 Everything it starts (processes, the database, RabbitMQ queues) is removed at the end, also on
@@ -31,6 +31,7 @@ import csv
 import io
 import math
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -46,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from rich.console import Console
 
 from allinone.bench_env import (
     ADMIN_EMAIL,
@@ -85,6 +87,7 @@ PARTS: tuple[str, ...] = (
     "upload",
     "proxy",
     "cycle1000",
+    "stages",
 )  # the order they run in
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_OUTPUT = REPO_ROOT / "docs" / "benchmarks.md"
@@ -296,6 +299,53 @@ async def bench_greeks(b: Bench, part: PartResult) -> None:
         )
     ratio = results[1][1]["options_per_second"] / results[0][1]["options_per_second"]
     part.details += ["", f"Default / single-thread speed-up: {ratio:.2f}×."]
+
+
+# --- part 8: per-stage cost ------------------------------------------------------------------------
+
+
+async def bench_stages(b: Bench, part: PartResult) -> None:
+    """Each stage's real handler over the generated 1,000-portfolio book, one process, no broker."""
+    from allinone import bench_stages as stages
+    from common.testing import drop_database, recreate_database
+
+    if not postgres_reachable():
+        part.skipped = "needs the local PostgreSQL"
+        return
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"sigmasight_stages_{secrets.token_hex(4)}"
+    url = await recreate_database(admin, name)
+    try:
+        say("preparing the stage database (migrations, seed, fixture market, generated book) …")
+        await stages.prepare(url, CYCLE1000_PORTFOLIOS, Console(quiet=True))
+        timings = await stages.measure(url, passes=3)
+    finally:
+        await drop_database(admin, name)
+    by_stage: dict[str, list[stages.StageTiming]] = {}
+    for t in timings:
+        by_stage.setdefault(t.stage, []).append(t)
+    part.details += [
+        "`allinone.bench_stages`: every engine service built on a bus that is never started; each stage's "
+        "real bus handler is called with synthetic input events for every portfolio (batches of "
+        f"{stages.BATCH}), one stage after the other, in one process against the local PostgreSQL. Pass 1 "
+        "includes the once-per-date work (factor model and regressions of every held underlying, new "
+        "correlation calculations); passes 2–3 re-run the day (unchanged correlation inputs are reused).",
+        "",
+        "| Stage | Portfolios | Pass 1 ms/portfolio | Pass 2 | Pass 3 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for stage, ts in by_stage.items():
+        part.details.append(
+            f"| {stage} | {ts[0].portfolios:,} | " + " | ".join(f"{t.ms_per_portfolio:.2f}" for t in ts) + " |"
+        )
+    steady = sum(ts[-1].ms_per_portfolio for ts in by_stage.values())
+    first = sum(ts[0].ms_per_portfolio for ts in by_stage.values())
+    part.rows.append(
+        Row(
+            "All stages in sequence, one process (sum of ms per portfolio; first pass / re-run)",
+            f"{first:.1f} / {steady:.1f} ms per portfolio",
+        )
+    )
 
 
 # --- part 7: factor regressions -------------------------------------------------------------------
@@ -923,6 +973,7 @@ PART_FUNCS: dict[str, tuple[str, Callable[[Bench, PartResult], Awaitable[None]]]
     "cycle": ("5. Demo cycle time (all-in-one)", bench_cycle),
     "cycle1000": ("6. Full daily cycle, 1,000 portfolios (distributed mode)", bench_cycle1000),
     "regression": ("7. Factor regression throughput", bench_regression),
+    "stages": ("8. Cost of each cycle stage (one process)", bench_stages),
 }
 
 
