@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from tests.integration.factors.test_factor_pipeline import FACTOR_TABLES, HF, HNW, IND, T0, Env, db_url, env
 
-from factors import correlation_repository, repository
+from factors import correlation_bulk_store, correlation_repository, repository
+from factors.correlation_batch import compute_batch_correlations
 from factors.correlation_service import compute_portfolio_correlations
 from factors.service import FactorPipeline
 
@@ -82,8 +83,16 @@ def break_the_failing_portfolio(monkeypatch: pytest.MonkeyPatch) -> None:
             raise RuntimeError("store failed")
         return await store(session, **kw)
 
+    bulk_store = correlation_bulk_store.store_calculations
+
+    async def broken_bulk_store(session: Any, **kw: Any) -> dict[uuid.UUID, uuid.UUID]:
+        if FAILING in {i.portfolio_id for i in kw["items"]}:  # the batch write fails: redone one by one
+            raise RuntimeError("bulk store failed")
+        return await bulk_store(session, **kw)
+
     monkeypatch.setattr(repository, "valuations", broken_valuations)
     monkeypatch.setattr(correlation_repository, "store_calculation", broken_store)
+    monkeypatch.setattr(correlation_bulk_store, "store_calculations", broken_bulk_store)
 
 
 async def snapshot(env: Env) -> dict[str, list[dict[str, Any]]]:
@@ -160,3 +169,98 @@ async def test_batched_path_stores_what_the_per_portfolio_path_stored(
     async with env.db.transaction() as s:
         await pipeline.compute_portfolios(s, portfolio_ids=ids, as_of=T0, run_id=None)
     assert await snapshot(env) == batched
+
+
+def spy_on_bulk_store(monkeypatch: pytest.MonkeyPatch) -> list[set[uuid.UUID]]:
+    """The portfolios of every `store_calculations` call, in call order."""
+    calls: list[set[uuid.UUID]] = []
+    store = correlation_bulk_store.store_calculations
+
+    async def spy(session: Any, **kw: Any) -> dict[uuid.UUID, uuid.UUID]:
+        calls.append({i.portfolio_id for i in kw["items"]})
+        return await store(session, **kw)
+
+    monkeypatch.setattr(correlation_bulk_store, "store_calculations", spy)
+    return calls
+
+
+def brief(outcome: Any) -> tuple[Any, ...]:
+    return (outcome.status, outcome.records, outcome.data_quality, outcome.nodes_included, outcome.nodes_excluded)
+
+
+async def calculation_ids(env: Env) -> dict[uuid.UUID, uuid.UUID]:
+    rows = await env.rows(
+        "SELECT portfolio_id, id FROM factors.correlation_calculation WHERE calculation_date = :d", d=T0
+    )
+    return {r["portfolio_id"]: r["id"] for r in rows}
+
+
+async def add_older_calculations(env: Env, portfolio_id: uuid.UUID, count: int) -> None:
+    """`count` copies of the portfolio's calculation on the days before T0 (for retention)."""
+    async with env.db.transaction() as s:
+        await s.execute(
+            sa.text(
+                "CREATE TEMP TABLE old ON COMMIT DROP AS SELECT * FROM factors.correlation_calculation "
+                "WHERE portfolio_id = :pid"
+            ),
+            {"pid": portfolio_id},
+        )
+        for _ in range(count):
+            await s.execute(sa.text("UPDATE old SET id = gen_random_uuid(), calculation_date = calculation_date - 1"))
+            await s.execute(sa.text("INSERT INTO factors.correlation_calculation SELECT * FROM old"))
+
+
+async def test_fresh_date_bulk_write_stores_what_the_per_portfolio_path_stored(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not await env.rows("SELECT 1 FROM ingest.portfolio WHERE id = :id", id=OPTIONS):  # another test's
+        await add_option_only_portfolio(env)
+    ids = [HF, IND, HNW, EMPTY, OPTIONS]
+    alone = {}
+    for pid in ids:
+        async with env.db.transaction() as s:
+            alone[pid] = brief(await compute_portfolio_correlations(s, portfolio_id=pid, as_of=T0))
+    expected = await snapshot(env)
+    stored = {pid for pid, o in alone.items() if o[0] == "completed"}
+    assert stored >= {HF, IND, HNW} and expected["pair"] and expected["cluster"]
+
+    # Fresh date (no calculation stored yet): one compute pass, one bulk write, identical rows.
+    await clear_results(env)
+    calls = spy_on_bulk_store(monkeypatch)
+    async with env.db.transaction() as s:
+        fresh = await compute_batch_correlations(s, portfolio_ids=ids, as_of=T0)
+    assert await snapshot(env) == expected
+    assert calls == [stored]
+    assert {pid: brief(o) for pid, o in fresh.items()} == alone
+    assert all(not o.reused for o in fresh.values())
+    first_ids = await calculation_ids(env)
+    assert {pid: fresh[pid].calculation_id for pid in stored} == first_ids
+
+    # Inputs changed since the stored calculations: recomputed in bulk over the same keys (ids kept).
+    async with env.db.transaction() as s:
+        await s.execute(sa.text("UPDATE factors.correlation_calculation SET inputs_hash = '\\x00'"))
+    async with env.db.transaction() as s:
+        again = await compute_batch_correlations(s, portfolio_ids=ids, as_of=T0)
+    assert await snapshot(env) == expected
+    assert calls[-1] == stored and await calculation_ids(env) == first_ids
+    assert {pid: brief(o) for pid, o in again.items()} == alone
+
+    # Steady state: every calculation reused, nothing written.
+    async with env.db.transaction() as s:
+        steady = await compute_batch_correlations(s, portfolio_ids=ids, as_of=T0)
+    assert calls[-1] == set() and await snapshot(env) == expected
+    assert all(steady[pid].reused for pid in stored)
+
+    # Retention (the newest 8 per portfolio) is applied by the bulk write too.
+    await add_older_calculations(env, HF, 9)
+    async with env.db.transaction() as s:
+        await s.execute(sa.text("UPDATE factors.correlation_calculation SET inputs_hash = '\\x00'"))
+    async with env.db.transaction() as s:
+        await compute_batch_correlations(s, portfolio_ids=ids, as_of=T0)
+    kept = await env.rows(
+        "SELECT calculation_date FROM factors.correlation_calculation WHERE portfolio_id = :pid "
+        "ORDER BY calculation_date DESC",
+        pid=HF,
+    )
+    assert len(kept) == 8 and kept[0]["calculation_date"] == T0
+    assert await calculation_ids(env) == first_ids

@@ -1,15 +1,19 @@
-"""The `correlations` step for a batch of portfolios: set-based reads, per-portfolio writes.
+"""The `correlations` step for a batch of portfolios: set-based reads, one compute pass, bulk writes.
 
 One read of every portfolio's valued positions, one of the calculations stored under their keys
 and one price grid over the union of the symbols that must be recomputed (each portfolio slices
 its columns), all in one SAVEPOINT. A portfolio whose inputs are unchanged keeps its stored
-calculation without another round trip; the others compute and store in their own SAVEPOINT
-exactly as `compute_portfolio_correlations` does, so one failing portfolio fails alone. When a
-batched read raises, the batch is redone portfolio by portfolio (same results, slower).
+calculation without another round trip. The others are computed in one pass (in a worker thread
+when the batch is large) and written in ONE savepoint with one statement per table for the whole
+batch (`correlation_bulk_store`), followed by one retention delete. When a batched read or the
+batched write raises, or one portfolio's compute raises, the portfolios concerned are redone one
+by one, each in its own SAVEPOINT exactly as `compute_portfolio_correlations` does, so one failing
+portfolio fails alone and the stored rows are the same either way.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import date
@@ -19,7 +23,9 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import is_transient_db_error
+from factors import correlation_bulk_store as bulk
 from factors import correlation_repository as repo
+from factors.correlation_bulk_store import ComputedCalculation
 from factors.correlation_compute import (
     MAX_DURATION_DAYS,
     MIN_DURATION_DAYS,
@@ -30,12 +36,16 @@ from factors.correlation_compute import (
 )
 from factors.correlation_service import (
     CALCULATIONS,
+    THREAD_THRESHOLD_CELLS,
     CorrelationOutcome,
     _apply,
+    _completed,
+    _compute,
     _guarded,
     _Inputs,
     _invalid_duration,
     _reused,
+    _skipped,
     compute_portfolio_correlations,
 )
 
@@ -99,14 +109,47 @@ async def compute_batch_correlations(
         return dates, closes[:, [column[s] for s in wanted]]
 
     outcomes: dict[UUID, CorrelationOutcome] = {}
+    stale: list[UUID] = []  # skipped portfolios whose stored calculation no longer describes the book
+    compute: list[UUID] = []
     for pid in ids:
         current = inputs[pid]
         if current.existing is not None and pid not in todo:
-            outcomes[pid] = _reused(current.existing)  # nothing to write: no savepoint needed
-            CALCULATIONS.labels("reused").inc()
-            continue
+            outcomes[pid] = _reused(current.existing)  # nothing to write
+        elif int(current.candidates.sum()) < 2:
+            outcomes[pid] = _skipped(current.nodes, int(current.candidates.sum()), as_of)
+            if current.existing is not None:
+                stale.append(pid)
+        else:
+            compute.append(pid)
+    cells = len(dates) * sum(len(inputs[pid].nodes) for pid in compute)
+    pass_args = (inputs, compute, dates, closes, column, chosen, as_of, duration_days)
+    computed, alone = (
+        await asyncio.to_thread(_compute_all, *pass_args)
+        if cells > THREAD_THRESHOLD_CELLS
+        else _compute_all(*pass_args)
+    )
+    try:
+        async with session.begin_nested():  # one statement per table for the whole batch
+            await bulk.delete_calculations(session, portfolio_ids=stale, duration_days=duration_days, as_of=as_of)
+            cids = await bulk.store_calculations(
+                session, items=computed, as_of=as_of, duration_days=duration_days, filters=chosen, run_id=run_id
+            )
+            await bulk.apply_retention_of(session, portfolio_ids=[c.portfolio_id for c in computed])
+    except Exception as exc:
+        if is_transient_db_error(exc):
+            raise
+        log.warning("batched correlation writes failed (%s); %d portfolios one by one", exc, len(stale) + len(computed))
+        alone = [*stale, *(c.portfolio_id for c in computed), *alone]
+    else:
+        for c in computed:
+            outcomes[c.portfolio_id] = _completed(cids[c.portfolio_id], c.result)
+    for pid, outcome in outcomes.items():
+        if pid not in alone:
+            CALCULATIONS.labels("reused" if outcome.reused else outcome.status).inc()
 
-        async def run(current: _Inputs = current, pid: UUID = pid) -> CorrelationOutcome:
+    for pid in alone:  # each in its own savepoint, exactly as the per-portfolio path: fails alone
+
+        async def run(current: _Inputs = inputs[pid], pid: UUID = pid) -> CorrelationOutcome:
             return await _apply(
                 session,
                 current,
@@ -120,4 +163,32 @@ async def compute_batch_correlations(
             )
 
         outcomes[pid] = await _guarded(session, run, portfolio_id=pid, as_of=as_of)
-    return outcomes
+    return {pid: outcomes[pid] for pid in ids}
+
+
+def _compute_all(
+    inputs: dict[UUID, _Inputs],
+    compute: list[UUID],
+    dates: list[date],
+    closes: np.ndarray,
+    column: dict[str, int],
+    filters: CorrelationFilters,
+    as_of: date,
+    duration_days: int,
+) -> tuple[list[ComputedCalculation], list[UUID]]:
+    """The compute pass over the batch: (calculations to store, portfolios whose compute raised — they
+    are redone alone so their failure is reported exactly as the per-portfolio path reports it)."""
+    computed: list[ComputedCalculation] = []
+    failed: list[UUID] = []
+    for pid in compute:
+        current = inputs[pid]
+        try:
+            grid = np.full((len(dates), len(current.nodes)), np.nan)
+            grid[:, np.flatnonzero(current.candidates)] = closes[:, [column[s] for s in current.wanted()]]
+            result, rho_dir = _compute(current.nodes, current.candidates, grid, dates, filters)
+        except Exception:
+            failed.append(pid)
+            continue
+        digest = current.digest(filters, as_of=as_of, duration_days=duration_days)
+        computed.append(ComputedCalculation(pid, result, rho_dir, digest))
+    return computed, failed

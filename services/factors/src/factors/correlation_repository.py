@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.formatting import round_money
-from factors.correlation_compute import ENGINE_VERSION, CorrelationFilters, CorrelationResult, PositionRow
+from factors import correlation_rows
+from factors.correlation_compute import CorrelationFilters, CorrelationResult, PositionRow
 from factors.models_correlations import (
     correlation_calculation,
     correlation_cluster,
@@ -287,10 +287,6 @@ async def delete_calculation(session: AsyncSession, *, portfolio_id: UUID, durat
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _float(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
 _PAIRS_SQL = sa.text(
     """
     INSERT INTO factors.pairwise_correlation
@@ -323,33 +319,7 @@ async def store_calculation(
 ) -> UUID:
     """Upsert the calculation on (portfolio_id, duration_days, calculation_date) and replace its nodes,
     pairs and clusters, so a re-run replaces the day and never duplicates it."""
-    m = result.metrics
-    nodes = result.nodes
-    values: dict[str, Any] = {
-        "average_correlation": _float(m.average_correlation),
-        "weighted_average_correlation": _float(m.weighted_average_correlation),
-        "direction_adjusted_correlation": _float(m.direction_adjusted_correlation),
-        "effective_positions_hhi": _float(m.effective_positions_hhi),
-        "effective_positions_corr": _float(m.effective_positions_corr),
-        "concentration_gross": _float(result.clusters.concentration_gross),
-        "concentration_net": _float(result.clusters.concentration_net),
-        "data_quality": result.data_quality,
-        "min_position_value": round_money(filters.min_position_value),
-        "min_portfolio_weight": filters.min_portfolio_weight,
-        "filter_mode": filters.filter_mode,
-        "correlation_threshold": filters.correlation_threshold,
-        "nodes_included": int(result.included.sum()),
-        "nodes_excluded": int(len(nodes) - result.included.sum()),
-        "inputs_hash": digest,
-        "run_id": run_id,
-        "gross_exposure": round_money(nodes.gross),
-        "valid_pairs": m.valid_pairs,
-        "null_pairs": m.null_pairs,
-        "window_start_date": result.window_start,
-        "window_end_date": result.window_end,
-        "flags": list(result.flags),
-        "engine_version": ENGINE_VERSION,
-    }
+    values = correlation_rows.calculation_values(filters=filters, result=result, digest=digest, run_id=run_id)
     insert = pg.insert(correlation_calculation).values(
         id=uuid.uuid4(), portfolio_id=portfolio_id, calculation_date=as_of, duration_days=duration_days, **values
     )
@@ -367,76 +337,42 @@ async def store_calculation(
         await session.execute(sa.delete(correlation_cluster).where(correlation_cluster.c.calculation_id == cid))
 
     node_rows = [
-        {
-            "calculation_id": cid,
-            "symbol": nodes.symbols[j],
-            "position_ids": nodes.position_ids[j],
-            "position_types": nodes.position_types[j],
-            "exposure": round_money(float(nodes.exposure[j])),
-            "market_value": round_money(float(nodes.market_value[j])) if np.isfinite(nodes.market_value[j]) else None,
-            "observations": int(min(result.observations[j], 32767)),
-            "included": bool(result.included[j]),
-            "exclusion_reason": result.exclusion_reason[j],
-            "tags": list(nodes.tags[j]),
-            "sector": nodes.sectors[j],
-        }
-        for j in range(len(nodes))
+        {"calculation_id": cid, **dict(zip(correlation_rows.NODE_COLUMNS, r, strict=True))}
+        for r in correlation_rows.node_rows(result)
     ]
     if node_rows:
         await session.execute(pg.insert(correlation_node).values(node_rows))
 
-    idx = result.included_index
-    k = len(idx)
-    if k >= 2:
-        iu, ju = np.triu_indices(k, 1)
-        symbols = np.array([nodes.symbols[i] for i in idx], dtype=object)
-        pairs = result.pairs
+    pairs = correlation_rows.pair_columns(result, rho_dir)
+    if len(pairs):
         await session.execute(
             _PAIRS_SQL,
             {
                 "cid": cid,
-                "s1": symbols[iu].tolist(),
-                "s2": symbols[ju].tolist(),
-                "r": pairs.rho[iu, ju].tolist(),
-                "rd": rho_dir[iu, ju].tolist(),
-                "n": np.minimum(pairs.n[iu, ju], 32767).tolist(),
-                "p": pairs.p_value[iu, ju].tolist(),
+                "s1": pairs.symbol_1,
+                "s2": pairs.symbol_2,
+                "r": pairs.rho,
+                "rd": pairs.rho_dir,
+                "n": pairs.observations,
+                "p": pairs.p_value,
             },
         )
 
-    cluster_rows: list[dict[str, Any]] = []
-    member_rows: list[dict[str, Any]] = []
-    for cl in result.clusters.clusters:
-        cluster_id = uuid.uuid4()
-        cluster_rows.append(
-            {
-                "id": cluster_id,
-                "calculation_id": cid,
-                "cluster_number": cl.number,
-                "threshold": filters.correlation_threshold,
-                "nickname": cl.nickname,
-                "nickname_source": cl.nickname_source,
-                "avg_correlation": _float(cl.avg_correlation),
-                "gross": round_money(cl.gross),
-                "net": round_money(cl.net),
-                "share_of_gross": _float(cl.share_of_gross),
-            }
-        )
-        member_rows.extend(
-            {
-                "cluster_id": cluster_id,
-                "symbol": sym,
-                "exposure": round_money(exp),
-                "share_of_gross": _float(share),
-                "correlation_to_cluster": _float(corr),
-            }
-            for sym, exp, share, corr in zip(
-                cl.symbols, cl.exposures, cl.member_share_of_gross, cl.correlation_to_cluster, strict=True
+    clusters, members = correlation_rows.cluster_rows(result, filters)
+    if clusters:
+        await session.execute(
+            pg.insert(correlation_cluster).values(
+                [
+                    {"calculation_id": cid, **dict(zip(correlation_rows.CLUSTER_COLUMNS, c, strict=True))}
+                    for c in clusters
+                ]
             )
         )
-    if cluster_rows:
-        await session.execute(pg.insert(correlation_cluster).values(cluster_rows))
-        await session.execute(pg.insert(correlation_cluster_member).values(member_rows))
+        await session.execute(
+            pg.insert(correlation_cluster_member).values(
+                [dict(zip(correlation_rows.MEMBER_COLUMNS, m, strict=True)) for m in members]
+            )
+        )
     return cid
 
 

@@ -179,6 +179,10 @@ async def _apply(
         run_id=run_id,
     )
     await repo.apply_retention(session, portfolio_id=portfolio_id)
+    return _completed(cid, result)
+
+
+def _completed(cid: UUID, result: CorrelationResult) -> CorrelationOutcome:
     included = int(result.included.sum())
     return CorrelationOutcome(
         cid,
@@ -186,7 +190,7 @@ async def _apply(
         records=included,
         data_quality=result.data_quality,
         nodes_included=included,
-        nodes_excluded=len(nodes) - included,
+        nodes_excluded=len(result.nodes) - included,
     )
 
 

@@ -1,0 +1,210 @@
+"""Set-based writes of a batch's position correlations: one statement per table for every portfolio.
+
+`store_calculations` writes exactly the rows `correlation_repository.store_calculation` writes for
+each portfolio (same builders in `correlation_rows`): the calculation is upserted on its natural key
+(a recomputed key keeps its id; created_at = now()), the children of an updated key are deleted, and
+nodes, pairs, clusters and members are inserted — calculations and pairs through unnest() arrays,
+the rows with array columns (nodes) and the cluster tables through COPY. Runs on the asyncpg
+connection under the caller's session, inside its transaction/savepoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID, uuid4
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from factors.correlation_compute import CorrelationFilters, CorrelationResult
+from factors.correlation_repository import KEEP_CALCULATIONS
+from factors.correlation_rows import (
+    CLUSTER_COLUMNS,
+    MEMBER_COLUMNS,
+    NODE_COLUMNS,
+    calculation_values,
+    cluster_rows,
+    node_rows,
+    pair_columns,
+)
+from factors.repository import raw_connection
+
+SCHEMA = "factors"
+FLAG_SEPARATOR = "\x1f"  # flags (text[] per row) travel joined: unnest() cannot take ragged arrays
+
+# Column → element type of its unnest() array, in calculation_values() order.
+_CALC_TYPES = {
+    "average_correlation": "float8",
+    "weighted_average_correlation": "float8",
+    "direction_adjusted_correlation": "float8",
+    "effective_positions_hhi": "float8",
+    "effective_positions_corr": "float8",
+    "concentration_gross": "float8",
+    "concentration_net": "float8",
+    "data_quality": "text",
+    "min_position_value": "numeric",
+    "min_portfolio_weight": "float8",
+    "filter_mode": "text",
+    "correlation_threshold": "float8",
+    "nodes_included": "int4",
+    "nodes_excluded": "int4",
+    "inputs_hash": "bytea",
+    "run_id": "uuid",
+    "gross_exposure": "numeric",
+    "valid_pairs": "int4",
+    "null_pairs": "int4",
+    "window_start_date": "date",
+    "window_end_date": "date",
+    "flags": "text",
+    "engine_version": "text",
+}
+_CALC_COLS = list(_CALC_TYPES)
+_ARGS = ", ".join(f"${i + 5}::{t}[]" for i, t in enumerate(_CALC_TYPES.values()))
+_SELECT = ", ".join(
+    "CASE WHEN t.flags = '' THEN '{}'::text[] ELSE string_to_array(t.flags, chr(31)) END" if c == "flags" else f"t.{c}"
+    for c in _CALC_COLS
+)
+_UPSERT_SQL = f"""
+INSERT INTO factors.correlation_calculation (id, portfolio_id, calculation_date, duration_days, {", ".join(_CALC_COLS)})
+SELECT t.id, t.portfolio_id, $2, $3, {_SELECT}
+FROM unnest($1::uuid[], $4::uuid[], {_ARGS}) AS t(id, portfolio_id, {", ".join(_CALC_COLS)})
+ON CONFLICT ON CONSTRAINT correlation_calculation_portfolio_window_date_uq DO UPDATE SET
+    {", ".join(f"{c} = EXCLUDED.{c}" for c in _CALC_COLS)}, created_at = now()
+RETURNING id, portfolio_id, (xmax = 0) AS inserted
+"""
+
+_PAIRS_SQL = """
+INSERT INTO factors.pairwise_correlation
+    (calculation_id, symbol_1, symbol_2, correlation, correlation_dir, observations, p_value)
+SELECT cid, s1, s2, NULLIF(r, 'NaN'::float8), NULLIF(rd, 'NaN'::float8), n, NULLIF(p, 'NaN'::float8)
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::int2[], $7::float8[])
+    AS t(cid, s1, s2, r, rd, n, p)
+"""
+
+
+@dataclass(frozen=True)
+class ComputedCalculation:
+    """One portfolio's computed calculation, ready to store."""
+
+    portfolio_id: UUID
+    result: CorrelationResult
+    rho_dir: np.ndarray
+    digest: bytes
+
+
+def _upsert_args(
+    items: Sequence[ComputedCalculation], *, filters: CorrelationFilters, run_id: UUID | None
+) -> list[list[Any]]:
+    values = [calculation_values(filters=filters, result=i.result, digest=i.digest, run_id=run_id) for i in items]
+    columns = [[v[c] for v in values] for c in _CALC_COLS]
+    flags = _CALC_COLS.index("flags")
+    columns[flags] = [FLAG_SEPARATOR.join(f) for f in columns[flags]]
+    return columns
+
+
+async def store_calculations(
+    session: AsyncSession,
+    *,
+    items: Sequence[ComputedCalculation],
+    as_of: date,
+    duration_days: int,
+    filters: CorrelationFilters,
+    run_id: UUID | None,
+) -> dict[UUID, UUID]:
+    """Store every item's calculation (portfolio ids must be distinct); {portfolio_id: calculation_id}."""
+    if not items:
+        return {}
+    conn = await raw_connection(session)
+    ids = [uuid4() for _ in items]
+    columns = _upsert_args(items, filters=filters, run_id=run_id)
+    portfolio_ids = [i.portfolio_id for i in items]
+    upserted = await conn.fetch(_UPSERT_SQL, ids, as_of, duration_days, portfolio_ids, *columns)
+    cid = {r["portfolio_id"]: r["id"] for r in upserted}
+    updated = [r["id"] for r in upserted if not r["inserted"]]
+    if updated:  # a recomputed key: its old children go (members cascade from their clusters)
+        for table in ("correlation_node", "pairwise_correlation", "correlation_cluster"):
+            await conn.execute(f"DELETE FROM factors.{table} WHERE calculation_id = ANY($1::uuid[])", updated)
+
+    nodes = [(cid[i.portfolio_id], *row) for i in items for row in node_rows(i.result)]
+    if nodes:
+        await conn.copy_records_to_table(
+            "correlation_node", schema_name=SCHEMA, columns=["calculation_id", *NODE_COLUMNS], records=nodes
+        )
+    await _insert_pairs(conn, items, cid)
+    clusters: list[tuple[Any, ...]] = []
+    members: list[tuple[Any, ...]] = []
+    for i in items:
+        c, m = cluster_rows(i.result, filters)
+        clusters.extend((cid[i.portfolio_id], *row) for row in c)
+        members.extend(m)
+    if clusters:
+        await conn.copy_records_to_table(
+            "correlation_cluster", schema_name=SCHEMA, columns=["calculation_id", *CLUSTER_COLUMNS], records=clusters
+        )
+        await conn.copy_records_to_table(
+            "correlation_cluster_member", schema_name=SCHEMA, columns=list(MEMBER_COLUMNS), records=members
+        )
+    return cid
+
+
+async def _insert_pairs(conn: Any, items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> None:
+    cols: list[list[Any]] = [[] for _ in range(7)]
+    for i in items:
+        pairs = pair_columns(i.result, i.rho_dir)
+        cols[0].extend([cid[i.portfolio_id]] * len(pairs))
+        sources: tuple[list[Any], ...] = (
+            pairs.symbol_1,
+            pairs.symbol_2,
+            pairs.rho,
+            pairs.rho_dir,
+            pairs.observations,
+            pairs.p_value,
+        )
+        for target, source in zip(cols[1:], sources, strict=True):
+            target.extend(source)
+    if cols[0]:
+        await conn.execute(_PAIRS_SQL, *cols)
+
+
+async def delete_calculations(
+    session: AsyncSession, *, portfolio_ids: Sequence[UUID], duration_days: int, as_of: date
+) -> None:
+    """Remove the calculations of these portfolios' keys (children cascade)."""
+    if not portfolio_ids:
+        return
+    conn = await raw_connection(session)
+    await conn.execute(
+        """
+        DELETE FROM factors.correlation_calculation
+        WHERE portfolio_id = ANY($1::uuid[]) AND duration_days = $2 AND calculation_date = $3
+        """,
+        list(portfolio_ids),
+        duration_days,
+        as_of,
+    )
+
+
+async def apply_retention_of(
+    session: AsyncSession, *, portfolio_ids: Sequence[UUID], keep: int = KEEP_CALCULATIONS
+) -> None:
+    """`apply_retention` of many portfolios in one statement (same order: date, creation, id)."""
+    if not portfolio_ids:
+        return
+    conn = await raw_connection(session)
+    await conn.execute(
+        """
+        DELETE FROM factors.correlation_calculation WHERE id IN (
+            SELECT id FROM (
+                SELECT id, row_number() OVER (
+                    PARTITION BY portfolio_id ORDER BY calculation_date DESC, created_at DESC, id DESC
+                ) AS rank
+                FROM factors.correlation_calculation WHERE portfolio_id = ANY($1::uuid[])
+            ) ranked WHERE rank > $2
+        )
+        """,
+        list(portfolio_ids),
+        keep,
+    )
