@@ -8,6 +8,8 @@ column's own input function, so what is stored is what the per-row path stored:
   double back), UUIDs and dates as their canonical text, lists into `text[]` columns;
 * a Python None in a jsonb column is stored as JSON `null`, as SQLAlchemy's JSONB type does
   (`none_as_null=False`), and as SQL NULL elsewhere;
+* a jsonb value already serialised (`RawJson`, built column-wise by the stress results) is sent
+  as is;
 * a non-finite float (stored as NaN by the per-row path, but not representable in JSON) sends the
   rows through that per-row path instead.
 """
@@ -27,6 +29,10 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 _DIALECT = pg.dialect()
+
+
+class RawJson(str):
+    """The JSON text of a jsonb value, exactly as `orjson.dumps` of the value would give it."""
 
 
 def _default(value: Any) -> Any:
@@ -51,7 +57,14 @@ def _names(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
 
 
-def _upsert_sql(table: sa.Table, columns: list[str], conflict: Sequence[str], index_where: str | None) -> str:
+def _upsert_sql(
+    table: sa.Table,
+    columns: list[str],
+    conflict: Sequence[str],
+    index_where: str | None,
+    keep: Sequence[str] = (),
+    returning: Sequence[str] = (),
+) -> str:
     """Scalars come from one `jsonb_to_recordset`; jsonb documents (the bulk of the bytes) from one
     text[] each, parsed once per value — parsing them inside the record-set document cost ~2.5× more."""
     documents = _documents(table, columns)
@@ -66,12 +79,29 @@ def _upsert_sql(table: sa.Table, columns: list[str], conflict: Sequence[str], in
     select = ", ".join(
         f"""coalesce(CAST(d."{c}" AS jsonb), 'null'::jsonb)""" if c in documents else f'x."{c}"' for c in columns
     )
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in conflict)
+    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in conflict and c not in keep)
     where = f" WHERE {index_where}" if index_where else ""
+    tail = f" RETURNING {_names(list(returning))}" if returning else ""
     return (
         f"INSERT INTO {table.fullname} ({_names(columns)}) SELECT {select} FROM {source} "
-        f"ON CONFLICT ({', '.join(conflict)}){where} DO UPDATE SET {updates}, created_at = now()"
+        f"ON CONFLICT ({', '.join(conflict)}){where} DO UPDATE SET {updates}, created_at = now(){tail}"
     )
+
+
+def _document(value: Any) -> str | None:
+    if value is None or isinstance(value, RawJson):
+        return value
+    return orjson.dumps(value, default=_default).decode()
+
+
+def _per_row_value(table: sa.Table, column: str, value: Any) -> Any:
+    """A value as the SQLAlchemy column type takes it: JSON text parsed back, money text as Decimal."""
+    if isinstance(value, RawJson):
+        return orjson.loads(value.encode())
+    column_type = table.c[column].type
+    if isinstance(value, str) and isinstance(column_type, sa.Numeric) and not isinstance(column_type, sa.Float):
+        return Decimal(value)
+    return value
 
 
 def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -82,9 +112,7 @@ def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "rows": orjson.dumps([{c: row[c] for c in scalars} for row in rows], default=_default).decode()
     }
     for i, c in enumerate(documents):
-        params[f"doc_{i}"] = [
-            None if row[c] is None else orjson.dumps(row[c], default=_default).decode() for row in rows
-        ]
+        params[f"doc_{i}"] = [_document(row[c]) for row in rows]
     return params
 
 
@@ -95,20 +123,30 @@ async def upsert_rows(
     conflict: Sequence[str],
     *,
     index_where: str | None = None,
-) -> None:
-    """INSERT … ON CONFLICT (conflict) DO UPDATE every other given column and `created_at = now()`.
+    keep: Sequence[str] = (),
+    returning: Sequence[str] = (),
+) -> list[sa.Row[Any]]:
+    """INSERT … ON CONFLICT (conflict) DO UPDATE every other given column (but `keep`) and
+    `created_at = now()`; returns the `returning` columns of the rows written (none when empty).
     Every row must carry the same keys."""
     if not rows:
-        return
+        return []
     columns = list(rows[0])
     if _json_safe(rows):
-        sql = _upsert_sql(table, columns, conflict, index_where)
-        await session.execute(sa.text(sql), _params(table, rows))
-        return
+        sql = _upsert_sql(table, columns, conflict, index_where, keep, returning)
+        result = await session.execute(sa.text(sql), _params(table, rows))
+        return list(result.all()) if returning else []
     stmt = pg.insert(table)
-    update: dict[str, Any] = {c: stmt.excluded[c] for c in columns if c not in conflict}
+    update: dict[str, Any] = {c: stmt.excluded[c] for c in columns if c not in conflict and c not in keep}
     update["created_at"] = sa.func.now()
     upsert = stmt.on_conflict_do_update(
         index_elements=list(conflict), index_where=sa.text(index_where) if index_where else None, set_=update
     )
-    await session.execute(upsert, list(rows))
+    values = [{c: _per_row_value(table, c, v) for c, v in row.items()} for row in rows]
+    if returning:  # one statement per row: executemany returns no rows
+        out: list[sa.Row[Any]] = []
+        for value in values:
+            out.extend((await session.execute(upsert.values(value).returning(*(table.c[c] for c in returning)))).all())
+        return out
+    await session.execute(upsert, values)
+    return []

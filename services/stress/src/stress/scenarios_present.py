@@ -22,6 +22,7 @@ from stress.catalogue import SEVERITY_ORDER
 from stress.compute.market_risk import MarketRisk
 from stress.compute.scenarios import MODEL_FACTORS, CorrelatedImpacts, Impacts, ScenarioSet, summarise, top_positions
 from stress.money_vector import money_strings
+from stress.result_documents import ResultDocuments
 from stress.scenarios_inputs import AssembledBook, ScenarioMeta
 
 TOP_POSITIONS = 10
@@ -209,46 +210,10 @@ class ScenarioPresenter:
     # -- stored rows -----------------------------------------------------------------------
 
     def result_rows(self, run_ids: Sequence[UUID | None], as_of: date) -> list[dict[str, Any]]:
-        """stress.stress_result rows for every (portfolio with a run id, scenario)."""
-        rows = []
-        direct, corr = self.c.direct, self.c.correlated
-        for p, run_id in enumerate(run_ids):
-            if run_id is None:
-                continue
-            equity = float(self.a.book.equity[p])
-            for s in range(len(self.c.scenarios)):
-                d_total, d_lin = float(direct.total[s, p]), float(direct.linear[s, p])
-                c_total = float(corr.impacts.total[s, p]) if corr is not None else math.nan
-                c_lin = float(corr.impacts.linear[s, p]) if corr is not None else math.nan
-                top: dict[str, Any] = {"direct": self.positions_block(direct, self._top_direct[s], s, p)}
-                if corr is not None and self._top_corr is not None:
-                    top["correlated"] = self.positions_block(corr.impacts, self._top_corr[s], s, p, direct)
-                rows.append(
-                    {
-                        "stress_run_id": run_id,
-                        "scenario_id": self.meta.ids[s],
-                        "portfolio_id": self.a.portfolio_ids[p],
-                        "calculation_date": as_of,
-                        "direct_pnl": round_money(d_total),
-                        "direct_linear_pnl": round_money(d_lin),
-                        "correlated_pnl": round_money(c_total),
-                        "correlated_linear_pnl": round_money(c_lin),
-                        "correlation_effect": round_money(c_total - d_total),
-                        "direct_pnl_pct": pct(d_total, equity),
-                        "correlated_pnl_pct": pct(c_total, equity),
-                        "worst_factor": self.worst_factor(s, p) if direct.computed[s] else None,
-                        "implied_factor_moves": self.implied_moves(s),
-                        "direct_factor_impacts": self.factor_block(direct, s, p, with_move=False),
-                        "correlated_factor_impacts": (
-                            self.factor_block(corr.impacts, s, p, with_move=True) if corr is not None else None
-                        ),
-                        "top_positions": top,
-                        "floored_positions": int(direct.floored[s, p]),
-                        "correlated_floored_positions": int(corr.impacts.floored[s, p]) if corr is not None else None,
-                        "flags": self.flags(s, p),
-                    }
-                )
-        return rows
+        """stress.stress_result rows for every (portfolio with a run id, scenario), built column-wise
+        (`stress.result_documents`): the same values the blocks above give, jsonb documents as text."""
+        documents = ResultDocuments(self, run_ids)
+        return documents.rows(self.meta.ids, self.a.portfolio_ids, as_of)
 
     def correlated_or_direct(self, p: int) -> tuple[np.ndarray, str]:
         """The per-scenario P&L the summary is over: correlated when computed, else direct."""

@@ -317,17 +317,16 @@ async def upsert_batch_runs(session: AsyncSession, runs: list[dict[str, Any]]) -
     """
     if not runs:
         return {}
-    stmt = pg.insert(stress_run).values(runs)
-    update: dict[str, Any] = {
-        c: stmt.excluded[c] for c in runs[0] if c not in ("id", "portfolio_id", "calculation_date", "trigger")
-    }
-    update["created_at"] = sa.func.now()
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["portfolio_id", "calculation_date"],
-        index_where=sa.text("trigger = 'batch'"),
-        set_=update,
-    ).returning(stress_run.c.portfolio_id, stress_run.c.id)
-    return {r.portfolio_id: r.id for r in (await session.execute(upsert)).all()}
+    written = await bulk_upsert.upsert_rows(
+        session,
+        stress_run,
+        runs,
+        ("portfolio_id", "calculation_date"),
+        index_where="trigger = 'batch'",
+        keep=("id", "trigger"),
+        returning=("portfolio_id", "id"),
+    )
+    return {r.portfolio_id: r.id for r in written}
 
 
 async def insert_run(session: AsyncSession, run: dict[str, Any]) -> UUID:
