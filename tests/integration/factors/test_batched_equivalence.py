@@ -8,6 +8,7 @@ correlations both fail; every stored row (ids and created_at aside) and every ou
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from tests.integration.factors.test_factor_pipeline import FACTOR_TABLES, HF, HNW, IND, T0, Env, db_url, env
 
-from factors import correlation_bulk_store, correlation_repository, repository
+from factors import correlation_batch, correlation_bulk_store, correlation_repository, repository
 from factors.correlation_batch import compute_batch_correlations
 from factors.correlation_service import compute_portfolio_correlations
 from factors.service import FactorPipeline
@@ -121,10 +122,27 @@ async def clear_results(env: Env) -> None:
         )
 
 
+def compute_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every batch's correlation compute runs in a worker thread, overlapping the factors step's
+    statements (large batches do; the demo books are below the threshold); the threads' names."""
+    threads: list[str] = []
+    compute_pass = correlation_batch.PreparedCorrelations.compute_pass
+
+    def spy(self: correlation_batch.PreparedCorrelations) -> Any:
+        threads.append(threading.current_thread().name)
+        return compute_pass(self)
+
+    monkeypatch.setattr(correlation_batch, "THREAD_THRESHOLD_CELLS", 0)
+    monkeypatch.setattr(correlation_batch.PreparedCorrelations, "compute_pass", spy)
+    return threads
+
+
+@pytest.mark.parametrize("overlapped", [False, True])
 async def test_batched_path_stores_what_the_per_portfolio_path_stored(
-    env: Env, monkeypatch: pytest.MonkeyPatch
+    env: Env, monkeypatch: pytest.MonkeyPatch, overlapped: bool
 ) -> None:
-    await add_option_only_portfolio(env)
+    if not await env.rows("SELECT 1 FROM ingest.portfolio WHERE id = :id", id=OPTIONS):  # the other case's
+        await add_option_only_portfolio(env)
     assert FACTOR_TABLES  # the env fixture truncated every factors table
     ids = [HF, IND, EMPTY, OPTIONS, FAILING]
     pipeline: FactorPipeline = env.service.app.state.pipeline
@@ -144,10 +162,13 @@ async def test_batched_path_stores_what_the_per_portfolio_path_stored(
     expected = await snapshot(env)
 
     await clear_results(env)
+    threads = compute_in_a_worker_thread(monkeypatch) if overlapped else []
     async with env.db.transaction() as s:
         outcomes = await pipeline.compute_portfolios(s, portfolio_ids=ids, as_of=T0, run_id=None)
     batched = await snapshot(env)
     assert batched == expected
+    if overlapped:
+        assert threads and threading.main_thread().name not in threads
     for pid in ids:
         o = outcomes[pid]
         corr = o.correlations

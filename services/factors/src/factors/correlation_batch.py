@@ -3,9 +3,11 @@
 One read of every portfolio's valued positions, one of the calculations stored under their keys
 and one price grid over the union of the symbols that must be recomputed (each portfolio slices
 its columns), all in one SAVEPOINT. A portfolio whose inputs are unchanged keeps its stored
-calculation without another round trip. The others are computed in one pass (in a worker thread
-when the batch is large) and written in ONE savepoint with one statement per table for the whole
-batch (`correlation_bulk_store`), followed by one retention delete. When a batched read or the
+calculation without another round trip. The others are computed in one pass (in a worker
+thread when the batch is large, started right after the reads so that the factors step's
+statements run on the database meanwhile: `prepare_batch_correlations` … `finish`) and written in
+ONE savepoint with one statement per table for the whole batch (`correlation_bulk_store`),
+followed by one retention delete. When a batched read or the
 batched write raises, or one portfolio's compute raises, the portfolios concerned are redone one
 by one, each in its own SAVEPOINT exactly as `compute_portfolio_correlations` does, so one failing
 portfolio fails alone and the stored rows are the same either way.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from uuid import UUID
 
@@ -74,11 +77,32 @@ async def compute_batch_correlations(
     run_id: UUID | None = None,
 ) -> dict[UUID, CorrelationOutcome]:
     """`compute_portfolio_correlations` of every portfolio (same outcomes, same stored rows)."""
+    batch = await prepare_batch_correlations(
+        session, portfolio_ids=portfolio_ids, as_of=as_of, duration_days=duration_days, filters=filters, run_id=run_id
+    )
+    return await batch.finish(session)
+
+
+async def prepare_batch_correlations(
+    session: AsyncSession,
+    *,
+    portfolio_ids: Sequence[UUID],
+    as_of: date,
+    duration_days: int = POS_CORR_WINDOW,
+    filters: CorrelationFilters | None = None,
+    run_id: UUID | None = None,
+) -> PreparedCorrelations:
+    """The batched reads, then the compute pass started in a worker thread (large batches): the
+    caller may run other statements on `session` (the factors step) while it computes — the
+    compute needs no database, so the two overlap — and then calls `finish` to store the results."""
     ids = list(dict.fromkeys(portfolio_ids))
     chosen = filters or CorrelationFilters()
+    batch = PreparedCorrelations(ids, as_of, duration_days, chosen, run_id)
     if not MIN_DURATION_DAYS <= duration_days <= MAX_DURATION_DAYS:
         CALCULATIONS.labels("failed").inc(len(ids))
-        return {pid: _invalid_duration() for pid in ids}
+        batch.outcomes = {pid: _invalid_duration() for pid in ids}
+        batch.decided = True
+        return batch
     try:
         async with session.begin_nested():
             inputs = await _batch_inputs(session, ids, as_of=as_of, duration_days=duration_days, filters=chosen)
@@ -97,73 +121,124 @@ async def compute_batch_correlations(
         if is_transient_db_error(exc):
             raise
         log.warning("batched correlation reads of %d portfolios failed (%s); one by one", len(ids), exc)
-        return {
-            pid: await compute_portfolio_correlations(
-                session, portfolio_id=pid, as_of=as_of, duration_days=duration_days, filters=chosen, run_id=run_id
-            )
-            for pid in ids
-        }
-    column = {s: j for j, s in enumerate(symbols)}
-
-    async def grid(wanted: list[str]) -> tuple[list[date], np.ndarray]:
-        return dates, closes[:, [column[s] for s in wanted]]
-
-    outcomes: dict[UUID, CorrelationOutcome] = {}
-    stale: list[UUID] = []  # skipped portfolios whose stored calculation no longer describes the book
-    compute: list[UUID] = []
+        batch.read_failed = True
+        return batch
+    batch.inputs, batch.dates, batch.closes = inputs, dates, closes
+    batch.column = {s: j for j, s in enumerate(symbols)}
     for pid in ids:
         current = inputs[pid]
         if current.existing is not None and pid not in todo:
-            outcomes[pid] = _reused(current.existing)  # nothing to write
+            batch.outcomes[pid] = _reused(current.existing)  # nothing to write
         elif int(current.candidates.sum()) < 2:
-            outcomes[pid] = _skipped(current.nodes, int(current.candidates.sum()), as_of)
+            batch.outcomes[pid] = _skipped(current.nodes, int(current.candidates.sum()), as_of)
             if current.existing is not None:
-                stale.append(pid)
+                batch.stale.append(pid)
         else:
-            compute.append(pid)
-    cells = len(dates) * sum(len(inputs[pid].nodes) for pid in compute)
-    pass_args = (inputs, compute, dates, closes, column, chosen, as_of, duration_days)
-    computed, alone = (
-        await asyncio.to_thread(_compute_all, *pass_args)
-        if cells > THREAD_THRESHOLD_CELLS
-        else _compute_all(*pass_args)
-    )
-    try:
-        async with session.begin_nested():  # one statement per table for the whole batch
-            await bulk.delete_calculations(session, portfolio_ids=stale, duration_days=duration_days, as_of=as_of)
-            cids = await bulk.store_calculations(
-                session, items=computed, as_of=as_of, duration_days=duration_days, filters=chosen, run_id=run_id
+            batch.compute.append(pid)
+    cells = len(dates) * sum(len(inputs[pid].nodes) for pid in batch.compute)
+    if cells > THREAD_THRESHOLD_CELLS:
+        batch.pending = asyncio.ensure_future(asyncio.to_thread(batch.compute_pass))
+    return batch
+
+
+@dataclass
+class PreparedCorrelations:
+    """One batch between its reads and its writes (see `prepare_batch_correlations`)."""
+
+    ids: list[UUID]
+    as_of: date
+    duration_days: int
+    filters: CorrelationFilters
+    run_id: UUID | None
+    read_failed: bool = False
+    decided: bool = False  # every outcome known without reads (invalid window)
+    inputs: dict[UUID, _Inputs] = field(default_factory=dict)
+    dates: list[date] = field(default_factory=list)
+    closes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    column: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[UUID, CorrelationOutcome] = field(default_factory=dict)
+    stale: list[UUID] = field(default_factory=list)  # skipped portfolios whose stored calculation is stale
+    compute: list[UUID] = field(default_factory=list)
+    pending: asyncio.Future[tuple[list[ComputedCalculation], list[UUID]]] | None = None
+
+    def compute_pass(self) -> tuple[list[ComputedCalculation], list[UUID]]:
+        return _compute_all(
+            self.inputs,
+            self.compute,
+            self.dates,
+            self.closes,
+            self.column,
+            self.filters,
+            self.as_of,
+            self.duration_days,
+        )
+
+    async def discard(self) -> None:
+        """Wait for a compute still running (the caller failed before `finish`); its result is dropped."""
+        if self.pending is not None:
+            await asyncio.gather(self.pending, return_exceptions=True)
+
+    async def finish(self, session: AsyncSession) -> dict[UUID, CorrelationOutcome]:
+        """Store the computed calculations (one statement per table) and return every outcome."""
+        ids, as_of, duration_days, chosen, run_id = self.ids, self.as_of, self.duration_days, self.filters, self.run_id
+        if self.read_failed:
+            return {
+                pid: await compute_portfolio_correlations(
+                    session, portfolio_id=pid, as_of=as_of, duration_days=duration_days, filters=chosen, run_id=run_id
+                )
+                for pid in ids
+            }
+        if self.decided:
+            return self.outcomes
+        return await self._store(session)
+
+    async def _store(self, session: AsyncSession) -> dict[UUID, CorrelationOutcome]:
+        ids, as_of, duration_days, chosen, run_id = self.ids, self.as_of, self.duration_days, self.filters, self.run_id
+        inputs, outcomes, stale = self.inputs, self.outcomes, self.stale
+        computed, alone = await self.pending if self.pending is not None else self.compute_pass()
+        dates, closes, column = self.dates, self.closes, self.column
+
+        async def grid(wanted: list[str]) -> tuple[list[date], np.ndarray]:
+            return dates, closes[:, [column[s] for s in wanted]]
+
+        try:
+            async with session.begin_nested():  # one statement per table for the whole batch
+                await bulk.delete_calculations(session, portfolio_ids=stale, duration_days=duration_days, as_of=as_of)
+                cids = await bulk.store_calculations(
+                    session, items=computed, as_of=as_of, duration_days=duration_days, filters=chosen, run_id=run_id
+                )
+                await bulk.apply_retention_of(session, portfolio_ids=[c.portfolio_id for c in computed])
+        except Exception as exc:
+            if is_transient_db_error(exc):
+                raise
+            log.warning(
+                "batched correlation writes failed (%s); %d portfolios one by one", exc, len(stale) + len(computed)
             )
-            await bulk.apply_retention_of(session, portfolio_ids=[c.portfolio_id for c in computed])
-    except Exception as exc:
-        if is_transient_db_error(exc):
-            raise
-        log.warning("batched correlation writes failed (%s); %d portfolios one by one", exc, len(stale) + len(computed))
-        alone = [*stale, *(c.portfolio_id for c in computed), *alone]
-    else:
-        for c in computed:
-            outcomes[c.portfolio_id] = _completed(cids[c.portfolio_id], c.result)
-    for pid, outcome in outcomes.items():
-        if pid not in alone:
-            CALCULATIONS.labels("reused" if outcome.reused else outcome.status).inc()
+            alone = [*stale, *(c.portfolio_id for c in computed), *alone]
+        else:
+            for c in computed:
+                outcomes[c.portfolio_id] = _completed(cids[c.portfolio_id], c.result)
+        for pid, outcome in outcomes.items():
+            if pid not in alone:
+                CALCULATIONS.labels("reused" if outcome.reused else outcome.status).inc()
 
-    for pid in alone:  # each in its own savepoint, exactly as the per-portfolio path: fails alone
+        for pid in alone:  # each in its own savepoint, exactly as the per-portfolio path: fails alone
 
-        async def run(current: _Inputs = inputs[pid], pid: UUID = pid) -> CorrelationOutcome:
-            return await _apply(
-                session,
-                current,
-                grid,
-                portfolio_id=pid,
-                as_of=as_of,
-                duration_days=duration_days,
-                filters=chosen,
-                run_id=run_id,
-                force=False,
-            )
+            async def run(current: _Inputs = inputs[pid], pid: UUID = pid) -> CorrelationOutcome:
+                return await _apply(
+                    session,
+                    current,
+                    grid,
+                    portfolio_id=pid,
+                    as_of=as_of,
+                    duration_days=duration_days,
+                    filters=chosen,
+                    run_id=run_id,
+                    force=False,
+                )
 
-        outcomes[pid] = await _guarded(session, run, portfolio_id=pid, as_of=as_of)
-    return {pid: outcomes[pid] for pid in ids}
+            outcomes[pid] = await _guarded(session, run, portfolio_id=pid, as_of=as_of)
+        return {pid: outcomes[pid] for pid in ids}
 
 
 def _compute_all(

@@ -27,6 +27,7 @@ from factors.models_correlations import (
     correlation_cluster_member,
     correlation_node,
 )
+from factors.price_series import scatter_series
 from factors.repository import raw_connection
 
 KEEP_CALCULATIONS = 8  # data-model.md §11: the last 8 calculations per portfolio
@@ -153,6 +154,26 @@ async def position_exposures_of(
 # ---------------------------------------------------------------- marketdata views
 
 
+_WINDOW_DAYS_SQL = """
+    SELECT trading_date FROM marketdata.api_trading_day
+    WHERE trading_date <= :d ORDER BY trading_date DESC LIMIT :n
+"""
+# Master date index when the calendar view is empty: SPY's close dates.
+_SPY_DAYS_SQL = """
+    SELECT price_date FROM marketdata.api_daily_price
+    WHERE symbol = 'SPY' AND price_date <= :d ORDER BY price_date DESC LIMIT :n
+"""
+# One row per priced symbol (`price_series`): the (symbol, price_date) key serves `symbol = ANY …
+# AND price_date BETWEEN` (the old join to the calendar scanned the whole table). numeric → float8
+# goes through the decimal text, correctly rounded, exactly as float(Decimal) did.
+_CLOSES_SQL = """
+    SELECT symbol, array_agg(price_date - CAST(:lo AS date)) AS offsets, array_agg(CAST(adj_close AS float8)) AS closes
+    FROM marketdata.api_daily_price
+    WHERE symbol = ANY(:syms) AND price_date BETWEEN :lo AND :hi AND adj_close IS NOT NULL
+    GROUP BY symbol
+"""
+
+
 async def price_grid(
     session: AsyncSession, *, symbols: Sequence[str], as_of: date, days: int
 ) -> tuple[list[date], np.ndarray]:
@@ -160,51 +181,14 @@ async def price_grid(
 
     Returns the dates and a len(dates) × len(symbols) matrix with NaN where no adjusted close is
     stored. Falls back to SPY's close dates (the master date index) when the calendar view is empty."""
-    rows = (
-        await session.execute(
-            sa.text(
-                """
-                WITH days AS (
-                    SELECT trading_date FROM marketdata.api_trading_day
-                    WHERE trading_date <= :d ORDER BY trading_date DESC LIMIT :n
-                )
-                SELECT d.trading_date, p.symbol, p.adj_close
-                FROM days d
-                LEFT JOIN marketdata.api_daily_price p
-                  ON p.price_date = d.trading_date AND p.symbol = ANY(:syms) AND p.adj_close IS NOT NULL
-                """
-            ),
-            {"d": as_of, "n": days, "syms": list(symbols)},
-        )
-    ).all()
-    if not rows:
-        rows = (
-            await session.execute(
-                sa.text(
-                    """
-                    WITH days AS (
-                        SELECT price_date AS trading_date FROM marketdata.api_daily_price
-                        WHERE symbol = 'SPY' AND price_date <= :d ORDER BY price_date DESC LIMIT :n
-                    )
-                    SELECT d.trading_date, p.symbol, p.adj_close
-                    FROM days d
-                    LEFT JOIN marketdata.api_daily_price p
-                      ON p.price_date = d.trading_date AND p.symbol = ANY(:syms) AND p.adj_close IS NOT NULL
-                    """
-                ),
-                {"d": as_of, "n": days, "syms": list(symbols)},
-            )
-        ).all()
-    dates = sorted({r[0] for r in rows})
-    matrix = np.full((len(dates), len(symbols)), np.nan)
-    priced = [r for r in rows if r[1] is not None]
-    if priced:
-        day_index = {d: i for i, d in enumerate(dates)}
-        col_index = {s: j for j, s in enumerate(symbols)}
-        ri = np.fromiter((day_index[r[0]] for r in priced), dtype=np.int64, count=len(priced))
-        ci = np.fromiter((col_index[r[1]] for r in priced), dtype=np.int64, count=len(priced))
-        matrix[ri, ci] = np.fromiter((float(r[2]) for r in priced), dtype=float, count=len(priced))
-    return dates, matrix
+    window = (await session.execute(sa.text(_WINDOW_DAYS_SQL), {"d": as_of, "n": days})).scalars().all()
+    if not window:
+        window = (await session.execute(sa.text(_SPY_DAYS_SQL), {"d": as_of, "n": days})).scalars().all()
+    dates = sorted(window)
+    if not dates or not symbols:
+        return dates, np.full((len(dates), len(symbols)), np.nan)
+    rows = (await session.execute(sa.text(_CLOSES_SQL), {"syms": list(symbols), "lo": dates[0], "hi": dates[-1]})).all()
+    return dates, scatter_series(rows, days=dates, symbols=symbols)
 
 
 async def data_source(session: AsyncSession, *, as_of: date) -> str:

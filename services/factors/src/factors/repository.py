@@ -30,6 +30,7 @@ from factors.models import (
     underlying_regression,
 )
 from factors.models_correlations import correlation_calculation
+from factors.price_series import scatter_series
 
 MARKET_SYMBOL = "SPY"
 RATE_SERIES = "DGS10"
@@ -250,8 +251,8 @@ async def close_matrix(session: AsyncSession, *, symbols: Sequence[str], days: S
     rows = await conn.fetch(
         """
         SELECT symbol,
-               array_agg(price_date ORDER BY price_date) AS dates,
-               array_agg(COALESCE(adj_close, close)::float8 ORDER BY price_date) AS closes
+               array_agg(price_date - $2::date) AS offsets,
+               array_agg(COALESCE(adj_close, close)::float8) AS closes
         FROM marketdata.api_daily_price
         WHERE symbol = ANY($1::text[]) AND price_date BETWEEN $2 AND $3
         GROUP BY symbol
@@ -260,16 +261,7 @@ async def close_matrix(session: AsyncSession, *, symbols: Sequence[str], days: S
         days[0],
         days[-1],
     )
-    day_index = {d: i for i, d in enumerate(days)}
-    col = {s: j for j, s in enumerate(symbols)}
-    for symbol, dates, closes in rows:
-        j = col[symbol]
-        idx = [day_index.get(d, -1) for d in dates]
-        keep = [k for k, i in enumerate(idx) if i >= 0]
-        if keep:
-            values = np.array([closes[k] for k in keep], dtype=np.float64)
-            out[[idx[k] for k in keep], j] = values
-    return out
+    return scatter_series(rows, days=days, symbols=symbols)
 
 
 async def rate_levels(session: AsyncSession, *, days: Sequence[date], series: str = RATE_SERIES) -> np.ndarray:

@@ -8,8 +8,8 @@
    betas, one vectorised compute (`factors.exposures`), one COPY write, inside a SAVEPOINT; when
    that batch fails unexpectedly it is re-run portfolio by portfolio, each in its own SAVEPOINT,
    so one failing book is marked failed while the others complete;
-3. position correlations of the batch (`correlation_batch`: set-based reads, each portfolio's
-   writes in its own SAVEPOINT).
+3. position correlations of the batch (`correlation_batch`: set-based reads done before step 2 so
+   their compute overlaps the exposure statements, then one bulk write).
 
 Domain failures (factor history < 60 observations) mark the step failed with a clear error code;
 transient database errors propagate so the bus redelivers.
@@ -34,7 +34,7 @@ from common.formatting import utcnow
 from factors import compute, exposures, market_model
 from factors import repository as repo
 from factors.context import FactorsContext
-from factors.correlation_batch import compute_batch_correlations
+from factors.correlation_batch import prepare_batch_correlations
 
 log = logging.getLogger(__name__)
 
@@ -230,13 +230,23 @@ class FactorPipeline:
         outcomes = {pid: PortfolioFactorOutcome(pid) for pid in ids}
         if not ids:
             return outcomes
-        if "factors" in steps:
-            await self._factors(session, outcomes, as_of=as_of, run_id=run_id)
+        prepared = None
+        started = utcnow()
         if "correlations" in steps:
-            started = utcnow()
-            results = await compute_batch_correlations(
+            # Reads first: the correlation compute then runs in a worker thread while the factors
+            # step's statements keep the database busy (correlations read no factors rows).
+            prepared = await prepare_batch_correlations(
                 session, portfolio_ids=ids, as_of=as_of, duration_days=duration_days, run_id=run_id
             )
+        try:
+            if "factors" in steps:
+                await self._factors(session, outcomes, as_of=as_of, run_id=run_id)
+        except BaseException:
+            if prepared is not None:
+                await prepared.discard()
+            raise
+        if prepared is not None:
+            results = await prepared.finish(session)
             for pid, result in results.items():
                 status: StepStatus = "failed" if result.status == "failed" else "completed"
                 outcomes[pid].correlations = _step(
