@@ -732,7 +732,9 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
             f"Full daily cycle, distributed, {CYCLE1000_PORTFOLIOS:,} generated portfolios × {CYCLE1000_POSITIONS} "
             f"positions ({CYCLE1000_SYMBOLS:,} symbols, {CYCLE1000_OPTION_SHARE:.0%} options), trigger → last "
             "snapshot.created",
-            f"{median:.2f} s (median of {SAMPLES})",
+            # Run 1 is the date's first run (factor model, regressions, new correlation calculations);
+            # later runs re-run the same date with force. Both are stated.
+            f"{median:.2f} s (median of {SAMPLES}; first run of the date {elapsed[0]:.2f} s)",
             f"≤ {CYCLE1000_GOAL_SECONDS:.0f} s",
             median <= CYCLE1000_GOAL_SECONDS,
         )
