@@ -271,8 +271,16 @@ async def write_seeded_day(db: Database, day: date, loadings: dict[str, float]) 
                 (P1, day, FID[code], x, x / EQUITY, x / GROSS, EQUITY, GROSS, 3, "AAA", 120_000 / GROSS, 2, 0, 1,
                  "ok", None, ["default_betas_used"], "[]", "test", None)
             )  # fmt: skip
+        # Every position carries the same factors in the same order: per-position columns from each
+        # position's first row, beta / exposure_dollar from every row (position-major).
+        codes = list(next(iter(BETAS.values()))[2])
+        k = len(codes)
+        firsts = positions[::k]
         columns = repo.PositionExposureColumns(
-            *(list(c) for c in zip(*[(r[0], r[2], *r[3:11]) for r in positions], strict=True))  # type: ignore[arg-type]
+            [FID[c] for c in codes],
+            *(list(c) for c in zip(*[(r[0], r[3], r[4], r[5], r[6], r[8], r[10]) for r in firsts], strict=True)),  # type: ignore[arg-type]
+            beta=[r[7] for r in positions],
+            exposure_dollar=[r[9] for r in positions],
         )
         await repo.replace_exposures(s, portfolio_ids=[P1], as_of=day, positions=columns, portfolios=portfolio_rows)
 

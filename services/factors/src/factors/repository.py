@@ -500,33 +500,42 @@ PORTFOLIO_COLUMNS = (
 # asyncpg encodes a float8[] in C, while COPY records would convert every numeric cell in Python.
 # NaN marks NULL (a float8[] without NULLs) and the float8 → numeric(20,2) assignment cast stores
 # the cent values the caller rounded.
+# One row per (position, factor): the per-position columns travel once (not once per factor), the
+# factor ids once, and only beta / exposure_dollar per row (flat, position-major: row (i, j) is element
+# (i - 1) * k + j, 1-based) — encoding and unnesting k× fewer uuids and texts saves ≈ 25 % of the
+# statement. ORDER BY keeps the position-major row order of the flat encoding (same heap order).
 _INSERT_POSITIONS = f"""
 INSERT INTO factors.position_factor_exposure ({", ".join(POSITION_COLUMNS)})
-SELECT position_id, $1::date, factor_id, portfolio_id, symbol, underlying_symbol,
-       NULLIF(exposure, 'NaN'::float8), NULLIF(beta, 'NaN'::float8), beta_source,
-       NULLIF(exposure_dollar, 'NaN'::float8), quality_flag, $2::uuid
-FROM unnest($3::uuid[], $4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::float8[],
-            $10::text[], $11::float8[], $12::text[])
-     AS t(position_id, factor_id, portfolio_id, symbol, underlying_symbol, exposure, beta, beta_source,
-          exposure_dollar, quality_flag)
+SELECT p.position_id, $1::date, f.factor_id, p.portfolio_id, p.symbol, p.underlying_symbol,
+       NULLIF(p.exposure, 'NaN'::float8),
+       NULLIF(($11::float8[])[(p.i - 1) * cardinality($3::uuid[]) + f.j], 'NaN'::float8),
+       p.beta_source,
+       NULLIF(($12::float8[])[(p.i - 1) * cardinality($3::uuid[]) + f.j], 'NaN'::float8),
+       p.quality_flag, $2::uuid
+FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[])
+     WITH ORDINALITY AS p(position_id, portfolio_id, symbol, underlying_symbol, exposure, beta_source,
+                          quality_flag, i)
+CROSS JOIN unnest($3::uuid[]) WITH ORDINALITY AS f(factor_id, j)
+ORDER BY p.i, f.j
 """
 
 
 @dataclass(frozen=True)
 class PositionExposureColumns:
-    """position_factor_exposure rows of one date as flat columns (row r = position r // K, factor r % K);
-    NaN floats are stored as NULL."""
+    """position_factor_exposure rows of one date: one row per (position, factor). Per-position columns
+    hold one value per position; `beta` and `exposure_dollar` one per row, position-major (row of
+    position i, factor j = element i * len(factor_id) + j). NaN floats are stored as NULL."""
 
-    position_id: list[UUID]
     factor_id: list[UUID]
+    position_id: list[UUID]
     portfolio_id: list[UUID]
     symbol: list[str]
     underlying_symbol: list[str]
     exposure: list[float]
-    beta: list[float]
     beta_source: list[str]
-    exposure_dollar: list[float]
     quality_flag: list[str]
+    beta: list[float]
+    exposure_dollar: list[float]
     run_id: UUID | None = None
 
 
@@ -560,16 +569,16 @@ async def replace_exposures(
             _INSERT_POSITIONS,
             as_of,
             p.run_id,
-            p.position_id,
             p.factor_id,
+            p.position_id,
             p.portfolio_id,
             p.symbol,
             p.underlying_symbol,
             p.exposure,
-            p.beta,
             p.beta_source,
-            p.exposure_dollar,
             p.quality_flag,
+            p.beta,
+            p.exposure_dollar,
         )
     if portfolios:
         await conn.copy_records_to_table(

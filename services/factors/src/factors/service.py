@@ -406,28 +406,27 @@ def _rows(
     """position_factor_exposure columns of positions with a known exposure
     and portfolio_factor_exposure rows (repository.PORTFOLIO_COLUMNS) of every registry factor."""
     codes = registry.regression_codes
-    k = len(codes)
     keep = np.flatnonzero(np.isfinite(r.book.exposure))
     n = keep.size
 
-    def each(values: Any) -> list[Any]:  # one value per kept position, repeated per factor
-        return np.repeat(np.asarray(values, dtype=object)[keep], k).tolist() if n else []
+    def each(values: Any) -> list[Any]:  # one value per kept position
+        return np.asarray(values, dtype=object)[keep].tolist() if n else []
 
     def money(values: np.ndarray) -> list[float]:  # USD to the cent (numeric(20,2)); NaN = NULL
         out: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
         return out
 
     positions = repo.PositionExposureColumns(
+        factor_id=[registry.ids[c] for c in codes],
         position_id=each(valued.position_id),
-        factor_id=[registry.ids[c] for c in codes] * n,
         portfolio_id=each(valued.portfolio_id),
         symbol=each(valued.symbol),
         underlying_symbol=each(valued.underlying),
-        exposure=np.repeat(money(r.book.exposure[keep]), k).tolist() if n else [],
-        beta=r.book.beta[keep].ravel().tolist(),
+        exposure=money(r.book.exposure[keep]),
         beta_source=each(r.beta_source),
-        exposure_dollar=money(r.x[keep].ravel()),
         quality_flag=each(r.book.quality),
+        beta=r.book.beta[keep].ravel().tolist(),
+        exposure_dollar=money(r.x[keep].ravel()),
         run_id=run_id,
     )
     pe = r.portfolio
