@@ -21,8 +21,8 @@ _TIE_TOLERANCE = 1e-9
 _MAX_CENTS = 1e15
 
 
-def money_strings(values: np.ndarray) -> list[str | None]:
-    """`[money(v) for v in values]` (None for NaN/inf) for a 1-D float array."""
+def _cents(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(values, finite, exact, dollars): `dollars` is the cent-rounded value wherever `exact`."""
     v = np.asarray(values, dtype=np.float64).ravel()
     finite = np.isfinite(v)
     scaled = np.where(finite, v, 0.0) * 100.0
@@ -31,7 +31,26 @@ def money_strings(values: np.ndarray) -> list[str | None]:
     # + 0.0 turns -0.0 into 0.0: money() never prints "-0.00". c / 100 is the double nearest to the
     # cents value, which ".2f" prints back exactly for |c| < 1e15.
     dollars = (np.rint(scaled) + 0.0) / 100.0
+    return v, finite, exact, dollars
+
+
+def money_strings(values: np.ndarray) -> list[str | None]:
+    """`[money(v) for v in values]` (None for NaN/inf) for a 1-D float array."""
+    v, finite, exact, dollars = _cents(values)
     out: list[str | None] = [f"{d:.2f}" if ok else None for d, ok in zip(dollars.tolist(), exact.tolist(), strict=True)]
     for i in np.flatnonzero(finite & ~exact).tolist():
         out[i] = money(float(v[i]))
+    return out
+
+
+def money_json(values: np.ndarray) -> list[str]:
+    """money() of each value as a JSON token: the quoted 2-dp string, `null` where not finite.
+
+    The bulk goes through one `%` over a tuple (the formatting loop runs in C, ~25 % faster than a
+    comprehension over f-strings; "%.2f" and ".2f" print the same digits), then the few values that
+    are not exact are patched."""
+    v, finite, exact, dollars = _cents(values)
+    out = ('"%.2f"\x00' * len(v) % tuple(dollars.tolist())).split("\x00")[:-1]
+    for i in np.flatnonzero(~exact).tolist():
+        out[i] = f'"{money(float(v[i]))}"' if finite[i] else "null"
     return out

@@ -24,7 +24,7 @@ import orjson
 from common.formatting import stat
 from stress.bulk_upsert import RawJson
 from stress.compute.scenarios import MODEL_FACTORS, Impacts
-from stress.money_vector import money_strings
+from stress.money_vector import money_json, money_strings
 
 if TYPE_CHECKING:  # the presenter imports this module
     from stress.scenarios_present import ScenarioPresenter
@@ -36,7 +36,7 @@ def _dumps(value: Any) -> str:
 
 def _json_money(values: np.ndarray) -> list[str]:
     """money() of each value as a JSON token: a quoted 2-dp string, `null` when not finite."""
-    return ["null" if m is None else f'"{m}"' for m in money_strings(values)]
+    return money_json(values)
 
 
 def _stat_list(values: np.ndarray, digits: int = 6) -> list[float | None]:

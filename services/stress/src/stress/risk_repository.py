@@ -158,10 +158,14 @@ async def market_betas(session: AsyncSession, as_of: date, symbols: list[str], p
     """Stored market betas of `symbols` for `as_of` (factors.api_underlying_beta)."""
     if "factors.api_underlying_beta" not in present or not symbols:
         return {}
+    # A semi-join on the unnested list, not `symbol = ANY(:s)`: once PostgreSQL switches the prepared
+    # statement to its generic plan (6th run), ANY over a parameter array is no longer hashed and
+    # compares every stored row with every symbol (~1,000 × 2,000 per batch: 4 ms became 20 ms).
     rows = await session.execute(
         sa.text(
             "SELECT symbol, beta FROM factors.api_underlying_beta "
-            "WHERE calculation_date = :d AND factor_code = 'market' AND symbol = ANY(:s) AND beta IS NOT NULL"
+            "WHERE calculation_date = :d AND factor_code = 'market' AND beta IS NOT NULL "
+            "AND symbol::text IN (SELECT unnest(CAST(:s AS text[])))"
         ),
         {"d": as_of, "s": symbols},
     )

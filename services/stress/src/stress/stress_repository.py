@@ -344,24 +344,23 @@ async def replace_results(session: AsyncSession, run_ids: Sequence[UUID], rows: 
         keep[row["stress_run_id"]].append(row["scenario_id"])
     if rows:
         await bulk_upsert.upsert_rows(session, stress_result, rows, ("stress_run_id", "scenario_id"))
-    # Driven by the run ids (primary-key index) with a hashed NOT IN (no NULLs here): the cost follows
-    # the batch, not the table, and is not quadratic in the rows kept.
-    await session.execute(
-        sa.text(
-            """
-            DELETE FROM stress.stress_result r
-            WHERE r.stress_run_id = ANY(CAST(:run_ids AS uuid[]))
-              AND (r.stress_run_id, r.scenario_id) NOT IN (
-                  SELECT k.run_id, k.scenario_id
-                  FROM unnest(CAST(:keep_runs AS uuid[]), CAST(:keep_scenarios AS uuid[])) AS k(run_id, scenario_id))
-            """
-        ),
-        {
-            "run_ids": list(keep),
-            "keep_runs": [rid for rid, ids in keep.items() for _ in ids],
-            "keep_scenarios": [sid for ids in keep.values() for sid in ids],
-        },
-    )
+    # Runs that keep the same scenarios (every run of a batch) share one DELETE driven by the run ids
+    # (primary-key index) with `scenario_id <> ALL(…)`: its plan is cheap, whereas the row-wise
+    # NOT IN over (run, scenario) pairs was costed high enough to trigger JIT (~100 ms a batch).
+    by_kept: dict[frozenset[UUID], list[UUID]] = {}
+    for rid, ids in keep.items():
+        by_kept.setdefault(frozenset(ids), []).append(rid)
+    for kept, runs in by_kept.items():
+        await session.execute(
+            sa.text(
+                """
+                DELETE FROM stress.stress_result r
+                WHERE r.stress_run_id = ANY(CAST(:run_ids AS uuid[]))
+                  AND r.scenario_id <> ALL(CAST(:scenario_ids AS uuid[]))
+                """
+            ),
+            {"run_ids": runs, "scenario_ids": sorted(kept)},
+        )
 
 
 async def delete_portfolio(session: AsyncSession, portfolio_id: UUID) -> int:

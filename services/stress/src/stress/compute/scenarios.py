@@ -290,6 +290,16 @@ class Summary:
     positive: int
 
 
+def _median(values: np.ndarray) -> float:
+    """`np.median` of a short 1-D finite vector, bit for bit (the middle value, or the two middle
+    values' sum halved), without its generic partition/mean machinery (~10× the cost at 18 values)."""
+    ordered = np.sort(values)
+    half = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[half])
+    return float((ordered[half - 1] + ordered[half]) / 2)
+
+
 def summarise(pnl: np.ndarray) -> Summary:
     """Worst / best / mean / median and sign counts of a P&L vector (NaN = not computed, skipped)."""
     pnl = np.asarray(pnl, dtype=np.float64)
@@ -304,7 +314,7 @@ def summarise(pnl: np.ndarray) -> Summary:
         worst=worst,
         best=best,
         mean=float(kept.mean()),
-        median=float(np.median(kept)),
+        median=_median(kept),
         negative=int((kept < 0).sum()),
         positive=int((kept > 0).sum()),
     )

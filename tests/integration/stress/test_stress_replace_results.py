@@ -1,0 +1,58 @@
+"""`replace_results` keeps exactly the rows it is given: results of scenarios no longer run go.
+
+The stale-result DELETE groups the runs by the scenarios they keep (one statement per group), so a
+batch where runs keep different scenario sets — one fewer, none at all, all — must still leave each
+run with precisely its own rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from tests.integration.stress.stress_dataset import AS_OF
+from tests.integration.stress.test_stress_batch_equivalence import portfolios, run  # noqa: F401  (fixture)
+from tests.integration.stress.test_stress_result_documents import presenters
+
+from stress import stress_repository as repo
+
+pytestmark = pytest.mark.integration
+
+
+async def test_replace_results_drops_only_the_scenarios_no_longer_run(
+    harness,
+    stress_db,
+    portfolios,  # noqa: F811  (the imported fixture)
+) -> None:
+    ids = sorted(portfolios[:4])
+    await run(harness, stress_db, ids, uuid.uuid4())
+    async with stress_db.transaction() as s:
+        found = (
+            await s.execute(
+                sa.text("SELECT portfolio_id, id FROM stress.stress_run WHERE portfolio_id = ANY(:ids)"), {"ids": ids}
+            )
+        ).all()
+    run_of = {r.portfolio_id: r.id for r in found}
+    pr = (await presenters(stress_db, ids))[0]
+    run_ids = [run_of[p] for p in pr.a.portfolio_ids]
+    rows = pr.result_rows(list(run_ids), AS_OF)
+    scenarios = pr.meta.ids
+    assert len(scenarios) >= 2 and len(rows) == 4 * len(scenarios)
+    # run 0 drops its first scenario, run 1 drops them all, run 2 keeps all, run 3 drops the second.
+    dropped = {(run_ids[0], scenarios[0]), (run_ids[3], scenarios[1])}
+    kept = [
+        r for r in rows if r["stress_run_id"] != run_ids[1] and (r["stress_run_id"], r["scenario_id"]) not in dropped
+    ]
+    async with stress_db.transaction() as s:
+        await repo.replace_results(s, run_ids, kept)
+        stored = (
+            await s.execute(
+                sa.text("SELECT stress_run_id, scenario_id FROM stress.stress_result WHERE portfolio_id = ANY(:ids)"),
+                {"ids": ids},
+            )
+        ).all()
+    assert sorted((r.stress_run_id, r.scenario_id) for r in stored) == sorted(
+        (r["stress_run_id"], r["scenario_id"]) for r in kept
+    )
+    assert len(stored) == 3 * len(scenarios) - 2
