@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
 import jwt
 from fastapi import Request
 
-from common.errors import ApiError, Forbidden, Unauthenticated
+from common.errors import ApiError, Forbidden, NotFound, Unauthenticated
 
 PRINCIPAL_SCOPE_KEY = "sigmasight.principal"
 ALGORITHM = "HS256"
@@ -107,3 +108,35 @@ async def require_admin(request: Request) -> Principal:
     if not principal.is_admin:
         raise Forbidden("This endpoint requires the admin role")
     return principal
+
+
+class _Owned(Protocol):
+    @property
+    def user_id(self) -> UUID: ...
+
+
+OwnedT = TypeVar("OwnedT", bound=_Owned)
+NO_PORTFOLIO_HINT = "POST /api/v1/portfolio/upload"
+
+
+async def resolve_portfolio(
+    principal: Principal,
+    portfolio_id: UUID | None,
+    *,
+    by_id: Callable[[UUID], Awaitable[OwnedT | None]],
+    default_of: Callable[[UUID], Awaitable[OwnedT | None]],
+) -> OwnedT:
+    """The requested portfolio (the caller's own, or any for an admin) or the caller's default.
+
+    Another user's portfolio answers exactly like a missing one (404 PORTFOLIO_NOT_FOUND), so ids
+    cannot be probed. Each service passes its own lookups (its view of ingest.api_portfolio).
+    """
+    if portfolio_id is not None:
+        found = await by_id(portfolio_id)
+        if found is None or (found.user_id != principal.user_id and not principal.is_admin):
+            raise NotFound("PORTFOLIO")
+        return found
+    default = await default_of(principal.user_id)
+    if default is None:
+        raise NotFound("PORTFOLIO", "You have no portfolio yet; upload one first", hint=NO_PORTFOLIO_HINT)
+    return default

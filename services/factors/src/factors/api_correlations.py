@@ -12,8 +12,8 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.api import envelope, parse_enum_multi
-from common.auth import Principal, current_principal
-from common.errors import NotFound, ValidationFailed
+from common.auth import Principal, current_principal, resolve_portfolio
+from common.errors import ValidationFailed
 from common.jobs import prefer_wait_seconds
 from factors import correlation_read as read
 from factors import correlation_repository as repo
@@ -30,7 +30,6 @@ from factors.correlation_service import metrics_url, passing_nodes, run_calculat
 
 VIEWS = ("portfolio", "longs", "shorts")
 POSITION_TYPES = ("LONG", "SHORT", "LC", "LP", "SC", "SP")
-NO_PORTFOLIO_HINT = "POST /api/v1/portfolio/upload"
 
 METHOD = (
     "Nodes are underlyings: an option joins its underlying and a node's exposure e = Σ dollar_exposure of its "
@@ -46,15 +45,12 @@ METHOD = (
 
 async def authorised_portfolio(session: AsyncSession, principal: Principal, portfolio_id: UUID | None) -> PortfolioRef:
     """The requested portfolio (own, or any for admins) or the caller's default; 404 otherwise."""
-    if portfolio_id is not None:
-        ref = await repo.portfolio(session, portfolio_id=portfolio_id)
-        if ref is None or (ref.user_id != principal.user_id and not principal.is_admin):
-            raise NotFound("PORTFOLIO")
-        return ref
-    ref = await repo.default_portfolio(session, user_id=principal.user_id)
-    if ref is None:
-        raise NotFound("PORTFOLIO", "You have no portfolio yet", hint=NO_PORTFOLIO_HINT)
-    return ref
+    return await resolve_portfolio(
+        principal,
+        portfolio_id,
+        by_id=lambda pid: repo.portfolio(session, portfolio_id=pid),
+        default_of=lambda uid: repo.default_portfolio(session, user_id=uid),
+    )
 
 
 def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
 from common.api import envelope, parse_bool, split_multi
-from common.auth import Principal, current_principal
-from common.errors import NotFound, ValidationFailed
+from common.auth import Principal, current_principal, resolve_portfolio
+from common.errors import ValidationFailed
 from common.jobs import prefer_wait_seconds
 from common.logging import request_id_var
 from common.service import Plumbing
@@ -22,7 +22,6 @@ from greeks.service import GreeksService, result_url
 from greeks.summary import SummaryQuery, greeks_summary
 
 VIEWS = ("portfolio", "longs", "shorts")
-NO_PORTFOLIO_HINT = "POST /api/v1/portfolio/upload"
 
 GREEKS_UNITS = (
     "Position Greeks are signed by quantity (per-share Greek × contracts × multiplier): delta in shares of "
@@ -35,15 +34,12 @@ GREEKS_UNITS = (
 
 async def _authorised_portfolio(session: Any, principal: Principal, portfolio_id: UUID | None) -> PortfolioRef:
     """The requested portfolio (own, or any for admins) or the caller's default; 404 otherwise."""
-    if portfolio_id is not None:
-        ref = await repository.portfolio(session, portfolio_id=portfolio_id)
-        if ref is None or (ref.user_id != principal.user_id and not principal.is_admin):
-            raise NotFound("PORTFOLIO")
-        return ref
-    ref = await repository.default_portfolio(session, user_id=principal.user_id)
-    if ref is None:
-        raise NotFound("PORTFOLIO", "You have no portfolio yet", hint=NO_PORTFOLIO_HINT)
-    return ref
+    return await resolve_portfolio(
+        principal,
+        portfolio_id,
+        by_id=lambda pid: repository.portfolio(session, portfolio_id=pid),
+        default_of=lambda uid: repository.default_portfolio(session, user_id=uid),
+    )
 
 
 def create_router(plumbing: Plumbing, service: GreeksService) -> APIRouter:

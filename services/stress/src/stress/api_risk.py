@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from common.api import envelope, parse_enum_multi, split_multi
-from common.auth import Principal, current_principal
-from common.errors import NotCalculated, NotFound, ValidationFailed
+from common.auth import Principal, current_principal, resolve_portfolio
+from common.errors import NotCalculated, ValidationFailed
 from common.formatting import iso_date, money, ratio, stat
 from stress.compute.var import CONFIDENCES, HORIZONS
 from stress.context import StressContext
@@ -214,17 +214,9 @@ def create_risk_router(ctx: StressContext) -> APIRouter:
     api = APIRouter(tags=["risk"])
 
     async def resolve(principal: Principal, portfolio_id: UUID | None) -> PortfolioOwner:
-        if portfolio_id is not None:
-            ref = await reader.portfolio(portfolio_id)
-            if ref is None or (not principal.is_admin and ref.user_id != principal.user_id):
-                raise NotFound("PORTFOLIO")
-            return ref
-        ref = await reader.default_portfolio(principal.user_id)
-        if ref is None:
-            raise NotFound(
-                "PORTFOLIO", "You have no portfolio yet; upload one first", hint="POST /api/v1/portfolio/upload"
-            )
-        return ref
+        return await resolve_portfolio(
+            principal, portfolio_id, by_id=reader.portfolio, default_of=reader.default_portfolio
+        )
 
     @api.get(
         "/api/v1/risk/metrics",

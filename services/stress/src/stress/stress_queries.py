@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import Principal
+from common.auth import resolve_portfolio as resolve_owned
 from common.errors import NotCalculated, NotFound, ValidationFailed
 from common.formatting import iso_date, iso_datetime, money, stat
 from stress import stress_repository as repo
@@ -34,15 +35,13 @@ async def resolve_portfolio(
     session: AsyncSession, principal: Principal, portfolio_id: UUID | None
 ) -> repo.PortfolioRow:
     """The requested portfolio (the caller's, or any for admins) or the caller's default; else 404."""
-    if portfolio_id is not None:
-        found = (await repo.portfolios(session, [portfolio_id])).get(portfolio_id)
-        if found is None or (not principal.is_admin and found.user_id != principal.user_id):
-            raise NotFound("PORTFOLIO")
-        return found
-    default = await repo.default_portfolio(session, principal.user_id)
-    if default is None:
-        raise NotFound("PORTFOLIO", "You have no portfolio yet; upload one first", hint="POST /api/v1/portfolio/upload")
-    return default
+
+    async def by_id(pid: UUID) -> repo.PortfolioRow | None:
+        return (await repo.portfolios(session, [pid])).get(pid)
+
+    return await resolve_owned(
+        principal, portfolio_id, by_id=by_id, default_of=lambda uid: repo.default_portfolio(session, uid)
+    )
 
 
 # -- #36 -------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import numpy as np
 
-from common.auth import Principal
+from common.auth import Principal, resolve_portfolio
 from common.errors import NotFound
 from common.formatting import iso_date, money, stat
 from stress.compute import performance as perf
@@ -67,17 +67,9 @@ class PortfolioTimeSeries:
 
     async def resolve(self, principal: Principal, portfolio_id: UUID | None) -> PortfolioRef:
         """The requested portfolio, or the caller's default; 404 when absent or someone else's."""
-        if portfolio_id is not None:
-            ref = await self.reader.portfolio_by_id(portfolio_id)
-            if ref is None or (not principal.is_admin and ref.user_id != principal.user_id):
-                raise NotFound("PORTFOLIO")
-            return ref
-        ref = await self.reader.default_portfolio(principal.user_id)
-        if ref is None:
-            raise NotFound(
-                "PORTFOLIO", "You have no portfolio yet; upload one first", hint="POST /api/v1/portfolio/upload"
-            )
-        return ref
+        return await resolve_portfolio(
+            principal, portfolio_id, by_id=self.reader.portfolio_by_id, default_of=self.reader.default_portfolio
+        )
 
     @staticmethod
     def resolve_end(ref: PortfolioRef, query: WindowQuery) -> date | None:
