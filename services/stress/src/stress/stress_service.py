@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -102,6 +102,18 @@ def _step(name: str, status: Status, started: datetime, records: int, error: Ste
         records_processed=records,
         error=error,
     )
+
+
+_NOT_LIVE = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio is not live in ingest")
+
+
+async def _live_split(
+    session: AsyncSession, ids: list[UUID], step: str, started: datetime, failed: Callable[[UUID, StepInfo], Any]
+) -> tuple[dict[UUID, Any], list[UUID], dict[UUID, Any]]:
+    """(live portfolio rows, the ids among `ids` that are live, failed outcomes for the others)."""
+    live = await repo.portfolios(session, ids)
+    gone = {pid: failed(pid, _step(step, "failed", started, 0, _NOT_LIVE)) for pid in ids if pid not in live}
+    return live, [pid for pid in ids if pid in live], gone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,14 +217,14 @@ async def compute_market_risk_many(
     outcomes: dict[UUID, MarketRiskOutcome] = {}
     try:
         async with session.begin_nested():
-            live = await repo.portfolios(session, ids)
-            for pid in ids:
-                if pid not in live:
-                    err = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio is not live in ingest")
-                    outcomes[pid] = MarketRiskOutcome(
-                        pid, as_of, "failed", error=err, step=_step("risk_scenarios", "failed", started, 0, err)
-                    )
-            present = [pid for pid in ids if pid in live]
+            live, present, gone = await _live_split(
+                session,
+                ids,
+                "risk_scenarios",
+                started,
+                lambda pid, step: MarketRiskOutcome(pid, as_of, "failed", error=_NOT_LIVE, step=step),
+            )
+            outcomes.update(gone)
             if present:
                 loaded = await load_books(session, present, [live[p].cash_balance for p in present], as_of)
                 if not loaded.assembled.available[MODEL_FACTORS.index(MARKET)]:
@@ -353,14 +365,14 @@ async def run_stress_tests_many(
     outcomes: dict[UUID, StressRunOutcome] = {}
     try:
         async with session.begin_nested():
-            live = await repo.portfolios(session, ids)
-            for pid in ids:
-                if pid not in live:
-                    err = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio is not live in ingest")
-                    outcomes[pid] = StressRunOutcome(
-                        pid, as_of, "failed", error=err, step=_step("stress_tests", "failed", started, 0, err)
-                    )
-            present = [pid for pid in ids if pid in live]
+            live, present, gone = await _live_split(
+                session,
+                ids,
+                "stress_tests",
+                started,
+                lambda pid, step: StressRunOutcome(pid, as_of, "failed", error=_NOT_LIVE, step=step),
+            )
+            outcomes.update(gone)
             if present:
                 rows = await repo.scenarios(
                     session,
