@@ -41,10 +41,12 @@ def _none_if_nan(value: float | None) -> float | None:
 # Snapshot inputs (inside the handler's transaction)
 # ---------------------------------------------------------------------------------------------
 
-_HELD_SQL = sa.text(
+# Positions held on a date (with valuation and Greeks) and positions closed in (prev, as_of], per
+# portfolio of `:ids` (one row each, arrays in a common order); the per-portfolio readers pass [id].
+HELD_SQL = sa.text(
     """
     WITH held AS (
-        SELECT v.instrument_type, v.position_type, v.quantity::float8 AS quantity,
+        SELECT v.portfolio_id, v.instrument_type, v.position_type, v.quantity::float8 AS quantity,
                (v.market_value * 100)::float8 AS market_value,
                (v.dollar_exposure * 100)::float8 AS dollar_exposure,
                (v.notional * 100)::float8 AS notional,
@@ -56,30 +58,32 @@ _HELD_SQL = sa.text(
         FROM ingest.api_position_valuation v
         LEFT JOIN greeks.api_position_greek g
                ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
-        WHERE v.portfolio_id = :pid AND v.valuation_date = :as_of
+        WHERE v.portfolio_id = ANY(CAST(:ids AS uuid[])) AND v.valuation_date = :as_of
         UNION ALL
         -- Held that day (docs/contracts.md rule) but never valued for it: unpriced, not silently absent.
-        SELECT p.instrument_type, p.position_type, p.quantity::float8,
+        SELECT p.portfolio_id, p.instrument_type, p.position_type, p.quantity::float8,
                NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, NULL
         FROM ingest.api_position p
-        WHERE p.portfolio_id = :pid AND p.entry_date <= :as_of
+        WHERE p.portfolio_id = ANY(CAST(:ids AS uuid[])) AND p.entry_date <= :as_of
           AND (p.status = 'open' OR p.exit_date > :as_of)
           AND NOT EXISTS (SELECT 1 FROM ingest.api_position_valuation v
                           WHERE v.position_id = p.id AND v.valuation_date = :as_of)
     )
-    SELECT array_agg(instrument_type = 'option') AS is_option, array_agg(position_type) AS position_type,
+    SELECT portfolio_id, array_agg(instrument_type = 'option') AS is_option, array_agg(position_type) AS position_type,
            array_agg(quantity) AS quantity, array_agg(market_value) AS market_value,
            array_agg(dollar_exposure) AS dollar_exposure, array_agg(notional) AS notional,
            array_agg(unrealized_pnl) AS unrealized_pnl, array_agg(daily_pnl) AS daily_pnl,
            array_agg(stale) AS stale, array_agg(dollar_gamma_1pct) AS dollar_gamma_1pct,
            array_agg(theta) AS theta, array_agg(vega) AS vega, array_agg(rho) AS rho
     FROM held
+    GROUP BY portfolio_id
     """
 )
 
-_CLOSED_SQL = sa.text(
+CLOSED_SQL = sa.text(
     """
-    SELECT array_agg(p.quantity::float8) AS quantity, array_agg(p.multiplier::float8) AS multiplier,
+    SELECT p.portfolio_id,
+           array_agg(p.quantity::float8) AS quantity, array_agg(p.multiplier::float8) AS multiplier,
            array_agg(p.entry_price::float8) AS entry_price, array_agg(p.exit_price::float8) AS exit_price,
            array_agg(pv.last_price::float8) AS prev_price, array_agg(p.entry_date > :prev) AS opened_after_prev,
            array_agg((p.realized_pnl * 100)::float8) AS realized_pnl,
@@ -91,8 +95,9 @@ _CLOSED_SQL = sa.text(
         WHERE v.position_id = p.id AND v.valuation_date < :as_of
         ORDER BY v.valuation_date DESC LIMIT 1
     ) pv ON true
-    WHERE p.portfolio_id = :pid AND p.status = 'closed'
+    WHERE p.portfolio_id = ANY(CAST(:ids AS uuid[])) AND p.status = 'closed'
       AND p.exit_date > :prev AND p.exit_date <= :as_of
+    GROUP BY p.portfolio_id
     """
 )
 
@@ -145,43 +150,32 @@ async def trading_day(session: AsyncSession, as_of: date) -> TradingDay:
     return TradingDay(row.prev, bool(row.known))
 
 
+def held_from_row(row: Any) -> HeldPositions:
+    """HeldPositions of one HELD_SQL row (empty when the portfolio held nothing)."""
+    if row is None or row.quantity is None:
+        return HeldPositions.empty()
+    names = ("quantity", "is_option", "position_type", "market_value", "dollar_exposure", "notional")
+    more = ("unrealized_pnl", "daily_pnl", "stale", "dollar_gamma_1pct", "theta", "vega", "rho")
+    return HeldPositions.build(**{n: getattr(row, n) for n in (*names, *more)})
+
+
+def closed_from_row(row: Any) -> ClosedPositions:
+    """ClosedPositions of one CLOSED_SQL row (empty when nothing closed)."""
+    if row is None or row.quantity is None:
+        return ClosedPositions.empty()
+    names = ("quantity", "multiplier", "entry_price", "exit_price", "prev_price", "opened_after_prev")
+    return ClosedPositions.build(**{n: getattr(row, n) for n in (*names, "realized_pnl", "valued_on_t0")})
+
+
 async def load_held(session: AsyncSession, portfolio_id: UUID, as_of: date) -> HeldPositions:
     """Positions held on `as_of` with their valuation and Greeks of that date."""
-    row = (await session.execute(_HELD_SQL, {"pid": portfolio_id, "as_of": as_of})).one()
-    if row.quantity is None:
-        return HeldPositions.empty()
-    return HeldPositions.build(
-        quantity=row.quantity,
-        is_option=row.is_option,
-        position_type=row.position_type,
-        market_value=row.market_value,
-        dollar_exposure=row.dollar_exposure,
-        notional=row.notional,
-        unrealized_pnl=row.unrealized_pnl,
-        daily_pnl=row.daily_pnl,
-        stale=row.stale,
-        dollar_gamma_1pct=row.dollar_gamma_1pct,
-        theta=row.theta,
-        vega=row.vega,
-        rho=row.rho,
-    )
+    return held_from_row((await session.execute(HELD_SQL, {"ids": [portfolio_id], "as_of": as_of})).first())
 
 
 async def load_closed(session: AsyncSession, portfolio_id: UUID, as_of: date, previous: date) -> ClosedPositions:
     """Positions closed in (previous, as_of], flagged when a valuation row of `as_of` already covers them."""
-    row = (await session.execute(_CLOSED_SQL, {"pid": portfolio_id, "as_of": as_of, "prev": previous})).one()
-    if row.quantity is None:
-        return ClosedPositions.empty()
-    return ClosedPositions.build(
-        quantity=row.quantity,
-        multiplier=row.multiplier,
-        entry_price=row.entry_price,
-        exit_price=row.exit_price,
-        prev_price=row.prev_price,
-        opened_after_prev=row.opened_after_prev,
-        realized_pnl=row.realized_pnl,
-        valued_on_t0=row.valued_on_t0,
-    )
+    params = {"ids": [portfolio_id], "as_of": as_of, "prev": previous}
+    return closed_from_row((await session.execute(CLOSED_SQL, params)).first())
 
 
 async def run_is_backfill(session: AsyncSession, run_id: UUID | None) -> bool:

@@ -29,65 +29,7 @@ from stress.compute.snapshot import (
     chain_returns,
 )
 from stress.errors import PortfolioUnavailable
-from stress.repository import LaterSnapshots, _json
-
-_HELD_SQL = sa.text(
-    """
-    WITH held AS (
-        SELECT v.portfolio_id, v.instrument_type, v.position_type, v.quantity::float8 AS quantity,
-               (v.market_value * 100)::float8 AS market_value,
-               (v.dollar_exposure * 100)::float8 AS dollar_exposure,
-               (v.notional * 100)::float8 AS notional,
-               (v.unrealized_pnl * 100)::float8 AS unrealized_pnl,
-               (v.daily_pnl * 100)::float8 AS daily_pnl,
-               coalesce(v.price_source = 'stale', false) AS stale,
-               (g.dollar_gamma_1pct * 100)::float8 AS dollar_gamma_1pct,
-               g.theta::float8 AS theta, g.vega::float8 AS vega, g.rho::float8 AS rho
-        FROM ingest.api_position_valuation v
-        LEFT JOIN greeks.api_position_greek g
-               ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
-        WHERE v.portfolio_id = ANY(CAST(:ids AS uuid[])) AND v.valuation_date = :as_of
-        UNION ALL
-        -- Held that day (docs/contracts.md rule) but never valued for it: unpriced, not silently absent.
-        SELECT p.portfolio_id, p.instrument_type, p.position_type, p.quantity::float8,
-               NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, NULL
-        FROM ingest.api_position p
-        WHERE p.portfolio_id = ANY(CAST(:ids AS uuid[])) AND p.entry_date <= :as_of
-          AND (p.status = 'open' OR p.exit_date > :as_of)
-          AND NOT EXISTS (SELECT 1 FROM ingest.api_position_valuation v
-                          WHERE v.position_id = p.id AND v.valuation_date = :as_of)
-    )
-    SELECT portfolio_id, array_agg(instrument_type = 'option') AS is_option, array_agg(position_type) AS position_type,
-           array_agg(quantity) AS quantity, array_agg(market_value) AS market_value,
-           array_agg(dollar_exposure) AS dollar_exposure, array_agg(notional) AS notional,
-           array_agg(unrealized_pnl) AS unrealized_pnl, array_agg(daily_pnl) AS daily_pnl,
-           array_agg(stale) AS stale, array_agg(dollar_gamma_1pct) AS dollar_gamma_1pct,
-           array_agg(theta) AS theta, array_agg(vega) AS vega, array_agg(rho) AS rho
-    FROM held
-    GROUP BY portfolio_id
-    """
-)
-
-_CLOSED_SQL = sa.text(
-    """
-    SELECT p.portfolio_id,
-           array_agg(p.quantity::float8) AS quantity, array_agg(p.multiplier::float8) AS multiplier,
-           array_agg(p.entry_price::float8) AS entry_price, array_agg(p.exit_price::float8) AS exit_price,
-           array_agg(pv.last_price::float8) AS prev_price, array_agg(p.entry_date > :prev) AS opened_after_prev,
-           array_agg((p.realized_pnl * 100)::float8) AS realized_pnl,
-           array_agg(EXISTS (SELECT 1 FROM ingest.api_position_valuation v
-                             WHERE v.position_id = p.id AND v.valuation_date = :as_of)) AS valued_on_t0
-    FROM ingest.api_position p
-    LEFT JOIN LATERAL (
-        SELECT v.last_price FROM ingest.api_position_valuation v
-        WHERE v.position_id = p.id AND v.valuation_date < :as_of
-        ORDER BY v.valuation_date DESC LIMIT 1
-    ) pv ON true
-    WHERE p.portfolio_id = ANY(CAST(:ids AS uuid[])) AND p.status = 'closed'
-      AND p.exit_date > :prev AND p.exit_date <= :as_of
-    GROUP BY p.portfolio_id
-    """
-)
+from stress.repository import CLOSED_SQL, HELD_SQL, LaterSnapshots, _json, closed_from_row, held_from_row
 
 _FACTOR_SQL = sa.text(
     """
@@ -198,21 +140,6 @@ def _analytics(f: Any, s: Any, factors_present: bool) -> SnapshotAnalytics:
     )
 
 
-def _held(row: Any) -> HeldPositions:
-    if row is None or row.quantity is None:
-        return HeldPositions.empty()
-    names = ("quantity", "is_option", "position_type", "market_value", "dollar_exposure", "notional")
-    more = ("unrealized_pnl", "daily_pnl", "stale", "dollar_gamma_1pct", "theta", "vega", "rho")
-    return HeldPositions.build(**{n: getattr(row, n) for n in (*names, *more)})
-
-
-def _closed(row: Any) -> ClosedPositions:
-    if row is None or row.quantity is None:
-        return ClosedPositions.empty()
-    names = ("quantity", "multiplier", "entry_price", "exit_price", "prev_price", "opened_after_prev")
-    return ClosedPositions.build(**{n: getattr(row, n) for n in (*names, "realized_pnl", "valued_on_t0")})
-
-
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -236,9 +163,9 @@ async def load_inputs(
         params,
     )
     cash = {r.id: r.cash for r in cash_rows}
-    held = {r.portfolio_id: r for r in await session.execute(_HELD_SQL, {"ids": ids, "as_of": as_of})}
+    held = {r.portfolio_id: r for r in await session.execute(HELD_SQL, {"ids": ids, "as_of": as_of})}
     closed_params = {"ids": ids, "as_of": as_of, "prev": previous}
-    closed = {r.portfolio_id: r for r in await session.execute(_CLOSED_SQL, closed_params)}
+    closed = {r.portfolio_id: r for r in await session.execute(CLOSED_SQL, closed_params)}
     factors = {r.portfolio_id: r for r in await session.execute(_FACTOR_SQL, params)} if factors_present else {}
     stress = {
         r.portfolio_id: r
@@ -255,8 +182,8 @@ async def load_inputs(
         out[pid] = SnapshotInputs(
             live=pid in cash,
             cash=cash.get(pid),
-            held=_held(held.get(pid)),
-            closed=_closed(closed.get(pid)),
+            held=held_from_row(held.get(pid)),
+            closed=closed_from_row(closed.get(pid)),
             analytics=_analytics(factors.get(pid), stress[pid], factors_present),
             anchor=None if a is None else ChainAnchor(a.equity, _nan(a.cumulative_pnl), _nan(a.cumulative_return)),
             later=LaterSnapshots(
