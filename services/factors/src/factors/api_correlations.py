@@ -17,9 +17,9 @@ from common.errors import ValidationFailed
 from common.jobs import prefer_wait_seconds
 from factors import correlation_read as read
 from factors import correlation_repository as repo
+from factors import repository as factor_repo
 from factors.context import FactorsContext
 from factors.correlation_compute import FILTER_MODES, MAX_DURATION_DAYS, MIN_DURATION_DAYS
-from factors.correlation_repository import PortfolioRef
 from factors.correlation_schemas import (
     CorrelationCalculateRequest,
     CorrelationMatrixResponse,
@@ -27,6 +27,7 @@ from factors.correlation_schemas import (
     JobAcceptedResponse,
 )
 from factors.correlation_service import metrics_url, passing_nodes, run_calculation_job
+from factors.repository import PortfolioRef
 
 VIEWS = ("portfolio", "longs", "shorts")
 POSITION_TYPES = ("LONG", "SHORT", "LC", "LP", "SC", "SP")
@@ -48,8 +49,8 @@ async def authorised_portfolio(session: AsyncSession, principal: Principal, port
     return await resolve_portfolio(
         principal,
         portfolio_id,
-        by_id=lambda pid: repo.portfolio(session, portfolio_id=pid),
-        default_of=lambda uid: repo.default_portfolio(session, user_id=uid),
+        by_id=lambda pid: factor_repo.portfolio(session, portfolio_id=pid),
+        default_of=lambda uid: factor_repo.default_portfolio(session, user_id=uid),
     )
 
 

@@ -33,41 +33,11 @@ from factors.repository import raw_connection
 KEEP_CALCULATIONS = 8  # data-model.md §11: the last 8 calculations per portfolio
 
 
-@dataclass(frozen=True)
-class PortfolioRef:
-    """A live portfolio as seen through ingest.api_portfolio."""
-
-    id: UUID
-    user_id: UUID
-    status: str
-
-
 async def _rows(session: AsyncSession, sql: str, **params: Any) -> Sequence[sa.RowMapping]:
     return (await session.execute(sa.text(sql), params)).mappings().all()
 
 
 # ---------------------------------------------------------------- ingest views
-
-
-async def portfolio(session: AsyncSession, *, portfolio_id: UUID) -> PortfolioRef | None:
-    """One live portfolio by id."""
-    rows = await _rows(session, "SELECT id, user_id, status FROM ingest.api_portfolio WHERE id = :id", id=portfolio_id)
-    return PortfolioRef(rows[0]["id"], rows[0]["user_id"], rows[0]["status"]) if rows else None
-
-
-async def default_portfolio(session: AsyncSession, *, user_id: UUID) -> PortfolioRef | None:
-    """The caller's default portfolio (else the first created); portfolios in onboarding are skipped."""
-    rows = await _rows(
-        session,
-        """
-        SELECT id, user_id, status FROM ingest.api_portfolio
-        WHERE user_id = :uid AND status <> 'onboarding'
-        ORDER BY is_default DESC, created_at ASC, id ASC
-        LIMIT 1
-        """,
-        uid=user_id,
-    )
-    return PortfolioRef(rows[0]["id"], rows[0]["user_id"], rows[0]["status"]) if rows else None
 
 
 async def latest_valuation_date(session: AsyncSession, *, portfolio_id: UUID) -> date | None:

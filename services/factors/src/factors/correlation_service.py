@@ -26,6 +26,7 @@ from common.events import StepError
 from common.jobs import JobFailed, JobOutcome
 from common.service import Plumbing
 from factors import correlation_repository as repo
+from factors import repository as factor_repo
 from factors.correlation_compute import (
     MAX_DURATION_DAYS,
     MIN_DURATION_DAYS,
@@ -292,7 +293,7 @@ async def run_calculation_job(
     """Job correlations.calculate: compute and store one portfolio's correlations (no event: nothing
     downstream depends on an on-demand recalculation)."""
     async with plumbing.uow.begin() as work:
-        if await repo.portfolio(work.session, portfolio_id=portfolio_id) is None:
+        if await factor_repo.portfolio(work.session, portfolio_id=portfolio_id) is None:
             raise NotFound("PORTFOLIO")
         outcome = await compute_portfolio_correlations(
             work.session,
