@@ -240,11 +240,16 @@ async def snapshot_analytics(
     stress run announced by `stress.computed`, else of the latest run of the date.
     """
     params = {"pid": portfolio_id, "d": as_of}
-    exposures = market_beta = market_exposure = coverage = None
-    if factors_present:
-        f = (await session.execute(_FACTOR_ANALYTICS_SQL, params)).one()
-        exposures, market_beta, market_exposure, coverage = f.exposures, f.market_beta, f.market_exposure, f.coverage
+    f = (await session.execute(_FACTOR_ANALYTICS_SQL, params)).one() if factors_present else None
     s = (await session.execute(_STRESS_ANALYTICS_SQL, {**params, "run": stress_run_id})).one()
+    return analytics_from_rows(f, s, factors_present)
+
+
+def analytics_from_rows(f: Any, s: Any, factors_present: bool) -> SnapshotAnalytics:
+    """SnapshotAnalytics from a factor-exposure row (or None) and a stress/risk-metric row."""
+    exposures = market_beta = market_exposure = coverage = None
+    if factors_present and f is not None:
+        exposures, market_beta, market_exposure, coverage = f.exposures, f.market_beta, f.market_exposure, f.coverage
     beta = market_beta if market_beta is not None else s.beta_ex_ante
     return SnapshotAnalytics(
         factors_available=factors_present and market_exposure is not None,

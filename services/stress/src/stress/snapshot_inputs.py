@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -29,7 +28,14 @@ from stress.compute.snapshot import (
     chain_returns,
 )
 from stress.errors import PortfolioUnavailable
-from stress.repository import CLOSED_SQL, HELD_SQL, LaterSnapshots, _json, closed_from_row, held_from_row
+from stress.repository import (
+    CLOSED_SQL,
+    HELD_SQL,
+    LaterSnapshots,
+    analytics_from_rows,
+    closed_from_row,
+    held_from_row,
+)
 
 _FACTOR_SQL = sa.text(
     """
@@ -115,31 +121,6 @@ async def lock_portfolios(session: AsyncSession, ids: list[UUID]) -> None:
     )
 
 
-def _analytics(f: Any, s: Any, factors_present: bool) -> SnapshotAnalytics:
-    """`repository.snapshot_analytics` from the grouped rows (f: factor row or None, s: stress row)."""
-    exposures = market_beta = market_exposure = coverage = None
-    if factors_present and f is not None:
-        exposures, market_beta, market_exposure, coverage = f.exposures, f.market_beta, f.market_exposure, f.coverage
-    beta = market_beta if market_beta is not None else s.beta_ex_ante
-    return SnapshotAnalytics(
-        factors_available=factors_present and market_exposure is not None,
-        market_beta_ex_ante=None if beta is None else float(beta),
-        market_exposure=market_exposure,
-        factor_exposures={k: float(Decimal(v)) for k, v in _json(exposures).items()} if exposures else None,
-        beta_coverage=None if coverage is None else float(coverage),
-        risk_metrics_available=bool(s.has_metrics),
-        var_95_1d=s.var_95_hist,
-        var_99_1d=s.var_99_hist,
-        es_95_1d=s.es_95_hist,
-        es_99_1d=s.es_99_hist,
-        annualized_volatility=s.ex_ante_volatility,
-        max_drawdown=s.max_drawdown,
-        risk_flags=tuple(s.flags or ()),
-        worst_stress_pnl=s.worst_pnl,
-        worst_stress_id=s.worst_id,
-    )
-
-
 def _nan(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -184,7 +165,7 @@ async def load_inputs(
             cash=cash.get(pid),
             held=held_from_row(held.get(pid)),
             closed=closed_from_row(closed.get(pid)),
-            analytics=_analytics(factors.get(pid), stress[pid], factors_present),
+            analytics=analytics_from_rows(factors.get(pid), stress[pid], factors_present),
             anchor=None if a is None else ChainAnchor(a.equity, _nan(a.cumulative_pnl), _nan(a.cumulative_return)),
             later=LaterSnapshots(
                 ids=[r.id for r in mine], equity=[r.equity for r in mine], daily_pnl=[_nan(r.daily_pnl) for r in mine]
