@@ -17,6 +17,7 @@ from common import metrics
 from common.api import JSONResponse, envelope, meta
 from common.auth import PRINCIPAL_SCOPE_KEY, Principal, current_principal
 from common.errors import STATUS_CODES, ApiError, NotFound
+from common.health_metrics import checks_pass
 from common.ids import new_request_id, parse_job_id, valid_request_id
 from common.logging import request_id_var, user_id_var
 from common.schemas import ErrorResponse, JobResponse, error_responses
@@ -184,15 +185,20 @@ def create_service_app(
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
         checks = await ready_check()
-        ok = all(v in (True, "ok", "in_process") for v in checks.values())
+        ok = checks_pass(checks)
         body = {
             "status": "ok" if ok else "error",
             "checks": {k: (v if isinstance(v, str) else ("ok" if v else "error")) for k, v in checks.items()},
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
+    # Refreshers of scrape-time series (common.health_metrics), registered by common.service.Service.
+    app.state.scrape_hooks = []
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
+        for hook in app.state.scrape_hooks:
+            await hook()
         body, content_type = metrics.exposition()
         return PlainTextResponse(body, media_type=content_type)
 

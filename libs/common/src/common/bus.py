@@ -229,6 +229,11 @@ class Bus(ABC):
     async def ping(self) -> bool:
         """True when the transport is usable (readiness)."""
 
+    async def queue_depths(self) -> dict[str, tuple[int, int]]:
+        """Messages waiting per subscription queue: `queue -> (ready, dead-lettered)`; empty when the
+        transport has no broker-side queues (in-process)."""
+        return {}
+
     def _count_published(self, producer: str, routing_key: str, outcome: str) -> None:
         metrics.events_published(producer or "unknown").labels(routing_key, outcome).inc()
 
@@ -649,10 +654,22 @@ class AmqpBus(Bus):
 
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in a queue (tests and diagnostics)."""
+        return (await self._message_counts([queue]))[queue]
+
+    async def queue_depths(self) -> dict[str, tuple[int, int]]:
+        """Ready and dead-lettered messages of every subscription queue (one channel, passive declares)."""
+        names = [sub.queue for sub in self.subscriptions]
+        counts = await self._message_counts([q for name in names for q in (name, f"{name}.dlq")])
+        return {name: (counts[name], counts[f"{name}.dlq"]) for name in names}
+
+    async def _message_counts(self, queues: list[str]) -> dict[str, int]:
         channel = await self._connection.channel()
         try:
-            declared = await channel.declare_queue(f"{self.namespace}{queue}", passive=True)
-            return int(declared.declaration_result.message_count)
+            counts: dict[str, int] = {}
+            for queue in queues:
+                declared = await channel.declare_queue(f"{self.namespace}{queue}", passive=True)
+                counts[queue] = int(declared.declaration_result.message_count)
+            return counts
         finally:
             await channel.close()
 

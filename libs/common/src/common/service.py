@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from common import health_metrics
 from common.bus import Bus
 from common.db import Database
 from common.jobs import JobLedger, JobRunner
@@ -75,6 +77,11 @@ class Service:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        hooks = getattr(self.app.state, "scrape_hooks", None)
+        if hooks is not None:  # apps from create_service_app: readiness and queue gauges on /metrics
+            hooks.append(functools.partial(health_metrics.observe, self.plumbing))
 
     async def start(self) -> None:
         """Flush the outbox, recover jobs, run start hooks and background loops."""

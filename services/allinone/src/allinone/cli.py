@@ -12,7 +12,8 @@ import uvloop
 from rich.console import Console
 
 from allinone import runtime
-from common.settings import DEFAULT_PORTS, SERVICES
+from common.serve import default_port, serve_service
+from common.settings import SERVICES
 
 app = typer.Typer(help="SigmaSight risk backend.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
@@ -41,8 +42,7 @@ def serve(
     """Distributed mode: run one service on RabbitMQ (AMQP_URL) and PostgreSQL (DATABASE_URL)."""
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; choose one of {', '.join(SERVICES)}")
-    chosen = port or int(os.environ.get(f"{service.upper()}_PORT", DEFAULT_PORTS[service]))
-    uvloop.run(runtime.serve_service(service, host=host, port=chosen))
+    uvloop.run(serve_service(service, host=host, port=port or default_port(service)))
 
 
 @db_app.command("upgrade")

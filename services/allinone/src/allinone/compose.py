@@ -16,17 +16,12 @@ from typing import Any
 from common.bus import Bus, InProcessBus
 from common.db import Database
 from common.migrations import upgrade_all
+from common.serve import service_settings
 from common.service import Service
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("ingest", "marketdata", "greeks", "factors", "stress")
-
-
-def service_settings(name: str, **overrides: Any) -> Any:
-    """Each service's Settings class read from the environment, with overrides (e.g. database_url)."""
-    module = __import__(f"{name}.settings", fromlist=["Settings"])
-    return module.Settings(**overrides)
 
 
 def build_service(name: str, db: Database, bus: Bus, **overrides: Any) -> Service:
