@@ -7,7 +7,7 @@ Reads of other services go only through their published views (`ingest.api_portf
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -236,6 +236,17 @@ async def last_success_finished_at(session: AsyncSession) -> datetime | None:
     """finished_at of the latest completed run (seeds the last-success gauge at start-up)."""
     return (
         await session.execute(sa.select(sa.func.max(batch_run.c.finished_at)).where(batch_run.c.status == "completed"))
+    ).scalar()
+
+
+async def last_completed_cycle_as_of(session: AsyncSession) -> date | None:
+    """as_of_date of the latest completed daily cycle (a run-all run; feeds the cycle-deadline alert)."""
+    return (
+        await session.execute(
+            sa.select(sa.func.max(batch_run.c.as_of_date)).where(
+                batch_run.c.job_name == "run_all", batch_run.c.status == "completed"
+            )
+        )
     ).scalar()
 
 

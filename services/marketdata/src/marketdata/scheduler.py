@@ -33,6 +33,7 @@ from marketdata.batch_watchdog import (
 )
 from marketdata.calendar import CalendarRangeError, is_trading_day, previous_trading_day
 from marketdata.context import MarketDataContext
+from marketdata.cycle_gauges import refresh_cycle_gauges
 from marketdata.market_data import default_as_of
 from marketdata.models import daily_price, security
 from marketdata.models_batch import batch_job_run, batch_schedule
@@ -257,6 +258,7 @@ async def scheduler_loop(ctx: MarketDataContext) -> None:
             await settle_stragglers(ctx, now)
             if ctx.settings.scheduler_on:
                 await tick(ctx, now)
+            await refresh_cycle_gauges(ctx, now)
         except asyncio.CancelledError:
             raise
         except Exception:
