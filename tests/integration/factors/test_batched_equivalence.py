@@ -29,7 +29,7 @@ OPTIONS = uuid.UUID("0b7e5d2c-0000-4000-8000-00000000beef")  # HF's options only
 FAILING = HNW
 
 SNAPSHOT_SQL = {
-    "position": "SELECT * FROM factors.position_factor_exposure ORDER BY position_id, factor_id",
+    "position": "SELECT * FROM factors.position_factor_exposure ORDER BY position_id",
     "portfolio": "SELECT * FROM factors.portfolio_factor_exposure ORDER BY portfolio_id, factor_id",
     "calculation": "SELECT * FROM factors.correlation_calculation ORDER BY portfolio_id",
     "node": "SELECT c.portfolio_id, n.* FROM factors.correlation_node n "

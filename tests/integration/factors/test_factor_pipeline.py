@@ -249,13 +249,13 @@ async def test_a_second_delivery_changes_nothing(env: Env) -> None:
     event = valued(IND)
     await env.deliver(event)
     before = await env.rows(
-        "SELECT position_id, factor_id, exposure_dollar, created_at FROM factors.position_factor_exposure "
-        "ORDER BY position_id, factor_id"
+        "SELECT position_id, factor_ids, exposure_dollars, created_at FROM factors.position_factor_exposure "
+        "ORDER BY position_id"
     )
     await env.deliver(event)
     after = await env.rows(
-        "SELECT position_id, factor_id, exposure_dollar, created_at FROM factors.position_factor_exposure "
-        "ORDER BY position_id, factor_id"
+        "SELECT position_id, factor_ids, exposure_dollars, created_at FROM factors.position_factor_exposure "
+        "ORDER BY position_id"
     )
     assert len(env.computed) == 1 and before == after and before
 

@@ -81,9 +81,11 @@ async def stored(db: Database) -> set[tuple[Any, ...]]:
     async with db.transaction() as s:
         rows = await s.execute(
             sa.text(
-                "SELECT position_id, factor_id, portfolio_id, symbol, underlying_symbol, exposure::float8, beta, "
-                "beta_source, exposure_dollar::float8, quality_flag, run_id "
-                "FROM factors.position_factor_exposure WHERE calculation_date = :d"
+                "SELECT e.position_id, f.factor_id, e.portfolio_id, e.symbol, e.underlying_symbol, e.exposure::float8, "
+                "f.beta, e.beta_source, f.dollars::numeric(20,2)::float8, e.quality_flag, e.run_id "
+                "FROM factors.position_factor_exposure e "
+                "CROSS JOIN LATERAL unnest(e.factor_ids, e.betas, e.exposure_dollars) AS f(factor_id, beta, dollars) "
+                "WHERE e.calculation_date = :d"
             ),
             {"d": DAY},
         )

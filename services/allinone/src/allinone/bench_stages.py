@@ -90,29 +90,51 @@ async def measure(url: str, *, passes: int = 2, only: Sequence[str] = ()) -> lis
     factors = _handler(bus, "factors", PortfolioUpdated)
     stress = _handler(bus, "stress", FactorsComputed)
     snapshots = _handler(bus, "stress", StressComputed)
+    # Each pass is one run, as in a real cycle: its events share a run id (run-scoped caches apply).
+    this_run = {"id": uuid.uuid4()}
     stages: list[tuple[str, Callable[[], Awaitable[None]]]] = [
-        ("greeks", lambda: greeks(PricesUpdated(as_of=AS_OF, portfolio_ids=ids, step=_step("market_data")))),
-        ("aggregations", lambda: _batched(ingest, [GreeksComputed(as_of=AS_OF, portfolio_id=p) for p in ids])),
+        (
+            "greeks",
+            lambda: greeks(
+                PricesUpdated(as_of=AS_OF, run_id=this_run["id"], portfolio_ids=ids, step=_step("market_data"))
+            ),
+        ),
+        (
+            "aggregations",
+            lambda: _batched(ingest, [GreeksComputed(as_of=AS_OF, run_id=this_run["id"], portfolio_id=p) for p in ids]),
+        ),
         (
             "factors + correlations",
-            lambda: _batched(factors, [PortfolioUpdated(as_of=AS_OF, portfolio_id=p, change="valued") for p in ids]),
+            lambda: _batched(
+                factors,
+                [PortfolioUpdated(as_of=AS_OF, run_id=this_run["id"], portfolio_id=p, change="valued") for p in ids],
+            ),
         ),
         (
             "risk_scenarios + stress_tests",
             lambda: _batched(
-                stress, [FactorsComputed(as_of=AS_OF, portfolio_id=p, step=_step("factors")) for p in ids]
+                stress,
+                [
+                    FactorsComputed(as_of=AS_OF, run_id=this_run["id"], portfolio_id=p, step=_step("factors"))
+                    for p in ids
+                ],
             ),
         ),
         (
             "snapshots",
             lambda: _batched(
-                snapshots, [StressComputed(as_of=AS_OF, portfolio_id=p, step=_step("stress_tests")) for p in ids]
+                snapshots,
+                [
+                    StressComputed(as_of=AS_OF, run_id=this_run["id"], portfolio_id=p, step=_step("stress_tests"))
+                    for p in ids
+                ],
             ),
         ),
     ]
     out: list[StageTiming] = []
     try:
         for n in range(1, passes + 1):
+            this_run["id"] = uuid.uuid4()
             for name, run in stages:
                 if only and not any(name.startswith(o) for o in only):
                     continue

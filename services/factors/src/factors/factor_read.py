@@ -333,15 +333,16 @@ def _num(expr: str) -> str:
 
 POSITIONS_SQL = f"""
 WITH pos AS (
-    SELECT e.position_id, min(e.symbol) AS symbol, min(e.underlying_symbol) AS underlying_symbol,
-           min(e.exposure) AS dollar_exposure, min(e.quality_flag) AS quality_flag,
-           min(e.beta_source) AS beta_source,
-           jsonb_object_agg(d.code, {_num("e.beta")}) AS betas,
-           jsonb_object_agg(d.code, e.exposure_dollar::text) AS exposure_dollar
+    SELECT e.position_id, e.symbol, e.underlying_symbol, e.exposure AS dollar_exposure, e.quality_flag,
+           e.beta_source, f.betas, f.exposure_dollar
     FROM factors.position_factor_exposure e
-    JOIN factors.factor_definition d ON d.id = e.factor_id
+    CROSS JOIN LATERAL (
+        SELECT jsonb_object_agg(d.code, {_num("x.beta")}) AS betas,
+               jsonb_object_agg(d.code, CAST(CAST(x.dollars AS numeric(20,2)) AS text)) AS exposure_dollar
+        FROM unnest(e.factor_ids, e.betas, e.exposure_dollars) AS x(factor_id, beta, dollars)
+        JOIN factors.factor_definition d ON d.id = x.factor_id
+    ) f
     WHERE e.portfolio_id = :pid AND e.calculation_date = :d
-    GROUP BY e.position_id
 )
 SELECT pos.*, p.position_type, r.observations, r.window_start_date, r.window_end_date,
        {_num("r.condition_number")} AS condition_number, {_num("r.r_squared_joint")} AS r_squared_joint,

@@ -118,20 +118,21 @@ underlying_factor_beta = sa.Table(
     schema="factors",
 )
 
+# One row per (position, date); the per-factor values are parallel arrays (migration factors_0004).
 position_factor_exposure = sa.Table(
     "position_factor_exposure",
     metadata,
     sa.Column("position_id", UUID, primary_key=True),
     sa.Column("calculation_date", sa.Date, primary_key=True),
-    sa.Column("factor_id", UUID, sa.ForeignKey("factors.factor_definition.id"), primary_key=True),
     sa.Column("portfolio_id", UUID, nullable=False),
     sa.Column("symbol", sa.Text, nullable=False),
     sa.Column("underlying_symbol", sa.Text, nullable=False),
     sa.Column("exposure", MONEY),
-    sa.Column("beta", FLOAT),
     sa.Column("beta_source", sa.Text),
-    sa.Column("exposure_dollar", MONEY),
     sa.Column("quality_flag", sa.Text),
+    sa.Column("factor_ids", sa.ARRAY(UUID), nullable=False),
+    sa.Column("betas", sa.ARRAY(FLOAT), nullable=False),
+    sa.Column("exposure_dollars", sa.ARRAY(FLOAT), nullable=False),
     sa.Column("run_id", UUID),
     _created_at(),
     schema="factors",

@@ -458,20 +458,6 @@ async def upsert_regressions(
         await conn.execute(f"DROP TABLE {tmp}")
 
 
-POSITION_COLUMNS = (
-    "position_id",
-    "calculation_date",
-    "factor_id",
-    "portfolio_id",
-    "symbol",
-    "underlying_symbol",
-    "exposure",
-    "beta",
-    "beta_source",
-    "exposure_dollar",
-    "quality_flag",
-    "run_id",
-)
 PORTFOLIO_COLUMNS = (
     "portfolio_id",
     "calculation_date",
@@ -496,35 +482,37 @@ PORTFOLIO_COLUMNS = (
 )
 
 
-# Position rows go in as flat column arrays (one element per position × factor) through unnest():
-# asyncpg encodes a float8[] in C, while COPY records would convert every numeric cell in Python.
-# NaN marks NULL (a float8[] without NULLs) and the float8 → numeric(20,2) assignment cast stores
-# the cent values the caller rounded.
-# One row per (position, factor): the per-position columns travel once (not once per factor), the
-# factor ids once, and only beta / exposure_dollar per row (flat, position-major: row (i, j) is element
-# (i - 1) * k + j, 1-based) — encoding and unnesting k× fewer uuids and texts saves ≈ 25 % of the
-# statement. ORDER BY keeps the position-major row order of the flat encoding (same heap order).
-_INSERT_POSITIONS = f"""
-INSERT INTO factors.position_factor_exposure ({", ".join(POSITION_COLUMNS)})
-SELECT p.position_id, $1::date, f.factor_id, p.portfolio_id, p.symbol, p.underlying_symbol,
-       NULLIF(p.exposure, 'NaN'::float8),
-       NULLIF(($11::float8[])[(p.i - 1) * cardinality($3::uuid[]) + f.j], 'NaN'::float8),
-       p.beta_source,
-       NULLIF(($12::float8[])[(p.i - 1) * cardinality($3::uuid[]) + f.j], 'NaN'::float8),
-       p.quality_flag, $2::uuid
+# One row per position (migration factors_0004): the per-position columns go in as column arrays
+# through unnest() (asyncpg encodes a float8[] in C; COPY records would convert every cell in Python),
+# and each row's betas / dollar exposures are its slice of the flat position-major arrays (position i,
+# 1-based, holds elements (i - 1)·k + 1 … i·k, k = number of factors). A NaN exposure is stored as NULL;
+# NaN betas and dollar exposures become NULL array elements.
+_INSERT_POSITIONS = """
+INSERT INTO factors.position_factor_exposure (position_id, calculation_date, portfolio_id, symbol, underlying_symbol,
+                                              exposure, beta_source, quality_flag, factor_ids, betas,
+                                              exposure_dollars, run_id)
+SELECT p.position_id, $1::date, p.portfolio_id, p.symbol, p.underlying_symbol, NULLIF(p.exposure, 'NaN'::float8),
+       p.beta_source, p.quality_flag, $3::uuid[],
+       ($11::float8[])[(p.i - 1) * cardinality($3::uuid[]) + 1 : p.i * cardinality($3::uuid[])],
+       ($12::float8[])[(p.i - 1) * cardinality($3::uuid[]) + 1 : p.i * cardinality($3::uuid[])],
+       $2::uuid
 FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[])
      WITH ORDINALITY AS p(position_id, portfolio_id, symbol, underlying_symbol, exposure, beta_source,
                           quality_flag, i)
-CROSS JOIN unnest($3::uuid[]) WITH ORDINALITY AS f(factor_id, j)
-ORDER BY p.i, f.j
+ORDER BY p.i
 """
+
+
+def _nan_as_null(values: list[float]) -> list[float | None]:
+    """A missing beta or dollar exposure (NaN) as a NULL array element."""
+    return [None if v != v else v for v in values]
 
 
 @dataclass(frozen=True)
 class PositionExposureColumns:
-    """position_factor_exposure rows of one date: one row per (position, factor). Per-position columns
-    hold one value per position; `beta` and `exposure_dollar` one per row, position-major (row of
-    position i, factor j = element i * len(factor_id) + j). NaN floats are stored as NULL."""
+    """position_factor_exposure rows of one date: one row per position. Per-position columns hold one
+    value per position; `beta` and `exposure_dollar` one per (position, factor), position-major
+    (position i, factor j = element i * len(factor_id) + j)."""
 
     factor_id: list[UUID]
     position_id: list[UUID]
@@ -577,8 +565,8 @@ async def replace_exposures(
             p.exposure,
             p.beta_source,
             p.quality_flag,
-            p.beta,
-            p.exposure_dollar,
+            _nan_as_null(p.beta),
+            _nan_as_null(p.exposure_dollar),
         )
     if portfolios:
         await conn.copy_records_to_table(
