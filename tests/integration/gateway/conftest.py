@@ -33,8 +33,8 @@ ADMIN_PASSWORD = "admin-test-password-1"
 ENGINES = ("ingest", "marketdata", "greeks", "factors", "stress")
 
 # Stand-ins for ingest's published views (docs/contracts.md), so these tests do not depend on the
-# ingest schema being written concurrently: api_portfolio with the contract's columns, and the
-# api_position_valuation columns the gateway reads.
+# ingest schema being written concurrently: api_portfolio and api_notification with the contract's
+# columns, and the api_position_valuation columns the gateway reads.
 API_PORTFOLIO_DDL = """
 CREATE SCHEMA IF NOT EXISTS ingest;
 CREATE TABLE IF NOT EXISTS ingest.api_portfolio (
@@ -58,6 +58,21 @@ CREATE TABLE IF NOT EXISTS ingest.api_position_valuation (
     portfolio_id uuid NOT NULL,
     market_value numeric(20,2),
     PRIMARY KEY (position_id, valuation_date)
+);
+CREATE TABLE IF NOT EXISTS ingest.api_notification (
+    id uuid PRIMARY KEY,
+    user_id uuid NOT NULL,
+    kind text NOT NULL,
+    severity text NOT NULL,
+    title text NOT NULL,
+    message text NOT NULL,
+    portfolio_id uuid,
+    link text,
+    details jsonb NOT NULL DEFAULT '{}',
+    read_at timestamptz,
+    email_status text NOT NULL DEFAULT 'skipped',
+    email_sent_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
 );
 """
 

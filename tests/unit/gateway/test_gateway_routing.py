@@ -29,6 +29,8 @@ from gateway.routing import LOCAL, Access, RouteTemplates, resolve, service_of
         ("/api/v1/strategies", "ingest"),
         ("/api/v1/modeling/sessions/1/trades", "ingest"),
         ("/api/v1/admin/demo/reset", "ingest"),
+        ("/api/v1/notifications", "ingest"),
+        ("/api/v1/notifications/3f0c/read", "ingest"),
         ("/api/v1/admin/batch/run-all", "marketdata"),
         ("/api/v1/market-data/prices/AAPL", "marketdata"),
         ("/api/v1/securities/BRK-B", "marketdata"),

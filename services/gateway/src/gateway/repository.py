@@ -127,6 +127,32 @@ async def user_portfolios(session: AsyncSession, *, user_id: UUID, valuation: bo
     return [dict(r) for r in rows]
 
 
+# ---- notifications (ingest's published view) ---------------------------------------------------
+
+# The unread count and the newest few in one round trip (both served by ingest's indexes on user_id).
+_NOTIFICATIONS_SQL = sa.text(
+    """
+    SELECT c.unread, n.id, n.kind, n.severity, n.title, n.portfolio_id, n.link, n.read_at, n.created_at
+    FROM (SELECT count(*) AS unread FROM ingest.api_notification
+          WHERE user_id = :user_id AND read_at IS NULL) c
+    LEFT JOIN LATERAL (
+        SELECT id, kind, severity, title, portfolio_id, link, read_at, created_at
+        FROM ingest.api_notification
+        WHERE user_id = :user_id
+        ORDER BY created_at DESC, id DESC
+        LIMIT :limit
+    ) n ON true
+    """
+)
+
+
+async def user_notifications(session: AsyncSession, *, user_id: UUID, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """(unread count, the newest `limit` notifications) from `ingest.api_notification`."""
+    rows = (await session.execute(_NOTIFICATIONS_SQL, {"user_id": user_id, "limit": limit})).mappings().all()
+    unread = int(rows[0]["unread"]) if rows else 0
+    return unread, [dict(r) for r in rows if r["id"] is not None]
+
+
 # ---- refresh tokens ----------------------------------------------------------------------------
 
 

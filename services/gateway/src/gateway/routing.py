@@ -52,6 +52,7 @@ PREFIX_TABLE: dict[str, str] = {
     "/api/v1/strategies": "ingest",
     "/api/v1/modeling": "ingest",
     "/api/v1/admin/demo": "ingest",
+    "/api/v1/notifications": "ingest",
     "/api/v1/admin/batch": "marketdata",
     "/api/v1/market-data": "marketdata",
     "/api/v1/securities": "marketdata",

@@ -129,6 +129,23 @@ class RateLimitInfo(BaseModel):
     window_seconds: int
 
 
+class NotificationRef(BaseModel):
+    id: UUID
+    kind: Literal["onboarding_completed", "onboarding_failed", "upload_failed", "run_failed"]
+    severity: Literal["info", "warning", "error"]
+    title: str
+    portfolio_id: UUID | None
+    link: str | None = Field(description="The API call that shows more (GET)")
+    read: bool
+    created_at: str = Field(description="UTC timestamp")
+
+
+class NotificationsSummary(BaseModel):
+    unread_count: int
+    latest: list[NotificationRef] = Field(description="The newest notifications (up to 5), read or not")
+    list_url: str = Field(description="All notifications, paged: GET /api/v1/notifications")
+
+
 class MeData(BaseModel):
     id: UUID
     email: str
@@ -139,6 +156,7 @@ class MeData(BaseModel):
     last_login_at: str | None = Field(description="UTC timestamp of the last successful login")
     portfolios: list[PortfolioSummary]
     rate_limit: RateLimitInfo
+    notifications: NotificationsSummary
 
 
 class MeResponse(BaseModel):
@@ -164,6 +182,22 @@ class MeResponse(BaseModel):
                         }
                     ],
                     "rate_limit": {"limit": 100, "window_seconds": 60},
+                    "notifications": {
+                        "unread_count": 1,
+                        "latest": [
+                            {
+                                "id": "5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
+                                "kind": "onboarding_completed",
+                                "severity": "info",
+                                "title": "Growth book is onboarded",
+                                "portfolio_id": _PORTFOLIO_ID,
+                                "link": f"/api/v1/portfolio?portfolio_id={_PORTFOLIO_ID}",
+                                "read": False,
+                                "created_at": "2026-11-25T14:03:22Z",
+                            }
+                        ],
+                        "list_url": "/api/v1/notifications",
+                    },
                 },
                 "meta": _META_EXAMPLE,
             }

@@ -26,6 +26,8 @@ from gateway.tokens import new_refresh_token, refresh_token_hash
 log = logging.getLogger(__name__)
 
 EASTERN = ZoneInfo("America/New_York")
+# Notifications shown in /auth/me (newest first); the rest are paged by GET /api/v1/notifications.
+LATEST_NOTIFICATIONS = 5
 
 
 @dataclass
@@ -48,6 +50,20 @@ class Outcome:
 
 def _portfolio_ref(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": str(row["id"]), "name": row["name"], "is_default": bool(row["is_default"]), "status": row["status"]}
+
+
+def _notification_ref(row: dict[str, Any]) -> dict[str, Any]:
+    """A notification as listed in /auth/me (the full one: GET /api/v1/notifications)."""
+    return {
+        "id": str(row["id"]),
+        "kind": row["kind"],
+        "severity": row["severity"],
+        "title": row["title"],
+        "portfolio_id": None if row["portfolio_id"] is None else str(row["portfolio_id"]),
+        "link": row["link"],
+        "read": row["read_at"] is not None,
+        "created_at": iso_datetime(row["created_at"]),
+    }
 
 
 def _as_of(value: Any) -> str | None:
@@ -207,6 +223,9 @@ class AuthService:
             if not user["is_active"]:
                 raise AccountDisabled()
             portfolios = await repository.user_portfolios(session, user_id=principal.user_id, valuation=True)
+            unread, latest = await repository.user_notifications(
+                session, user_id=principal.user_id, limit=LATEST_NOTIFICATIONS
+            )
         return {
             "id": str(user["id"]),
             "email": str(user["email"]),
@@ -224,4 +243,9 @@ class AuthService:
                 for p in portfolios
             ],
             "rate_limit": {"limit": self.user_limiter.limit, "window_seconds": self.user_limiter.window},
+            "notifications": {
+                "unread_count": unread,
+                "latest": [_notification_ref(n) for n in latest],
+                "list_url": "/api/v1/notifications",
+            },
         }

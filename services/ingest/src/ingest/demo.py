@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.events import Event, PortfolioUpdated
 from ingest import repository, seed
 from ingest.demo_data import DEMO_BOOKS
+from ingest.notifications.store import delete_for_users as delete_notifications
 from ingest.tag_rules import lock_user
 from ingest.upload.store import delete_for_user
 
@@ -50,9 +51,11 @@ class ResetResult:
 
 
 async def _delete_user_artifacts(session: AsyncSession, users: list[UUID]) -> None:
-    """Uploads and onboarding progress of demo users (the upload part owns those tables)."""
+    """Uploads, onboarding progress and notifications of demo users (the upload and notification parts
+    own those tables)."""
     for user in users:
         await delete_for_user(session, user)
+    await delete_notifications(session, users)
 
 
 async def reset_demo(session: AsyncSession, as_of: date) -> tuple[ResetResult, list[Event]]:

@@ -23,6 +23,7 @@ from ingest.api_upload import create_upload_router
 from ingest.catalog import ViewCatalog
 from ingest.context import SERVICE, IngestContext
 from ingest.models import metadata
+from ingest.notifications.api import create_notifications_router
 from ingest.service import IngestService
 from ingest.settings import Settings
 from ingest.summary_cache import SummaryCache
@@ -73,6 +74,7 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     app.include_router(create_tags_router(ctx))
     app.include_router(create_admin_router(ctx, service))
     app.include_router(create_upload_router(ctx))
+    app.include_router(create_notifications_router(ctx))
     handlers.register(ctx, service)
 
     async def purge_tags_forever() -> None:

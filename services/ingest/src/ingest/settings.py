@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import DEFAULT_PORTS, BaseServiceSettings
@@ -25,3 +25,9 @@ class Settings(BaseServiceSettings):
     tag_retention_days: int = 30
     # Valuation history returned by GET /positions/{id}?include=history (trading days).
     history_trading_days: int = 90
+    # Notification e-mail (unprefixed names): unset SMTP_URL = notifications are only listed, never mailed.
+    smtp_url: str | None = Field(None, validation_alias=AliasChoices("SMTP_URL", "smtp_url"))
+    smtp_from: str = Field(
+        "SigmaSight <notifications@sigmasight.local>", validation_alias=AliasChoices("SMTP_FROM", "smtp_from")
+    )
+    notification_retention_days: int = Field(180, ge=1)

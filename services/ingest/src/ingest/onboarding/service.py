@@ -21,6 +21,7 @@ from common.jobs import JobOutcome
 from ingest.access import PortfolioRef, resolve_portfolio
 from ingest.context import IngestContext
 from ingest.models_upload import COLLECTION_STEPS
+from ingest.notifications.service import mail_enabled, record_onboarding_outcome
 from ingest.onboarding import completion, market_reads, position_reads, progress_store
 from ingest.onboarding.checks import Check, evaluate, ready
 from ingest.onboarding.jobs import COMPLETE_JOB, RETRY_JOB
@@ -183,10 +184,16 @@ class OnboardingService:
         return job, deduplicated
 
     async def run_completion(self, job_id: UUID) -> JobOutcome:
-        """The onboarding.complete job (`ingest.onboarding.completion.follow_first_run`)."""
-        return await completion.follow_first_run(
+        """The onboarding.complete job (`ingest.onboarding.completion.follow_first_run`); an end without a
+        first snapshot notifies the owner."""
+        outcome = await completion.follow_first_run(
             self.db, self.plumbing, job_id, poll_seconds=self.poll_seconds, deadline_seconds=self.deadline_seconds
         )
+        if outcome.result and outcome.result.get("portfolio_id"):
+            await record_onboarding_outcome(
+                self.db, UUID(outcome.result["portfolio_id"]), outcome, mail=mail_enabled(self.ctx.settings)
+            )
+        return outcome
 
     # ------------------------------------------------------------------ #64 retry
 

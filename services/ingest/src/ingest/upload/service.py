@@ -22,6 +22,7 @@ from common.errors import ApiError
 from common.jobs import JobFailed, JobOutcome
 from ingest import csv_format
 from ingest.context import IngestContext
+from ingest.notifications.service import mail_enabled, record_upload_outcome
 from ingest.upload import check_inputs, report_store, store
 from ingest.upload.accept import UploadRequest, store_upload
 from ingest.upload.commit import import_clean_file
@@ -84,6 +85,7 @@ class UploadService:
         try:
             async with self.db.transaction() as session:
                 await store.fail_upload(session, upload_id, code, message, retryable)
+                await record_upload_outcome(session, upload_id, mail=mail_enabled(self.ctx.settings))
             UPLOADS.labels("failed").inc()
         except Exception:
             log.exception("could not record the failure of upload %s", upload_id)
@@ -151,6 +153,7 @@ class UploadService:
                     session, upload_id, result, status="rejected", positions_created=0, positions_closed=0
                 )
                 await report_store.stage_rows_and_issues(session, upload_id, result)
+                await record_upload_outcome(session, upload_id, mail=mail_enabled(self.ctx.settings))
             UPLOADS.labels("rejected").inc()
             return JobOutcome(
                 status="completed",
