@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,16 +47,39 @@ BATCH = 64
 
 @dataclass(frozen=True)
 class StageTiming:
-    """One stage of one pass."""
+    """One stage of one pass: wall time, and the CPU time of this process and of the database's
+    server backends (CPU seconds barely move when other work shares the cores; wall time does)."""
 
     stage: str
     passes: int
     portfolios: int
     seconds: float
+    python_cpu: float = 0.0
+    database_cpu: float = 0.0
 
     @property
     def ms_per_portfolio(self) -> float:
         return 1000 * self.seconds / max(self.portfolios, 1)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+async def _database_cpu(db: Database) -> float:
+    """CPU seconds (user + system) used so far by the server backends of this database (Linux /proc;
+    0 where the server runs elsewhere). Backends of the pool live across stages, so differences work."""
+    rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+    return sum(_process_cpu(r["pid"]) for r in rows)
+
+
+def _process_cpu(pid: int) -> float:
+    """utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat); 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:  # not on this machine, or gone
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def _step(name: str) -> StepInfo:
@@ -138,9 +162,10 @@ async def measure(url: str, *, passes: int = 2, only: Sequence[str] = ()) -> lis
             for name, run in stages:
                 if only and not any(name.startswith(o) for o in only):
                     continue
-                started = time.perf_counter()
+                db_cpu, cpu, started = await _database_cpu(db), time.process_time(), time.perf_counter()
                 await run()
-                out.append(StageTiming(name, n, len(ids), time.perf_counter() - started))
+                wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+                out.append(StageTiming(name, n, len(ids), wall, cpu, await _database_cpu(db) - db_cpu))
                 bus._pending.clear()  # published events go nowhere (the bus is never started)
     finally:
         await db.close()
@@ -176,7 +201,8 @@ async def main_async(portfolios: int, passes: int, keep: bool, database: str | N
         for t in await measure(url, passes=passes, only=only):
             console.print(
                 f"pass {t.passes}  {t.stage:<30} {t.portfolios:>5} portfolios  {t.seconds:7.2f} s  "
-                f"{t.ms_per_portfolio:7.1f} ms/portfolio"
+                f"{t.ms_per_portfolio:7.1f} ms/portfolio  CPU: python {t.python_cpu:6.2f} s, "
+                f"database {t.database_cpu:6.2f} s"
             )
     finally:
         if keep:

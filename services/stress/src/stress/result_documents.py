@@ -93,12 +93,14 @@ class ResultDocuments:
         return [",".join(items[b:e]) for b, e in zip(starts, ends, strict=True)]
 
     def top_positions(self) -> list[RawJson]:
+        """{"correlated": [...]} (items carry their direct P&L too) when the correlated impact was
+        computed, else {"direct": [...]}: #40 serves exactly that list, so the direct ranking of a
+        correlated run (half of each ~3 kB document) is not stored."""
         c, pr = self.pr.c, self.pr
-        direct = self._items(c.direct, pr._top_direct, None)
         if c.correlated is None or pr._top_corr is None:
-            return [RawJson(f'{{"direct":[{d}]}}') for d in direct]
+            return [RawJson(f'{{"direct":[{d}]}}') for d in self._items(c.direct, pr._top_direct, None)]
         corr = self._items(c.correlated.impacts, pr._top_corr, c.direct)
-        return [RawJson(f'{{"direct":[{d}],"correlated":[{k}]}}') for d, k in zip(direct, corr, strict=True)]
+        return [RawJson(f'{{"correlated":[{k}]}}') for k in corr]
 
     # -- factor blocks ---------------------------------------------------------------------------
 

@@ -67,7 +67,7 @@ class ScenarioPresenter:
         self.exposures = assembled.book.factor_exposures()  # (P, k)
         n_port = assembled.book.n_portfolios
         pidx = assembled.book.portfolio_index
-        self._top_direct = [top_positions(row, pidx, n_port, TOP_POSITIONS) for row in computation.direct.position_pnl]
+        self._top_direct_cache: list[list[np.ndarray]] | None = None
         self._top_corr = (
             [top_positions(row, pidx, n_port, TOP_POSITIONS) for row in computation.correlated.impacts.position_pnl]
             if computation.correlated is not None
@@ -82,6 +82,18 @@ class ScenarioPresenter:
         scenarios = computation.scenarios
         self._shocked = [np.flatnonzero(row).tolist() for row in scenarios.shocked]
         self._shock_stats = [{k: stat(float(scenarios.shocks[s, k])) for k in ks} for s, ks in enumerate(self._shocked)]
+
+    @property
+    def _top_direct(self) -> list[list[np.ndarray]]:
+        """Largest |direct P&L| positions per (scenario, portfolio), ranked on first use: the stored rows
+        of a correlated run keep only the correlated ranking, so the daily step never needs this one."""
+        if self._top_direct_cache is None:
+            book = self.a.book
+            self._top_direct_cache = [
+                top_positions(row, book.portfolio_index, book.n_portfolios, TOP_POSITIONS)
+                for row in self.c.direct.position_pnl
+            ]
+        return self._top_direct_cache
 
     # -- blocks ----------------------------------------------------------------------------
 
