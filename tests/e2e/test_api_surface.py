@@ -18,6 +18,7 @@ admin demo reset (#74), which removes them, and proves the demo books are exactl
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -260,6 +261,32 @@ async def check_tag_deleted(w: World, resp: httpx.Response, values: dict[str, An
     assert resp.content == b""
     listed = (await w.client.get("/api/v1/tags?limit=500", headers=w.headers["owner"])).json()["data"]
     assert values["fresh_tag"] not in {t["id"] for t in listed}
+
+
+async def own_notification(w: World) -> dict[str, Any]:
+    """The owner's notification for the onboarded portfolio `mine` (made when its first snapshot was stored)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while True:
+        resp = await w.client.get("/api/v1/notifications", headers=w.headers["owner"])
+        found = [n for n in resp.json()["data"] if n["portfolio_id"] == w.values["mine"]]
+        if found:
+            return {"notification": found[0]["id"]}
+        assert loop.time() < deadline, resp.text
+        await asyncio.sleep(0.1)
+
+
+async def check_notification_read(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert data["id"] == values["notification"] and data["read"] is True and data["read_at"]
+    unread = (await w.client.get("/api/v1/notifications?unread=true", headers=w.headers["owner"])).json()
+    assert values["notification"] not in {n["id"] for n in unread["data"]}
+
+
+async def check_all_read(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    assert resp.json()["data"]["marked_read"] >= 0
+    unread = (await w.client.get("/api/v1/notifications?unread=true", headers=w.headers["owner"])).json()
+    assert unread["data"] == [] and unread["meta"]["unread_count"] == 0
 
 
 async def check_position_tags(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
@@ -879,6 +906,32 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/api/v1/admin/demo/reset"): Route(
         "admin",
         ok=(),  # exercised last, by test_demo_reset_restores_the_books_and_removes_what_this_module_made
+        no_input="takes no body and no parameters",
+    ),
+    # -------- ingest: notifications
+    ("GET", "/api/v1/notifications"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/notifications"),
+            Req("/api/v1/notifications", params={"unread": "true", "kind": "onboarding_completed,run_failed"}),
+        ),
+        bad=(
+            Req("/api/v1/notifications", params={"kind": "gossip"}, status=422),
+            Req("/api/v1/notifications", params={"unread": "perhaps"}, status=422),
+            Req("/api/v1/notifications", params={"limit": "501"}, status=422),
+        ),
+    ),
+    ("POST", "/api/v1/notifications/{id}/read"): Route(
+        "user",
+        ok=(Req("/api/v1/notifications/{notification}/read", setup=own_notification, check=check_notification_read),),
+        bad=(
+            Req("/api/v1/notifications/not-a-uuid/read", status=422),
+            Req("/api/v1/notifications/{no_such_notification}/read", status=404, code="NOTIFICATION_NOT_FOUND"),
+        ),
+    ),
+    ("POST", "/api/v1/notifications/read-all"): Route(
+        "user",
+        ok=(Req("/api/v1/notifications/read-all", check=check_all_read),),
         no_input="takes no body and no parameters",
     ),
     # -------- stress: time series

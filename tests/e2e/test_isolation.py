@@ -116,6 +116,8 @@ async def iso(system: System) -> AsyncIterator[IsoWorld]:
             ids["greeks_job"] = resp.json()["data"]["job_id"]
             assert (await wait_job(client, owner, resp.json()["data"]["status_url"]))["status"] == "completed"
 
+            ids["notification"] = await rejected_upload_notification(client, owner)
+
             other_positions = (await client.get("/api/v1/positions?limit=100", headers=other)).json()["data"]
             ids["other_position"] = other_positions[0]["id"]
             ids["other_tag"] = (await create_tag(client, other, unique("isolation")))["id"]
@@ -126,6 +128,19 @@ async def iso(system: System) -> AsyncIterator[IsoWorld]:
             await demo_reset_and_settle(system, client)
         difference = first_difference(pristine, await demo_books(client, system))
         assert difference is None, f"the demo books changed: {difference}"
+
+
+async def rejected_upload_notification(client: httpx.AsyncClient, owner: dict[str, str]) -> str:
+    """The owner uploads a file that is rejected: the `onboarding_failed` notification's id."""
+    resp = await client.post(
+        "/api/v1/portfolio/upload",
+        headers={**owner, "Prefer": "wait=10"},
+        files={"file": ("zero.csv", positions_csv([("AAPL", "0", "150.00", "2026-01-05")]), "text/csv")},
+    )
+    assert resp.status_code == 200 and resp.json()["data"]["status"] == "rejected", resp.text
+    upload_id = resp.json()["data"]["upload_id"]
+    listed = (await client.get("/api/v1/notifications", headers=owner)).json()["data"]
+    return str(next(n["id"] for n in listed if n["details"].get("upload_id") == upload_id))
 
 
 async def owner_view(client: httpx.AsyncClient, owner: dict[str, str], ids: dict[str, str]) -> dict[str, Any]:
@@ -147,6 +162,7 @@ async def owner_view(client: httpx.AsyncClient, owner: dict[str, str], ids: dict
         ("risk_metrics", f"/api/v1/risk/metrics?portfolio_id={ids['portfolio']}"),
         ("stress", f"/api/v1/risk/stress-testing/results/{ids['portfolio']}"),
         ("correlations", f"/api/v1/risk/correlations/positions/metrics?portfolio_id={ids['portfolio']}"),
+        ("notifications", "/api/v1/notifications?limit=500"),
     ):
         resp = await client.get(url, headers=owner)
         assert resp.status_code == 200, f"{url}: {resp.text[:300]}"
@@ -488,6 +504,12 @@ async def _retry(w: IsoWorld) -> None:
     await hidden(
         w, "POST", "/api/v1/portfolio/onboarding/{portfolio}/retry", "PORTFOLIO_NOT_FOUND", json={}, owner_status=None
     )
+    await assert_unchanged(w)
+
+
+@case("POST", "/api/v1/notifications/{id}/read")
+async def _read_notification(w: IsoWorld) -> None:
+    await hidden(w, "POST", "/api/v1/notifications/{notification}/read", "NOTIFICATION_NOT_FOUND", owner_status=None)
     await assert_unchanged(w)
 
 
