@@ -20,6 +20,7 @@ from uuid import UUID
 from common.bus import Bus
 from common.events import CycleStarted, PortfolioUpdated
 from common.service import Plumbing
+from factors import evaluate
 from factors import repository as repo
 from factors.service import FACTOR_STEPS, FactorPipeline
 
@@ -111,3 +112,4 @@ def register(bus: Bus, plumbing: Plumbing, pipeline: FactorPipeline) -> None:
         CONSUMER, PortfolioUpdated, on_portfolio_updated, max_batch=MAX_BATCH, max_wait=MAX_WAIT_SECONDS
     )
     bus.subscribe(CONSUMER, CycleStarted, on_cycle_started)
+    evaluate.register(bus, plumbing, pipeline)  # rpc.factors.evaluate (ProForma, api.md §5.4)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.events import Event, PortfolioUpdated
 from ingest import repository, seed
 from ingest.demo_data import DEMO_BOOKS
+from ingest.modeling import store as modeling_store
 from ingest.notifications.store import delete_for_users as delete_notifications
 from ingest.tag_rules import lock_user
 from ingest.upload.store import delete_for_user
@@ -51,10 +52,11 @@ class ResetResult:
 
 
 async def _delete_user_artifacts(session: AsyncSession, users: list[UUID]) -> None:
-    """Uploads, onboarding progress and notifications of demo users (the upload and notification parts
-    own those tables)."""
+    """Uploads, onboarding progress, modelling sessions and notifications of demo users (the upload,
+    modelling and notification parts own those tables)."""
     for user in users:
         await delete_for_user(session, user)
+        await modeling_store.delete_for_user(session, user)
     await delete_notifications(session, users)
 
 

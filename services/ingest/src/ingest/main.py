@@ -22,6 +22,8 @@ from ingest.api_tags import create_tags_router
 from ingest.api_upload import create_upload_router
 from ingest.catalog import ViewCatalog
 from ingest.context import SERVICE, IngestContext
+from ingest.modeling.api import create_modeling_router
+from ingest.modeling.service import ModelingService
 from ingest.models import metadata
 from ingest.notifications.api import create_notifications_router
 from ingest.service import IngestService
@@ -74,6 +76,8 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     app.include_router(create_tags_router(ctx))
     app.include_router(create_admin_router(ctx, service))
     app.include_router(create_upload_router(ctx))
+    modeling = ModelingService(ctx)
+    app.include_router(create_modeling_router(modeling))
     app.include_router(create_notifications_router(ctx))
     handlers.register(ctx, service)
 
@@ -95,5 +99,5 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
         app,
         plumbing,
         on_start=list(ctx.on_start),
-        background=[purge_tags_forever, *ctx.background],
+        background=[purge_tags_forever, modeling.expire_forever, *ctx.background],
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from common.bus import Bus
 from common.events import CycleStarted, FactorsComputed, PortfolioUpdated, StressComputed
+from stress import evaluate
 from stress.pipeline import CONSUMER, StressPipeline
 from stress.service import SnapshotService
 
@@ -40,3 +41,4 @@ def register(bus: Bus, snapshots: SnapshotService, pipeline: StressPipeline) -> 
     bus.subscribe_batch(CONSUMER, StressComputed, on_stress_computed, max_batch=MAX_BATCH, max_wait=MAX_WAIT_SECONDS)
     bus.subscribe(CONSUMER, PortfolioUpdated, on_portfolio_updated)
     bus.subscribe(CONSUMER, CycleStarted, on_cycle_started)
+    evaluate.register(bus, pipeline)  # rpc.stress.evaluate (ProForma, api.md §5.4)
