@@ -12,18 +12,16 @@ distributed mode runs six `sigmasight serve` processes on PostgreSQL + RabbitMQ 
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import drop_database, make_migrated_database, worker_suffix
-from tests.e2e.cluster import Cluster, make_cluster
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, DEMO_EMAILS, E2E_ENV, FIXTURE_AS_OF, System
+from tests.e2e import test_risk_routes
+from tests.e2e.cluster import Cluster
+from tests.e2e.conftest import DEMO_EMAILS, FIXTURE_AS_OF, System
 from tests.e2e.surface_support import (
     assert_error,
     bearer,
@@ -36,15 +34,12 @@ from tests.e2e.surface_support import (
     upload,
 )
 
-from allinone.compose import seed_all
 from common.bus import AmqpBus
-from common.db import Database
 from common.events import Event, GreeksComputed, StepError, StepInfo
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 Publish = Callable[[Event], Awaitable[None]]
-AS_OF = FIXTURE_AS_OF.isoformat()
 
 
 async def notifications(client: httpx.AsyncClient, headers: dict[str, str], **params: str) -> dict[str, Any]:
@@ -155,53 +150,21 @@ async def test_notifications_all_in_one(system: System) -> None:
 
 # --------------------------------------------------------------------------------------- distributed
 
-
-@pytest.fixture(scope="module")
-async def cycled_cluster(pg_admin_url: str, amqp_url: str) -> AsyncIterator[Cluster]:
-    """Six service processes on a fresh seeded database, after one completed daily cycle (prices)."""
-    from tests.e2e.conftest import run_cycle_via_api
-
-    name = f"sigmasight_notify_{worker_suffix()}_{uuid.uuid4().hex[:8]}"
-    url = await make_migrated_database(pg_admin_url, name)
-    db = Database(url, pool_size=2)
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in E2E_ENV.items():
-            mp.setenv(key, value)
-        mp.setenv("SIGMASIGHT_DATA_DIR", tempfile.mkdtemp(prefix="sigmasight-notify-"))
-        await seed_all(db, url)
-    log_dir = Path(tempfile.mkdtemp(prefix="sigmasight-notify-logs-"))
-    cluster = make_cluster(url, amqp_url, f"notify{uuid.uuid4().hex[:8]}", log_dir, E2E_ENV)
-    try:
-        for svc in cluster.ports:
-            cluster.start(svc)
-        await cluster.wait_ready()
-        async with httpx.AsyncClient(base_url=cluster.gateway_url, timeout=30) as client:
-            admin = await login(client, ADMIN_EMAIL, ADMIN_PASSWORD)
-            job = await run_cycle_via_api(client, admin, {"as_of_date": AS_OF}, timeout=120)
-            assert job["status"] == "completed", (job, cluster.tail("ingest"))
-        yield cluster
-    finally:
-        cluster.stop()
-        await cluster.delete_queues()
-        await db.close()
-        await drop_database(pg_admin_url, name)
-
-
-async def login(client: httpx.AsyncClient, email: str, password: str) -> str:
-    resp = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
-    assert resp.status_code == 200, resp.text
-    return str(resp.json()["data"]["access_token"])
+# Six service processes on a fresh seeded database after one daily cycle (the module fixture
+# `cycled_cluster` of test_risk_routes, instantiated for this module under this name).
+cluster_after_one_cycle = test_risk_routes.cycled_cluster
+login = test_risk_routes._login
 
 
 @pytest.mark.slow
-async def test_notifications_distributed(cycled_cluster: Cluster) -> None:
-    bus = AmqpBus(cycled_cluster.amqp_url, namespace=cycled_cluster.namespace)
+async def test_notifications_distributed(cluster_after_one_cycle: Cluster) -> None:
+    bus = AmqpBus(cluster_after_one_cycle.amqp_url, namespace=cluster_after_one_cycle.namespace)
     try:
-        async with httpx.AsyncClient(base_url=cycled_cluster.gateway_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=cluster_after_one_cycle.gateway_url, timeout=30) as client:
             owner = bearer(await login(client, DEMO_EMAILS["hnw"], "demo12345"))
             other = bearer(await login(client, DEMO_EMAILS["individual"], "demo12345"))
             await check_notifications(client, owner, other, bus.publish)
     except AssertionError as exc:  # the ingest log explains a missing notification
-        raise AssertionError(f"{exc}\n--- ingest log ---\n{cycled_cluster.tail('ingest', 80)}") from exc
+        raise AssertionError(f"{exc}\n--- ingest log ---\n{cluster_after_one_cycle.tail('ingest', 80)}") from exc
     finally:
         await bus.close()

@@ -5,7 +5,6 @@ recipient, and the background loop wakes on commit (NOTIFY) without waiting for 
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from tests.conftest import make_migrated_database, worker_suffix
+from tests.e2e.cluster import free_port
 
 from common.db import Database
 from common.testing import drop_database
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.integration
 
 SENDER = "SigmaSight <notifications@example.test>"
 REFUSED = "nobody@example.test"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
