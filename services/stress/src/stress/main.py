@@ -13,8 +13,13 @@ from stress import api, handlers, stress_repository, stress_service
 from stress.api_risk import create_risk_router
 from stress.api_stress import create_stress_router
 from stress.context import StressContext
+from stress.exports.api import create_export_router
 from stress.models import metadata
 from stress.pipeline import StressPipeline
+from stress.reports.api import create_report_router
+from stress.reports.daily import DailyReports
+from stress.reports.service import JOB_TYPE as REPORT_JOB
+from stress.reports.service import ReportService
 from stress.repository import TimeSeriesReader
 from stress.risk_service import RiskMetricsEngine
 from stress.service import SnapshotService
@@ -49,6 +54,10 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     app.include_router(api.router(PortfolioTimeSeries(TimeSeriesReader(db), settings.default_benchmark)))
     app.include_router(create_risk_router(ctx))
     app.include_router(create_stress_router(ctx))
+    reports = ReportService(plumbing, pdf_enabled=settings.reports_pdf_enabled)
+    plumbing.runner.resumers[REPORT_JOB] = lambda job: reports.run
+    app.include_router(create_report_router(reports))
+    app.include_router(create_export_router(ctx))
     pipeline = StressPipeline(
         plumbing,
         RiskMetricsEngine(),
@@ -57,7 +66,9 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     )
     snapshots = SnapshotService(plumbing, purge_hooks=[pipeline.purge, stress_repository.delete_portfolio])
     handlers.register(bus, snapshots, pipeline)
+    daily_reports = DailyReports(plumbing)
+    daily_reports.register(bus)
     app.state.snapshots = snapshots
     app.state.pipeline = pipeline
     app.state.context = ctx
-    return Service("stress", app, plumbing)
+    return Service("stress", app, plumbing, background=[daily_reports.purge_forever])

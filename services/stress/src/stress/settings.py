@@ -15,3 +15,5 @@ class Settings(BaseServiceSettings):
 
     # Default benchmark of GET /api/v1/portfolio/performance (api.md #23).
     default_benchmark: str = Field("SPY")
+    # PDF reports (api.md #66): off → requesting `pdf` answers 422 UNSUPPORTED_FORMAT.
+    reports_pdf_enabled: bool = Field(True)

@@ -1,0 +1,1 @@
+"""Trade exports and the export history (api.md #69–#71)."""

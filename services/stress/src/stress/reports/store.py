@@ -1,0 +1,193 @@
+"""Report rows (`stress.report`, `stress.report_file`): create, progress, complete, fail, list, purge.
+Writes run inside the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stress.exports import files
+from stress.exports.tables import export, report, report_file, stored_file
+
+
+async def create(session: AsyncSession, **values: Any) -> dict[str, Any]:
+    """Insert a queued report; returns the row."""
+    row = (await session.execute(sa.insert(report).values(status="queued", **values).returning(report))).mappings()
+    return dict(row.one())
+
+
+async def get(session: AsyncSession, report_id: UUID) -> dict[str, Any] | None:
+    row = (await session.execute(sa.select(report).where(report.c.id == report_id))).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def update(session: AsyncSession, report_id: UUID, **values: Any) -> None:
+    await session.execute(sa.update(report).where(report.c.id == report_id).values(**values))
+
+
+async def file_rows(session: AsyncSession, report_ids: Sequence[UUID]) -> dict[UUID, list[dict[str, Any]]]:
+    """The files of each report, in md, json, csv, pdf order."""
+    order = sa.case({"md": 0, "json": 1, "csv": 2, "pdf": 3}, value=report_file.c.format)
+    rows = (
+        await session.execute(
+            sa.select(report_file)
+            .where(report_file.c.report_id.in_(list(report_ids)))
+            .order_by(report_file.c.report_id, order)
+        )
+    ).mappings()
+    out: dict[UUID, list[dict[str, Any]]] = {rid: [] for rid in report_ids}
+    for r in rows:
+        out[r["report_id"]].append(dict(r))
+    return out
+
+
+async def attach_files(session: AsyncSession, report_id: UUID, stored: Sequence[tuple[str, files.StoredFile]]) -> None:
+    """Record the report's files (format, stored file and its metadata), replacing earlier ones."""
+    await drop_files(session, [report_id])
+    if stored:
+        await session.execute(
+            sa.insert(report_file).values(
+                [
+                    {
+                        "report_id": report_id,
+                        "format": fmt,
+                        "stored_file_id": f.id,
+                        "file_name": f.file_name,
+                        "content_type": f.content_type,
+                        "size_bytes": f.size_bytes,
+                        "sha256": f.sha256,
+                    }
+                    for fmt, f in stored
+                ]
+            )
+        )
+
+
+async def drop_files(session: AsyncSession, report_ids: Sequence[UUID]) -> None:
+    """Delete the files of `report_ids` (bytes and rows)."""
+    if not report_ids:
+        return
+    ids = list(report_ids)
+    stored_ids = sa.select(report_file.c.stored_file_id).where(report_file.c.report_id.in_(ids))
+    await session.execute(sa.delete(stored_file).where(stored_file.c.id.in_(stored_ids)))
+    await session.execute(sa.delete(report_file).where(report_file.c.report_id.in_(ids)))
+
+
+async def upsert_batch(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[UUID, UUID]:
+    """Insert or replace the daily (`batch`) report of each (portfolio, date); returns portfolio → report id.
+    A re-run of the day keeps the report id and replaces its files."""
+    if not rows:
+        return {}
+    insert = pg.insert(report).values(rows)
+    keep = {"id", "portfolio_id", "as_of_date", "trigger"}
+    stmt = insert.on_conflict_do_update(
+        index_elements=[report.c.portfolio_id, report.c.as_of_date],
+        index_where=sa.text("trigger = 'batch'"),
+        set_={c: insert.excluded[c] for c in rows[0] if c not in keep} | {"created_at": sa.func.now()},
+    ).returning(report.c.portfolio_id, report.c.id)
+    return {r.portfolio_id: r.id for r in await session.execute(stmt)}
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters of #75."""
+
+    portfolio_ids: list[UUID]
+    statuses: list[str]
+    trigger: str | None
+    as_of_date: date | None
+    since: datetime | None
+    until: datetime | None
+    order: list[tuple[str, bool]]
+    limit: int
+    offset: int
+
+
+def status_expr(now: datetime) -> sa.ColumnElement[str]:
+    """The status a reader sees: a completed report past its expiry is `expired` (before the purge runs)."""
+    return sa.case(
+        (sa.and_(report.c.status == "completed", report.c.expires_at < now), sa.literal("expired")),
+        else_=report.c.status,
+    )
+
+
+async def page(session: AsyncSession, query: ListQuery, now: datetime) -> tuple[list[dict[str, Any]], int]:
+    """Reports of the given portfolios matching the filters, ordered, with the total count."""
+    status = status_expr(now)
+    conditions: list[sa.ColumnElement[bool]] = [report.c.portfolio_id.in_(query.portfolio_ids)]
+    if query.statuses:
+        conditions.append(status.in_(query.statuses))
+    if query.trigger is not None:
+        conditions.append(report.c.trigger == query.trigger)
+    if query.as_of_date is not None:
+        conditions.append(report.c.as_of_date == query.as_of_date)
+    if query.since is not None:
+        conditions.append(report.c.created_at >= query.since)
+    if query.until is not None:
+        conditions.append(report.c.created_at <= query.until)
+    where = sa.and_(*conditions)
+    total = int((await session.execute(sa.select(sa.func.count()).select_from(report).where(where))).scalar_one())
+    columns = {"created_at": report.c.created_at, "as_of_date": report.c.as_of_date}
+    order = [columns[f].desc() if desc else columns[f].asc() for f, desc in query.order] + [report.c.id.desc()]
+    rows = (
+        await session.execute(
+            sa.select(report, status.label("visible_status"))
+            .where(where)
+            .order_by(*order)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+    ).mappings()
+    return [dict(r) for r in rows], total
+
+
+async def delete_portfolio(session: AsyncSession, portfolio_id: UUID) -> int:
+    """Purge a removed portfolio's reports (files included) and exports."""
+    ids = [r.id for r in await session.execute(sa.select(report.c.id).where(report.c.portfolio_id == portfolio_id))]
+    await drop_files(session, ids)
+    # A report download's export row shares the report's stored file; only trade files are the export's own.
+    exported = sa.select(export.c.stored_file_id).where(
+        export.c.portfolio_id == portfolio_id, export.c.export_type == "trades"
+    )
+    await session.execute(sa.delete(stored_file).where(stored_file.c.id.in_(exported)))
+    gone = await session.execute(sa.delete(export).where(export.c.portfolio_id == portfolio_id))
+    await session.execute(sa.delete(report).where(report.c.id.in_(ids)))
+    return len(ids) + int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def delete_user_made(session: AsyncSession, user_id: UUID) -> int:
+    """Delete what a (demo) user made: their on-demand reports and every export (demo reset, api.md #74)."""
+    ids = [
+        r.id
+        for r in await session.execute(
+            sa.select(report.c.id).where(report.c.user_id == user_id, report.c.trigger == "api")
+        )
+    ]
+    await drop_files(session, ids)
+    exported = sa.select(export.c.stored_file_id).where(export.c.user_id == user_id, export.c.export_type == "trades")
+    await session.execute(sa.delete(stored_file).where(stored_file.c.id.in_(exported)))
+    gone = await session.execute(sa.delete(export).where(export.c.user_id == user_id))
+    await session.execute(sa.delete(report).where(report.c.id.in_(ids)))
+    return len(ids) + int(gone.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def owned_portfolio_ids(session: AsyncSession, user_id: UUID) -> list[UUID]:
+    """The user's live portfolios (ingest.api_portfolio) and any portfolio their reports still name."""
+    live = await session.execute(sa.text("SELECT id FROM ingest.api_portfolio WHERE user_id = :u"), {"u": user_id})
+    reported = await session.execute(sa.select(report.c.portfolio_id).where(report.c.user_id == user_id).distinct())
+    return sorted({r.id for r in live} | {r.portfolio_id for r in reported})
+
+
+async def portfolio_owner(session: AsyncSession, portfolio_id: UUID) -> UUID | None:
+    """The owner of a live portfolio."""
+    row = (
+        await session.execute(sa.text("SELECT user_id FROM ingest.api_portfolio WHERE id = :p"), {"p": portfolio_id})
+    ).first()
+    return None if row is None else row.user_id
