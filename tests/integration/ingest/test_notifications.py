@@ -308,3 +308,20 @@ async def test_read_all_marks_only_the_callers_notifications(env: Env) -> None:
     assert (await listed(env, other))["meta"]["unread_count"] == 1
     bad = await env.client.post("/api/v1/notifications/not-a-uuid/read", headers=env.headers(owner))
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["field"] == "path.id"
+
+
+async def test_notifications_past_retention_are_purged(env: Env) -> None:
+    user = env.user()
+    (pid,) = await new_portfolios(env, user, 1)
+    old, fresh = await service.record_run_failures(
+        env.db,
+        [
+            GreeksComputed(as_of=TODAY, run_id=uuid.uuid4(), portfolio_id=pid, step=failed("greeks")),
+            GreeksComputed(as_of=TODAY, run_id=uuid.uuid4(), portfolio_id=pid, step=failed("greeks")),
+        ],
+        mail=False,
+    )
+    await env.execute("UPDATE ingest.notification SET created_at = now() - interval '181 days' WHERE id = $1", old)
+    async with env.db.transaction() as session:
+        assert await store.purge_older_than(session, 180) >= 1
+    assert [n["id"] for n in (await listed(env, user))["data"]] == [str(fresh)]
