@@ -101,5 +101,6 @@ async def init_last_success_gauge(ctx: MarketDataContext) -> None:
     """Seed the last-success gauge from the database (process start)."""
     async with ctx.db.session() as session:
         finished = await repo.last_success_finished_at(session)
+    gauge = last_success_gauge()  # exported from the start (0 = no success yet), not only after one
     if finished is not None:
-        last_success_gauge().set(finished.timestamp())
+        gauge.set(finished.timestamp())
