@@ -8,10 +8,10 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint format seed validate reset bench clean check-python distributed
+.PHONY: help setup run test lint format seed validate reset bench clean check-python distributed k8s-validate
 
 help: ## List targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
@@ -57,6 +57,9 @@ reset: .venv/.synced ## Drop and recreate the embedded demo database (developmen
 
 bench: .venv/.synced ## Benchmarks (not tests); writes docs/benchmarks.md
 	@$(UV) run python -m allinone.bench
+
+k8s-validate: .venv/.synced ## Render deploy/k8s overlays, validate them (Kubernetes 1.30 + CRD schemas), promtool the alerts
+	@$(UV) run pytest tests/deploy -q -m "not integration"
 
 clean: ## Remove the environment, caches and local data
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache .sigmasight
