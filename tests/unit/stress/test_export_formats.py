@@ -24,10 +24,11 @@ def trade(side: str, symbol: str, quantity: str, **extra: object) -> TradeLine:
     )
 
 
-def session_trade(no: int, symbol: str, side: str, quantity: str, price: str | None = "100") -> SessionTrade:
-    return SessionTrade(
-        no, symbol, side, Decimal(quantity), None if price is None else Decimal(price), date(2026, 11, 25)
-    )
+def session_trade(
+    no: int, symbol: str, side: str, quantity: str, price: str | None = "100", open_close: str | None = None
+) -> SessionTrade:
+    price_d = None if price is None else Decimal(price)
+    return SessionTrade(no, symbol, side, Decimal(quantity), price_d, date(2026, 11, 25), open_close=open_close)
 
 
 def parse_messages(data: bytes, delimiter: bytes = b"\x01") -> list[simplefix.FixMessage]:
@@ -160,3 +161,22 @@ def test_upload_csv_writes_signed_positions_in_the_upload_format() -> None:
         ["AAPL", "10", "187.2500", "2026-11-25", ""],
         ["QQQ", "-595", "420.0000", "2026-11-25", ""],
     ]
+
+
+def test_option_session_trades_use_open_close_not_short_sides() -> None:
+    """ingest.api_modeling_trade writes an option as SELL + O and buys it back as BUY + C."""
+    call, put = "AAPL261218C00250000", "AAPL261218P00180000"
+    trades = [
+        session_trade(1, call, "SELL", "5", "4.10", "O"),
+        session_trade(2, put, "BUY", "3", "2.00", "C"),
+        session_trade(3, put, "BUY", "2", "2.10", "O"),
+    ]
+    lines = net_session_trades(trades, account=None)
+    assert [(x.side, x.symbol, x.quantity, x.open_close) for x in lines] == [
+        ("SELL", call, Decimal(5), "O"),
+        ("BUY", put, Decimal(3), "C"),
+        ("BUY", put, Decimal(2), "O"),
+    ]
+    data = fix_file(lines, ["a", "b", "c"], MOMENT, delimiter="soh")
+    sides = [(m.get(54), m.get(77)) for _, m in parse_messages(data)]
+    assert sides == [(b"2", b"O"), (b"1", b"C"), (b"1", b"O")]

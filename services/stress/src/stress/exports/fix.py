@@ -20,6 +20,8 @@ from stress.exports.trades import TradeLine
 SOH = "\x01"
 BEGIN_STRING = "FIX.4.4"
 SIDE = {"BUY": "1", "SELL": "2", "SELL_SHORT": "5", "BUY_TO_COVER": "1"}
+# Options are not sold short: writing one is a Sell (2) with OpenClose O, buying it back a Buy with C.
+OPTION_SIDE = {"BUY": "1", "SELL": "2", "SELL_SHORT": "2", "BUY_TO_COVER": "1"}
 ORD_TYPE = {"MARKET": "1", "LIMIT": "2"}
 TIME_IN_FORCE = {"DAY": "0", "GTC": "1"}
 PUT_OR_CALL = {"P": "0", "C": "1"}
@@ -48,7 +50,8 @@ def order_fields(line: TradeLine, cl_ord_id: str, moment: datetime) -> list[tupl
             (202, _decimal(line.contract.strike_price)),
             (541, line.contract.expiration_date.strftime("%Y%m%d")),
         ]
-    fields += [(54, SIDE[line.side]), (38, _decimal(line.quantity)), (40, ORD_TYPE[line.order_type])]
+    side = (OPTION_SIDE if line.is_option else SIDE)[line.side]
+    fields += [(54, side), (38, _decimal(line.quantity)), (40, ORD_TYPE[line.order_type])]
     if line.limit_price is not None:
         fields.append((44, _decimal(line.limit_price)))
     fields += [(59, TIME_IN_FORCE[line.time_in_force]), (60, transact_time(moment))]

@@ -102,7 +102,7 @@ async def session_trades(session: AsyncSession, session_id: UUID) -> list[Sessio
         sa.text(
             """
             SELECT trade_no, symbol, underlying_symbol, security_type, option_type, strike, expiry_date, side,
-                   quantity, price, tag, created_at
+                   quantity, price, open_close, tag, created_at
             FROM ingest.api_modeling_trade WHERE session_id = :id ORDER BY trade_no
             """
         ),
@@ -117,6 +117,7 @@ async def session_trades(session: AsyncSession, session_id: UUID) -> list[Sessio
             price=None if r.price is None else Decimal(r.price),
             trade_date=r.created_at.astimezone(EASTERN).date(),
             tag=r.tag,
+            open_close=r.open_close,
         )
         for r in rows
     ]

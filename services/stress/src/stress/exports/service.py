@@ -17,7 +17,7 @@ from stress.exports import files, history
 from stress.exports import repository as repo
 from stress.exports.render import EXTENSION, MEDIA, line_item, render
 from stress.exports.schemas import TradeExportRequest
-from stress.exports.trades import OPENING, TradeLine, TradeProblem, net_session_trades, normalise
+from stress.exports.trades import TradeLine, TradeProblem, net_session_trades, normalise
 
 
 def _invalid(details: list[dict[str, Any]], *, code: str = "VALIDATION_ERROR", message: str) -> ValidationFailed:
@@ -62,7 +62,7 @@ async def _priced_for_upload(
             "value": line.symbol,
         }
         for line, field in zip(lines, fields, strict=True)
-        if line.side not in OPENING
+        if line.open_close == "C"
     ]
     if closing:
         raise _invalid(closing, message="Closing trades cannot be written as a positions file; use csv, json or fix")

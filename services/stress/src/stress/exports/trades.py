@@ -38,6 +38,8 @@ class TradeLine:
     reference_price: Decimal | None = None
     trade_date: date | None = None
     tags: tuple[str, ...] = ()
+    # Options say opening/closing explicitly (a written call is SELL + open); None = implied by the side.
+    opening: bool | None = None
 
     @property
     def is_option(self) -> bool:
@@ -54,7 +56,8 @@ class TradeLine:
 
     @property
     def open_close(self) -> str:
-        return "O" if self.side in OPENING else "C"
+        opening = self.side in OPENING if self.opening is None else self.opening
+        return "O" if opening else "C"
 
     @property
     def signed_quantity(self) -> Decimal:
@@ -118,6 +121,17 @@ class SessionTrade:
     price: Decimal | None
     trade_date: date
     tag: str | None = None
+    open_close: str | None = None  # ingest.api_modeling_trade: options state it, their side is BUY or SELL
+
+    @property
+    def position_side(self) -> str:
+        """The side in position terms: an option opened with SELL is SELL_SHORT, closed with BUY is
+        BUY_TO_COVER (stocks already say so)."""
+        if self.open_close == "O" and self.side == "SELL":
+            return "SELL_SHORT"
+        if self.open_close == "C" and self.side == "BUY":
+            return "BUY_TO_COVER"
+        return self.side
 
 
 def _weighted_price(trades: Sequence[SessionTrade]) -> Decimal | None:
@@ -140,7 +154,7 @@ def net_session_trades(trades: Sequence[SessionTrade], *, account: str | None) -
     """
     by_symbol: dict[str, list[SessionTrade]] = {}
     for trade in sorted(trades, key=lambda t: t.trade_no):
-        by_symbol.setdefault(trade.symbol.upper(), []).append(trade)
+        by_symbol.setdefault(trade.symbol.upper(), []).append(replace(trade, side=trade.position_side))
     lines: list[TradeLine] = []
     for symbol, group in by_symbol.items():
         qty = {side: sum((t.quantity for t in group if t.side == side), Decimal(0)) for side in SIDES}
@@ -166,5 +180,12 @@ def net_session_trades(trades: Sequence[SessionTrade], *, account: str | None) -
             trade_date=max(t.trade_date for t in group),
             tags=tuple(dict.fromkeys(t.tag for t in same_way if t.tag)),
         )
-        lines += [replace(base, side=side, quantity=q) for side, q in parts if q > 0]
+        lines += [_as_order(replace(base, side=side, quantity=q)) for side, q in parts if q > 0]
     return lines
+
+
+def _as_order(line: TradeLine) -> TradeLine:
+    """An option line in order-ticket terms: writing is SELL + open, buying back is BUY + close."""
+    if line.contract is None or line.side in ("BUY", "SELL"):
+        return line
+    return replace(line, side="SELL" if line.side == "SELL_SHORT" else "BUY", opening=line.side == "SELL_SHORT")
