@@ -34,7 +34,7 @@ SNAPSHOT_SQL = {
     "calculation": "SELECT * FROM factors.correlation_calculation ORDER BY portfolio_id",
     "node": "SELECT c.portfolio_id, n.* FROM factors.correlation_node n "
     "JOIN factors.correlation_calculation c ON c.id = n.calculation_id ORDER BY c.portfolio_id, n.symbol",
-    "pair": "SELECT c.portfolio_id, p.* FROM factors.pairwise_correlation p "
+    "pair": "SELECT c.portfolio_id, p.* FROM factors.api_pairwise_correlation p "
     "JOIN factors.correlation_calculation c ON c.id = p.calculation_id ORDER BY 1, p.symbol_1, p.symbol_2",
     "cluster": "SELECT c.portfolio_id, k.*, m.symbol AS member, m.exposure AS member_exposure, "
     "m.share_of_gross AS member_share, m.correlation_to_cluster FROM factors.correlation_cluster k "

@@ -99,7 +99,7 @@ async def test_example_10b_book_is_stored_with_nodes_pairs_clusters_and_metrics(
 
     pairs = await rows(
         db,
-        "SELECT * FROM factors.pairwise_correlation WHERE calculation_id = :id ORDER BY symbol_1, symbol_2",
+        "SELECT * FROM factors.api_pairwise_correlation WHERE calculation_id = :id ORDER BY symbol_1, symbol_2",
         id=out.calculation_id,
     )
     assert [(p["symbol_1"], p["symbol_2"]) for p in pairs] == [
@@ -147,7 +147,7 @@ async def test_pair_with_fewer_than_30_common_returns_is_stored_null_with_its_co
     assert out.status == "completed" and out.data_quality == "limited"
     gap_pairs = await rows(
         db,
-        "SELECT * FROM factors.pairwise_correlation WHERE calculation_id = :id AND symbol_1 = 'GAPA'",
+        "SELECT * FROM factors.api_pairwise_correlation WHERE calculation_id = :id AND symbol_1 = 'GAPA'",
         id=out.calculation_id,
     )
     # GAPA overlaps the hedges on 45 days (enough); with GAPB it shares no return at all.
@@ -157,7 +157,7 @@ async def test_pair_with_fewer_than_30_common_returns_is_stored_null_with_its_co
     assert gap["correlation"] is None and gap["correlation_dir"] is None and gap["p_value"] is None
     [hedge] = await rows(
         db,
-        "SELECT * FROM factors.pairwise_correlation WHERE calculation_id = :id AND symbol_1 = 'HEDGE1'"
+        "SELECT * FROM factors.api_pairwise_correlation WHERE calculation_id = :id AND symbol_1 = 'HEDGE1'"
         " AND symbol_2 = 'HEDGE2'",
         id=out.calculation_id,
     )
@@ -178,7 +178,7 @@ async def test_p_values_are_computed_on_the_aligned_pair_sample(db: Database) ->
     r, p = stats.pearsonr(a[both], b[both])
     [row] = await rows(
         db,
-        "SELECT * FROM factors.pairwise_correlation WHERE calculation_id = :id AND symbol_1 = 'GAPA' "
+        "SELECT * FROM factors.api_pairwise_correlation WHERE calculation_id = :id AND symbol_1 = 'GAPA' "
         "AND symbol_2 = 'HEDGE1'",
         id=out.calculation_id,
     )
@@ -205,7 +205,7 @@ async def test_unchanged_inputs_reuse_the_calculation_and_force_recomputes_it(db
     assert after[0]["created_at"] > created[0]["created_at"]
     # Replaced, never duplicated.
     assert await rows(db, "SELECT count(*) AS n FROM factors.correlation_calculation") == [{"n": 1}]
-    assert await rows(db, "SELECT count(*) AS n FROM factors.pairwise_correlation") == [{"n": 6}]
+    assert await rows(db, "SELECT count(*) AS n FROM factors.api_pairwise_correlation") == [{"n": 6}]
     assert await rows(db, "SELECT count(*) AS n FROM factors.correlation_node") == [{"n": 7}]
     assert await rows(db, "SELECT count(*) AS n FROM factors.correlation_cluster_member") == [{"n": 3}]
 

@@ -86,6 +86,11 @@ def ratio(numerator: Number | None, denominator: Number | None, digits: int = 6)
     return stat(float(numerator) / den, digits)
 
 
+def nan_as_null(values: list[float]) -> list[float | None]:
+    """NaN (a missing value in float arrays) as None: a NULL element of a PostgreSQL float8[]."""
+    return [None if v != v else v for v in values]
+
+
 def iso_datetime(value: datetime | None) -> str | None:
     """UTC ISO-8601 with a trailing Z, second precision."""
     if value is None:

@@ -76,14 +76,6 @@ ON CONFLICT ON CONSTRAINT correlation_calculation_portfolio_window_date_uq DO UP
 RETURNING id, portfolio_id, (xmax = 0) AS inserted
 """
 
-_PAIRS_SQL = """
-INSERT INTO factors.pairwise_correlation
-    (calculation_id, symbol_1, symbol_2, correlation, correlation_dir, observations, p_value)
-SELECT cid, s1, s2, NULLIF(r, 'NaN'::float8), NULLIF(rd, 'NaN'::float8), n, NULLIF(p, 'NaN'::float8)
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::int2[], $7::float8[])
-    AS t(cid, s1, s2, r, rd, n, p)
-"""
-
 
 @dataclass(frozen=True)
 class ComputedCalculation:
@@ -150,23 +142,34 @@ async def store_calculations(
     return cid
 
 
+# Each calculation's row takes its slice [a, b] (1-based, inclusive) of the flat pair columns: asyncpg
+# encodes six flat arrays in C, where COPY records of per-row lists are encoded element by element.
+_PAIRS_SQL = """
+INSERT INTO factors.pairwise_correlation (calculation_id, symbols_1, symbols_2, correlations, correlations_dir,
+                                          observations, p_values)
+SELECT t.cid, ($4::text[])[t.a:t.b], ($5::text[])[t.a:t.b], ($6::float8[])[t.a:t.b], ($7::float8[])[t.a:t.b],
+       ($8::int2[])[t.a:t.b], ($9::float8[])[t.a:t.b]
+FROM unnest($1::uuid[], $2::int4[], $3::int4[]) AS t(cid, a, b)
+"""
+
+
 async def _insert_pairs(conn: Any, items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> None:
-    cols: list[list[Any]] = [[] for _ in range(7)]
+    """One factors.pairwise_correlation row (arrays) per calculation with at least one pair."""
+    ids: list[UUID] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    flat: list[list[Any]] = [[] for _ in range(6)]
     for i in items:
         pairs = pair_columns(i.result, i.rho_dir)
-        cols[0].extend([cid[i.portfolio_id]] * len(pairs))
-        sources: tuple[list[Any], ...] = (
-            pairs.symbol_1,
-            pairs.symbol_2,
-            pairs.rho,
-            pairs.rho_dir,
-            pairs.observations,
-            pairs.p_value,
-        )
-        for target, source in zip(cols[1:], sources, strict=True):
+        if not len(pairs):
+            continue
+        ids.append(cid[i.portfolio_id])
+        starts.append(len(flat[0]) + 1)
+        ends.append(len(flat[0]) + len(pairs))
+        for target, source in zip(flat, pairs.record(None)[1:], strict=True):
             target.extend(source)
-    if cols[0]:
-        await conn.execute(_PAIRS_SQL, *cols)
+    if ids:
+        await conn.execute(_PAIRS_SQL, ids, starts, ends, *flat)
 
 
 async def delete_calculations(

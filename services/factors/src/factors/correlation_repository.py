@@ -26,6 +26,7 @@ from factors.models_correlations import (
     correlation_cluster,
     correlation_cluster_member,
     correlation_node,
+    pairwise_correlation,
 )
 from factors.price_series import scatter_series
 from factors.repository import raw_connection
@@ -241,24 +242,6 @@ async def delete_calculation(session: AsyncSession, *, portfolio_id: UUID, durat
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-_PAIRS_SQL = sa.text(
-    """
-    INSERT INTO factors.pairwise_correlation
-        (calculation_id, symbol_1, symbol_2, correlation, correlation_dir, observations, p_value)
-    SELECT :cid, s1, s2, NULLIF(r, 'NaN'::float8), NULLIF(rd, 'NaN'::float8), n, NULLIF(p, 'NaN'::float8)
-    FROM unnest(CAST(:s1 AS text[]), CAST(:s2 AS text[]), CAST(:r AS float8[]), CAST(:rd AS float8[]),
-                CAST(:n AS int2[]), CAST(:p AS float8[])) AS t(s1, s2, r, rd, n, p)
-    """
-).bindparams(
-    sa.bindparam("s1", type_=pg.ARRAY(sa.Text)),
-    sa.bindparam("s2", type_=pg.ARRAY(sa.Text)),
-    sa.bindparam("r", type_=pg.ARRAY(sa.Float)),
-    sa.bindparam("rd", type_=pg.ARRAY(sa.Float)),
-    sa.bindparam("n", type_=pg.ARRAY(sa.SmallInteger)),
-    sa.bindparam("p", type_=pg.ARRAY(sa.Float)),
-)
-
-
 async def store_calculation(
     session: AsyncSession,
     *,
@@ -285,9 +268,7 @@ async def store_calculation(
     cid: UUID = row[0]
     if not row[1]:
         await session.execute(sa.delete(correlation_node).where(correlation_node.c.calculation_id == cid))
-        await session.execute(
-            sa.text("DELETE FROM factors.pairwise_correlation WHERE calculation_id = :cid"), {"cid": cid}
-        )
+        await session.execute(sa.delete(pairwise_correlation).where(pairwise_correlation.c.calculation_id == cid))
         await session.execute(sa.delete(correlation_cluster).where(correlation_cluster.c.calculation_id == cid))
 
     node_rows = [
@@ -300,16 +281,9 @@ async def store_calculation(
     pairs = correlation_rows.pair_columns(result, rho_dir)
     if len(pairs):
         await session.execute(
-            _PAIRS_SQL,
-            {
-                "cid": cid,
-                "s1": pairs.symbol_1,
-                "s2": pairs.symbol_2,
-                "r": pairs.rho,
-                "rd": pairs.rho_dir,
-                "n": pairs.observations,
-                "p": pairs.p_value,
-            },
+            pg.insert(pairwise_correlation).values(
+                dict(zip(correlation_rows.PAIR_COLUMNS, pairs.record(cid), strict=True))
+            )
         )
 
     clusters, members = correlation_rows.cluster_rows(result, filters)
@@ -392,21 +366,18 @@ async def calculation_pairs(
     session: AsyncSession, *, calculation_id: UUID
 ) -> tuple[list[str], list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stored pairs as columns: symbol_1, symbol_2, ρ, ρ^dir, n, p (NaN where NULL)."""
-    rows = (
+    t = pairwise_correlation.c
+    row = (
         await session.execute(
-            sa.text(
-                """
-                SELECT symbol_1, symbol_2, correlation, correlation_dir, observations, p_value
-                FROM factors.pairwise_correlation WHERE calculation_id = :cid
-                """
-            ),
-            {"cid": calculation_id},
+            sa.select(t.symbols_1, t.symbols_2, t.correlations, t.correlations_dir, t.observations, t.p_values).where(
+                t.calculation_id == calculation_id
+            )
         )
-    ).all()
-    if not rows:
+    ).one_or_none()
+    if row is None:
         empty = np.zeros(0)
         return [], [], empty, empty, np.zeros(0, dtype=np.int64), empty
-    s1, s2, r, rd, n, p = zip(*rows, strict=True)
+    s1, s2, r, rd, n, p = row
     as_float = lambda col: np.array([np.nan if v is None else v for v in col], dtype=float)  # noqa: E731
     return list(s1), list(s2), as_float(r), as_float(rd), np.array(n, dtype=np.int64), as_float(p)
 

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import numpy as np
 
-from common.formatting import round_money
+from common.formatting import nan_as_null, round_money
 from factors.correlation_compute import ENGINE_VERSION, CorrelationFilters, CorrelationResult
 
 INT2_MAX = 32767
@@ -104,6 +104,29 @@ class PairColumns:
 
     def __len__(self) -> int:
         return len(self.symbol_1)
+
+    def record(self, calculation_id: Any) -> tuple[Any, ...]:
+        """The factors.pairwise_correlation row of these pairs (NaN → NULL array elements)."""
+        return (
+            calculation_id,
+            self.symbol_1,
+            self.symbol_2,
+            nan_as_null(self.rho),
+            nan_as_null(self.rho_dir),
+            self.observations,
+            nan_as_null(self.p_value),
+        )
+
+
+PAIR_COLUMNS = (
+    "calculation_id",
+    "symbols_1",
+    "symbols_2",
+    "correlations",
+    "correlations_dir",
+    "observations",
+    "p_values",
+)
 
 
 def pair_columns(result: CorrelationResult, rho_dir: np.ndarray) -> PairColumns:

@@ -108,6 +108,8 @@ correlation_node = sa.Table(
     schema=SCHEMA,
 )
 
+# One row per calculation: the upper triangle of its pairs as parallel arrays (migration factors_0005;
+# the view factors.api_pairwise_correlation has one row per pair).
 pairwise_correlation = sa.Table(
     "pairwise_correlation",
     metadata,
@@ -117,16 +119,12 @@ pairwise_correlation = sa.Table(
         sa.ForeignKey(f"{SCHEMA}.correlation_calculation.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("symbol_1", SYMBOL, primary_key=True),
-    sa.Column("symbol_2", SYMBOL, primary_key=True),
-    sa.Column("correlation", FLOAT),
-    sa.Column("correlation_dir", FLOAT),
-    sa.Column("observations", sa.SmallInteger, nullable=False),
-    sa.Column("p_value", FLOAT),
-    sa.CheckConstraint("symbol_1 < symbol_2", name="pairwise_correlation_order_check"),
-    sa.CheckConstraint(
-        "correlation IS NULL OR (correlation >= -1 AND correlation <= 1)", name="pairwise_correlation_range_check"
-    ),
+    sa.Column("symbols_1", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("symbols_2", pg.ARRAY(sa.Text), nullable=False),
+    sa.Column("correlations", pg.ARRAY(FLOAT), nullable=False),
+    sa.Column("correlations_dir", pg.ARRAY(FLOAT), nullable=False),
+    sa.Column("observations", pg.ARRAY(sa.SmallInteger), nullable=False),
+    sa.Column("p_values", pg.ARRAY(FLOAT), nullable=False),
     schema=SCHEMA,
 )
 

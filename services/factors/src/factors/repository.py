@@ -21,6 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.formatting import nan_as_null
 from factors.models import (
     factor_definition,
     factor_matrix,
@@ -503,11 +504,6 @@ ORDER BY p.i
 """
 
 
-def _nan_as_null(values: list[float]) -> list[float | None]:
-    """A missing beta or dollar exposure (NaN) as a NULL array element."""
-    return [None if v != v else v for v in values]
-
-
 @dataclass(frozen=True)
 class PositionExposureColumns:
     """position_factor_exposure rows of one date: one row per position. Per-position columns hold one
@@ -565,8 +561,8 @@ async def replace_exposures(
             p.exposure,
             p.beta_source,
             p.quality_flag,
-            _nan_as_null(p.beta),
-            _nan_as_null(p.exposure_dollar),
+            nan_as_null(p.beta),
+            nan_as_null(p.exposure_dollar),
         )
     if portfolios:
         await conn.copy_records_to_table(

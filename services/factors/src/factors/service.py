@@ -31,8 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.db import is_transient_db_error
 from common.events import FactorsComputed, StepError, StepInfo
 from common.formatting import utcnow
+from common.run_cache import RunCache
 from factors import compute, exposures, market_model
 from factors import repository as repo
+from factors.beta_cache import RunBetas
 from factors.context import FactorsContext
 from factors.correlation_batch import prepare_batch_correlations
 
@@ -128,6 +130,20 @@ class FactorPipeline:
 
     def __init__(self, ctx: FactorsContext) -> None:
         self.ctx = ctx
+        self.betas: RunCache[RunBetas] = RunCache()
+
+    async def _betas(
+        self, session: AsyncSession, *, as_of: date, run_id: UUID | None, symbols: list[str], codes: list[str]
+    ) -> repo.StoredBetas:
+        """Stored betas of `symbols` (a run reads each symbol once; outside a run, always read)."""
+        cached = self.betas.get(as_of, run_id)
+        if cached is None or cached.codes != tuple(codes):
+            cached = RunBetas(tuple(codes))
+            self.betas.put(as_of, run_id, cached)
+        missing = cached.missing(symbols)
+        if missing:
+            cached.add(await repo.underlying_betas(session, as_of=as_of, symbols=missing, codes=codes))
+        return cached.select(symbols)
 
     # -- market model --------------------------------------------------------------------------
 
@@ -307,7 +323,7 @@ class FactorPipeline:
         underlyings = sorted(set(valued.underlying))
         # Positions valued on `as_of` but no longer held (a re-run of a past day) are regressed too.
         await self._ensure(session, as_of=as_of, run_id=run_id, symbols=underlyings)
-        stored = await repo.underlying_betas(session, as_of=as_of, symbols=underlyings, codes=codes)
+        stored = await self._betas(session, as_of=as_of, run_id=run_id, symbols=underlyings, codes=codes)
         computed = _compute(registry, ids, valued, stored, underlyings)
         positions, portfolios = _rows(registry, ids, valued, underlyings, computed, as_of=as_of, run_id=run_id)
         await repo.replace_exposures(

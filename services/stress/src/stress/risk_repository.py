@@ -14,7 +14,6 @@ and the price panel of a date is cached per process for the batch run that asked
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -59,31 +58,6 @@ class ClosePanel:
 
     days: np.ndarray
     closes: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-class ClosesCache:
-    """Per-process cache of close panels keyed by (as_of, run_id); a run never changes its own
-    prices, so one run's steps share the panel. Events outside a run (run_id None) are not cached."""
-
-    def __init__(self, size: int = 2) -> None:
-        self.size = size
-        self._panels: OrderedDict[tuple[date, UUID], ClosePanel] = OrderedDict()
-
-    def get(self, as_of: date, run_id: UUID | None) -> ClosePanel | None:
-        if run_id is None:
-            return None
-        panel = self._panels.get((as_of, run_id))
-        if panel is not None:
-            self._panels.move_to_end((as_of, run_id))
-        return panel
-
-    def put(self, as_of: date, run_id: UUID | None, panel: ClosePanel) -> None:
-        if run_id is None:
-            return
-        self._panels[(as_of, run_id)] = panel
-        self._panels.move_to_end((as_of, run_id))
-        while len(self._panels) > self.size:
-            self._panels.popitem(last=False)
 
 
 async def views_present(session: AsyncSession, names: tuple[str, ...]) -> set[str]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.db import is_transient_db_error
 from common.events import StepError
 from common.formatting import utcnow
+from common.run_cache import RunCache
 from stress import risk_repository as repo
 from stress.compute.risk_metrics import (
     MarketWindow,
@@ -140,7 +141,8 @@ class RiskMetricsEngine:
     """Computes and stores risk metrics for batches of portfolios of one date."""
 
     def __init__(self) -> None:
-        self.closes = repo.ClosesCache()
+        # A run never changes its own prices: one close panel per run serves all its batches.
+        self.closes: RunCache[repo.ClosePanel] = RunCache()
 
     async def close_panel(self, session: AsyncSession, as_of: date, run_id: UUID | None) -> repo.ClosePanel:
         """The close panel of (as_of, run_id): cached for a run, else read afresh."""
