@@ -6,9 +6,9 @@ column's own input function, so what is stored is what the per-row path stored:
 
 * Decimal money goes as its exact string (`numeric_in`), floats as their shortest repr (the same
   double back), UUIDs and dates as their canonical text, lists into `text[]` columns;
-* a Python None in a jsonb column is stored as JSON `null`, as SQLAlchemy's JSONB type does
+* a Python None in a json/jsonb column is stored as JSON `null`, as SQLAlchemy's JSON types do
   (`none_as_null=False`), and as SQL NULL elsewhere;
-* a jsonb value already serialised (`RawJson`, built column-wise by the stress results) is sent
+* a json/jsonb value already serialised (`RawJson`, built column-wise by the stress results) is sent
   as is;
 * a non-finite float (stored as NaN by the per-row path, but not representable in JSON) sends the
   rows through that per-row path instead.
@@ -50,7 +50,7 @@ def _json_safe(rows: Sequence[dict[str, Any]]) -> bool:
 
 
 def _documents(table: sa.Table, columns: list[str]) -> list[str]:
-    return [c for c in columns if isinstance(table.c[c].type, pg.JSONB)]
+    return [c for c in columns if isinstance(table.c[c].type, sa.JSON)]  # json and jsonb columns
 
 
 def _names(columns: list[str]) -> str:
@@ -76,9 +76,12 @@ def _upsert_sql(
     if documents:
         arrays = ", ".join(f"CAST(:doc_{i} AS text[])" for i in range(len(documents)))
         source += f" JOIN unnest({arrays}) WITH ORDINALITY AS d({_names(documents)}, n) USING (n)"
-    select = ", ".join(
-        f"""coalesce(CAST(d."{c}" AS jsonb), 'null'::jsonb)""" if c in documents else f'x."{c}"' for c in columns
-    )
+
+    def document(c: str) -> str:  # the column's own type: jsonb parses the text, json only checks it
+        kind = table.c[c].type.compile(dialect=_DIALECT)
+        return f"""coalesce(CAST(d."{c}" AS {kind}), 'null'::{kind})"""
+
+    select = ", ".join(document(c) if c in documents else f'x."{c}"' for c in columns)
     updates = ", ".join(f'"{c}" = excluded."{c}"' for c in columns if c not in conflict and c not in keep)
     where = f" WHERE {index_where}" if index_where else ""
     tail = f" RETURNING {_names(list(returning))}" if returning else ""
