@@ -393,6 +393,38 @@ async def check_position_matrix(w: World, resp: httpx.Response, values: dict[str
     assert_correlation_matrix(data["correlations"], len(data["nodes"]))
 
 
+async def a_report(w: World) -> dict[str, Any]:
+    """A completed md + json report of the hedge-fund portfolio, made once for the module."""
+    if "report" not in w.values:
+        body = {"portfolio_id": w.values["hf_portfolio"], "formats": ["md", "json"]}
+        resp = await w.client.post(
+            "/api/v1/reports/generate", headers={**w.headers["owner"], "Prefer": "wait=10"}, json=body
+        )
+        assert resp.status_code in (200, 202), resp.text
+        data = resp.json()["data"]
+        if resp.status_code == 202:
+            data = await wait_job(w.client, w.headers["owner"], data["status_url"])
+        assert data["status"] == "completed", data
+        w.values["report"] = data["report_id"]
+    return {"report": w.values["report"]}
+
+
+async def check_report_status(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert data["report_id"] == values["report"] and data["status"] == "completed"
+    assert [f["format"] for f in data["files"]] == ["md", "json"] and all(f["download_url"] for f in data["files"])
+
+
+async def an_export(w: World) -> dict[str, Any]:
+    """A CSV trade export of the owner, made once for the module."""
+    if "export" not in w.values:
+        body = {"trades": [{"side": "BUY", "symbol": "AAPL", "quantity": 1}], "format": "csv"}
+        resp = await w.client.post("/api/v1/export/trades", headers=w.headers["owner"], json=body)
+        assert resp.status_code == 201, resp.text
+        w.values["export"] = resp.json()["data"]["export_id"]
+    return {"export": w.values["export"]}
+
+
 async def ensure_exposures_of_mine(w: World) -> dict[str, Any]:
     """Factor exposures of the module's own portfolio (stress runs need them), computed once."""
     if "mine_exposures" not in w.values:
@@ -408,6 +440,53 @@ async def ensure_exposures_of_mine(w: World) -> dict[str, Any]:
             assert resp.status_code == 200, resp.text
         w.values["mine_exposures"] = "yes"
     return {}
+
+
+async def modeling_session(w: World) -> dict[str, Any]:
+    """One ProForma session of the owner with a trade and calculated impacts, made once for the module."""
+    if "session" not in w.values:
+        w.values["session"] = await calculated_session(w, "surface modelling")
+    return {"session": w.values["session"]}
+
+
+async def calculated_session(w: World, name: str) -> str:
+    owner = w.headers["owner"]
+    resp = await w.client.post("/api/v1/modeling/sessions", headers=owner, json={"name": unique(name)})
+    assert resp.status_code == 201, resp.text
+    sid = resp.json()["data"]["session_id"]
+    trade = {"ticker": "SPY", "side": "buy", "quantity": 10}
+    resp = await w.client.post(f"/api/v1/modeling/sessions/{sid}/trades", headers=owner, json=trade)
+    assert resp.status_code == 201, resp.text
+    resp = await w.client.post(f"/api/v1/modeling/sessions/{sid}/calculate", headers={**owner, "Prefer": "wait=10"})
+    assert resp.status_code == 200, resp.text
+    return str(sid)
+
+
+async def session_to_save(w: World) -> dict[str, Any]:
+    return {"save_session": await calculated_session(w, "surface save")}
+
+
+async def fresh_trade(w: World) -> dict[str, Any]:
+    """A trade added last to the module's session (removing the last trade is always allowed)."""
+    sid = (await modeling_session(w))["session"]
+    resp = await w.client.post(
+        f"/api/v1/modeling/sessions/{sid}/trades",
+        headers=w.headers["owner"],
+        json={"ticker": "QQQ", "side": "short", "quantity": 1},
+    )
+    assert resp.status_code == 201, resp.text
+    return {"session": sid, "fresh_trade": resp.json()["data"]["trades"][0]["trade_id"]}
+
+
+async def check_saved(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert data["status"] == "saved" and data["trade_count"] == 1 and MONEY_RE.match(data["after"]["equity"])
+
+
+async def check_impacts(w: World, resp: httpx.Response, values: dict[str, Any]) -> None:
+    data = resp.json()["data"]
+    assert {"before", "after", "change", "changes_summary", "stale", "warnings"} <= set(data)
+    assert data["changes_summary"][0] == "BUY 10 SPY @ 530.00", data["changes_summary"]
 
 
 # ---- the table ----------------------------------------------------------------------------------
@@ -934,6 +1013,92 @@ ROUTES: dict[tuple[str, str], Route] = {
         ok=(Req("/api/v1/notifications/read-all", check=check_all_read),),
         no_input="takes no body and no parameters",
     ),
+    # -------- ingest: ProForma modelling
+    ("POST", "/api/v1/modeling/sessions"): Route(
+        "user",
+        ok=(Req("/api/v1/modeling/sessions", json={"portfolio_id": "{hf_portfolio}", "name": "surface"}, status=201),),
+        bad=(
+            Req("/api/v1/modeling/sessions", json={}, status=422),
+            Req("/api/v1/modeling/sessions", json={"name": ""}, status=422),
+            Req("/api/v1/modeling/sessions", json={"name": "x", "portfolio_id": "not-a-uuid"}, status=422),
+            Req("/api/v1/modeling/sessions", json={"name": "x", "colour": "red"}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/modeling/sessions/{session_id}"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/modeling/sessions/{session}", setup=modeling_session),
+            Req("/api/v1/modeling/sessions/{session}", params={"include": "positions"}, setup=modeling_session),
+        ),
+        bad=(
+            Req("/api/v1/modeling/sessions/not-a-uuid", status=422),
+            Req("/api/v1/modeling/sessions/{session}", params={"include": "gossip"}, status=422),
+            Req("/api/v1/modeling/sessions/{no_such_session}", status=404, code="SESSION_NOT_FOUND"),
+        ),
+    ),
+    ("POST", "/api/v1/modeling/sessions/{session_id}/trades"): Route(
+        "user",
+        ok=(
+            Req(
+                "/api/v1/modeling/sessions/{session}/trades",
+                json={"trades": [{"ticker": "QQQ", "side": "short", "amount": 1000}]},
+                status=201,
+                setup=modeling_session,
+            ),
+        ),
+        bad=(
+            Req("/api/v1/modeling/sessions/{session}/trades", json={}, status=422),
+            Req("/api/v1/modeling/sessions/{session}/trades", json={"ticker": "SPY", "side": "buy"}, status=422),
+            Req(
+                "/api/v1/modeling/sessions/{session}/trades",
+                json={"ticker": "SPY", "side": "sideways", "quantity": 1},
+                status=422,
+            ),
+            Req("/api/v1/modeling/sessions/{session}/trades", json={"trades": []}, status=422),
+        ),
+    ),
+    ("DELETE", "/api/v1/modeling/sessions/{session_id}/trades/{trade_id}"): Route(
+        "user",
+        ok=(Req("/api/v1/modeling/sessions/{session}/trades/{fresh_trade}", setup=fresh_trade),),
+        bad=(Req("/api/v1/modeling/sessions/{session}/trades/not-a-uuid", status=422),),
+    ),
+    ("POST", "/api/v1/modeling/sessions/{session_id}/calculate"): Route(
+        "user",
+        ok=(Req("/api/v1/modeling/sessions/{session}/calculate", status=202, setup=modeling_session),),
+        bad=(
+            Req("/api/v1/modeling/sessions/{session}/calculate", json={"as_of_date": "someday"}, status=422),
+            Req("/api/v1/modeling/sessions/{session}/calculate", json={"force": True}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/modeling/sessions/{session_id}/impacts"): Route(
+        "user",
+        ok=(Req("/api/v1/modeling/sessions/{session}/impacts", setup=modeling_session, check=check_impacts),),
+        bad=(Req("/api/v1/modeling/sessions/not-a-uuid/impacts", status=422),),
+    ),
+    ("POST", "/api/v1/modeling/sessions/{session_id}/save"): Route(
+        "user",
+        ok=(Req("/api/v1/modeling/sessions/{save_session}/save", json={}, setup=session_to_save, check=check_saved),),
+        bad=(Req("/api/v1/modeling/sessions/{session}/save", json={"name": ""}, status=422),),
+    ),
+    ("POST", "/api/v1/modeling/sessions/{session_id}/suggestions"): Route(
+        "user",
+        ok=(
+            Req(
+                "/api/v1/modeling/sessions/{session}/suggestions",
+                json={"goal": "neutralize_beta"},
+                setup=modeling_session,
+            ),
+        ),
+        bad=(
+            Req("/api/v1/modeling/sessions/{session}/suggestions", json={"goal": "world_peace"}, status=422),
+            Req("/api/v1/modeling/sessions/{session}/suggestions", json={"goal": "neutralize_factor"}, status=422),
+            Req(
+                "/api/v1/modeling/sessions/{session}/suggestions",
+                json={"goal": "reduce_stress_loss", "target_pct": 2},
+                status=422,
+            ),
+        ),
+    ),
     # -------- stress: time series
     ("GET", "/api/v1/portfolio/exposures"): Route(
         "user",
@@ -1339,6 +1504,104 @@ ROUTES: dict[tuple[str, str], Route] = {
             ),
         ),
     ),
+    # -------- stress: reports and exports (#66-#71, #75)
+    ("POST", "/api/v1/reports/generate"): Route(
+        "user",
+        ok=(Req("/api/v1/reports/generate", json={"portfolio_id": "{hf_portfolio}", "formats": ["md"]}, status=202),),
+        bad=(
+            Req("/api/v1/reports/generate", json={"formats": ["docx"]}, status=422),
+            Req("/api/v1/reports/generate", json={"formats": []}, status=422),
+            Req("/api/v1/reports/generate", json={"sections": ["gossip"]}, status=422),
+            Req("/api/v1/reports/generate", json={"as_of_date": "someday"}, status=422),
+            Req("/api/v1/reports/generate", json={"colour": "red"}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/reports/{report_id}/status"): Route(
+        "user",
+        ok=(Req("/api/v1/reports/{report}/status", setup=a_report, check=check_report_status),),
+        bad=(
+            Req("/api/v1/reports/not-a-uuid/status", status=422),
+            Req("/api/v1/reports/{no_such_report}/status", status=404, code="REPORT_NOT_FOUND"),
+        ),
+    ),
+    ("GET", "/api/v1/reports/{report_id}/download"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/reports/{report}/download", params={"format": "md"}, setup=a_report, media="text/markdown"),
+            Req("/api/v1/reports/{report}/download", params={"format": "JSON"}, setup=a_report),
+        ),
+        bad=(
+            Req("/api/v1/reports/{report}/download", params={"format": "docx"}, status=422),
+            Req("/api/v1/reports/not-a-uuid/download", params={"format": "md"}, status=422),
+            Req(
+                "/api/v1/reports/{no_such_report}/download",
+                params={"format": "md"},
+                status=404,
+                code="REPORT_NOT_FOUND",
+            ),
+        ),
+    ),
+    ("GET", "/api/v1/reports"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/reports"),
+            Req(
+                "/api/v1/reports", params={"portfolio_id": "{hf_portfolio}", "trigger": "batch", "sort": "-as_of_date"}
+            ),
+        ),
+        bad=(
+            Req("/api/v1/reports", params={"status": "done"}, status=422),
+            Req("/api/v1/reports", params={"trigger": "cron"}, status=422),
+            Req("/api/v1/reports", params={"sort": "size"}, status=422),
+            Req("/api/v1/reports", params={"as_of_date": "someday"}, status=422),
+        ),
+    ),
+    ("POST", "/api/v1/export/trades"): Route(
+        "user",
+        ok=(
+            Req(
+                "/api/v1/export/trades",
+                json={"trades": [{"side": "SELL_SHORT", "symbol": "QQQ", "quantity": 5}], "format": "fix"},
+                status=201,
+            ),
+        ),
+        bad=(
+            Req("/api/v1/export/trades", json={"format": "csv"}, status=422),
+            Req(
+                "/api/v1/export/trades",
+                json={"trades": [{"side": "BUY", "symbol": "AAPL", "quantity": 1}], "format": "xlsx"},
+                status=422,
+            ),
+            Req(
+                "/api/v1/export/trades",
+                json={"trades": [{"side": "BUY", "symbol": "AAPL", "quantity": 0}], "format": "csv"},
+                status=422,
+            ),
+            Req(
+                "/api/v1/export/trades",
+                json={"trades": [{"side": "BUY", "symbol": "ZZNOPE", "quantity": 1}], "format": "csv"},
+                status=422,
+                code="UNKNOWN_SYMBOL",
+            ),
+        ),
+    ),
+    ("GET", "/api/v1/export/history"): Route(
+        "user",
+        ok=(Req("/api/v1/export/history"), Req("/api/v1/export/history", params={"export_type": "trades,report"})),
+        bad=(
+            Req("/api/v1/export/history", params={"export_type": "gossip"}, status=422),
+            Req("/api/v1/export/history", params={"sort": "file_name"}, status=422),
+            Req("/api/v1/export/history", params={"since": "yesterday"}, status=422),
+        ),
+    ),
+    ("GET", "/api/v1/export/{export_id}/download"): Route(
+        "user",
+        ok=(Req("/api/v1/export/{export}/download", setup=an_export, media="text/csv"),),
+        bad=(
+            Req("/api/v1/export/not-a-uuid/download", status=422),
+            Req("/api/v1/export/{no_such_export}/download", status=404, code="EXPORT_NOT_FOUND"),
+        ),
+    ),
 }
 
 ADMIN_ONLY_LAST = ("POST", "/api/v1/admin/demo/reset")
@@ -1384,10 +1647,11 @@ async def run_ok(w: World, method: str, req: Req) -> httpx.Response:
             data = body["data"]
             assert {"job_id", "job_type", "status", "deduplicated", "status_url", "result_url"} <= set(data), data
             assert resp.headers["location"] == data["status_url"] and resp.headers["retry-after"] == "2"
-            # Uploads point at their own status route (api.md #24); every other job at /jobs/{job_id} (§2.9).
+            # Uploads and reports point at their own status route (api.md #24, #66); other jobs at /jobs/{job_id}.
             assert data["status_url"] in (
                 f"/api/v1/jobs/{data['job_id']}",
                 f"/api/v1/portfolio/upload/{data.get('upload_id')}/status",
+                f"/api/v1/reports/{data.get('report_id')}/status",
             ), data
             job = await wait_job(w.client, headers_of(w, req, extra), data["status_url"])
             assert job["status"] == "completed", job

@@ -513,6 +513,77 @@ async def _read_notification(w: IsoWorld) -> None:
     await assert_unchanged(w)
 
 
+async def owner_session(w: IsoWorld) -> str:
+    """The owner's ProForma session (one trade, calculated), made once; its id is added to `w.ids`."""
+    if "session" not in w.ids:
+        resp = await w.as_owner("POST", "/api/v1/modeling/sessions", json={"name": unique("isolation")})
+        assert resp.status_code == 201, resp.text
+        sid = resp.json()["data"]["session_id"]
+        trade = {"ticker": "SPY", "side": "buy", "quantity": 5}
+        resp = await w.as_owner("POST", f"/api/v1/modeling/sessions/{sid}/trades", json=trade)
+        assert resp.status_code == 201, resp.text
+        w.ids["trade"] = resp.json()["data"]["trades"][0]["trade_id"]
+        resp = await w.as_owner("POST", f"/api/v1/modeling/sessions/{sid}/calculate", headers={"Prefer": "wait=10"})
+        assert resp.status_code == 200, resp.text
+        w.ids["session"] = sid
+    return w.ids["session"]
+
+
+async def session_view(w: IsoWorld) -> dict[str, Any]:
+    """What the owner's session holds (read without counting as activity)."""
+    resp = await w.as_owner("GET", f"/api/v1/modeling/sessions/{await owner_session(w)}/impacts")
+    assert resp.status_code == 200, resp.text
+    data = resp.json()["data"]
+    return {k: data[k] for k in ("trade_version", "current_trade_version", "impacts_status", "after")}
+
+
+def session_route(method: str, template: str, *, owner_status: int | None, **kw: Any) -> Case:
+    """A foreign call on the owner's session answers 404 SESSION_NOT_FOUND and changes nothing."""
+
+    async def check(w: IsoWorld) -> None:
+        before = await session_view(w)
+        await hidden(w, method, template, "SESSION_NOT_FOUND", owner_status=owner_status, **kw)
+        assert await session_view(w) == before
+        await assert_unchanged(w)
+
+    return check
+
+
+_SESSION = "/api/v1/modeling/sessions/{session}"
+for _method, _path, _template, _owner_status, _kw in (
+    ("GET", "/api/v1/modeling/sessions/{session_id}", _SESSION + "?include=positions", 200, {}),
+    ("GET", "/api/v1/modeling/sessions/{session_id}/impacts", _SESSION + "/impacts", 200, {}),
+    (
+        "POST",
+        "/api/v1/modeling/sessions/{session_id}/trades",
+        _SESSION + "/trades",
+        None,
+        {"json": {"ticker": "QQQ", "side": "short", "quantity": 1}},
+    ),
+    ("DELETE", "/api/v1/modeling/sessions/{session_id}/trades/{trade_id}", _SESSION + "/trades/{trade}", None, {}),
+    ("POST", "/api/v1/modeling/sessions/{session_id}/calculate", _SESSION + "/calculate", None, {}),
+    ("POST", "/api/v1/modeling/sessions/{session_id}/save", _SESSION + "/save", None, {"json": {"name": "mine now"}}),
+    (
+        "POST",
+        "/api/v1/modeling/sessions/{session_id}/suggestions",
+        _SESSION + "/suggestions",
+        None,
+        {"json": {"goal": "neutralize_beta"}},
+    ),
+):
+    case(_method, _path)(session_route(_method, _template, owner_status=_owner_status, **_kw))
+
+
+@case("POST", "/api/v1/modeling/sessions")
+async def _start_session(w: IsoWorld) -> None:
+    count = "SELECT count(*) AS n FROM ingest.api_modeling_session WHERE portfolio_id = $1"
+    sessions = (await w.system.inner.db.fetchrow(count, uuid.UUID(w.ids["portfolio"])))["n"]
+    body = {"portfolio_id": "{portfolio}", "name": "not yours"}
+    await hidden(w, "POST", "/api/v1/modeling/sessions", "PORTFOLIO_NOT_FOUND", json=body, owner_status=None)
+    assert (await w.system.inner.db.fetchrow(count, uuid.UUID(w.ids["portfolio"])))["n"] == sessions
+    await assert_unchanged(w)
+
+
 @case("GET", "/api/v1/jobs/{job_id}")
 async def _job(w: IsoWorld) -> None:
     await hidden(w, "GET", "/api/v1/jobs/{upload_job}", "JOB_NOT_FOUND")

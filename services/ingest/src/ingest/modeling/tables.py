@@ -52,6 +52,10 @@ modeling_session = sa.Table(
     _now("last_activity_at"),
     sa.Column("saved_at", sa.DateTime(timezone=True)),
     sa.Column("expires_at", sa.DateTime(timezone=True)),
+    sa.Index("modeling_session_user_active_idx", "user_id", "status", postgresql_where=sa.text("status = 'active'")),
+    sa.Index("modeling_session_expiry_idx", "expires_at", postgresql_where=sa.text("status = 'active'")),
+    sa.Index("modeling_session_user_idx", "user_id", sa.text("created_at DESC")),
+    sa.Index("modeling_session_portfolio_idx", "portfolio_id"),
 )
 
 modeling_trade = sa.Table(
