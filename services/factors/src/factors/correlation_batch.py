@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import is_transient_db_error
+from common.run_cache import RunCache
 from factors import correlation_bulk_store as bulk
 from factors import correlation_repository as repo
 from factors.correlation_bulk_store import ComputedCalculation
@@ -51,6 +52,7 @@ from factors.correlation_service import (
     _skipped,
     compute_portfolio_correlations,
 )
+from factors.run_grid import RunGrid, cached_price_grid
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +93,13 @@ async def prepare_batch_correlations(
     duration_days: int = POS_CORR_WINDOW,
     filters: CorrelationFilters | None = None,
     run_id: UUID | None = None,
+    grids: RunCache[RunGrid] | None = None,
 ) -> PreparedCorrelations:
     """The batched reads, then the compute pass started in a worker thread (large batches): the
     caller may run other statements on `session` (the factors step) while it computes — the
     compute needs no database, so the two overlap — and then calls `finish` to store the results."""
     ids = list(dict.fromkeys(portfolio_ids))
+    grids = grids if grids is not None else RunCache()  # the caller's run-scoped grid, else one of its own
     chosen = filters or CorrelationFilters()
     batch = PreparedCorrelations(ids, as_of, duration_days, chosen, run_id)
     if not MIN_DURATION_DAYS <= duration_days <= MAX_DURATION_DAYS:
@@ -113,7 +117,9 @@ async def prepare_batch_correlations(
             }
             symbols = sorted({s for pid in todo for s in inputs[pid].wanted()})
             dates, closes = (
-                await repo.price_grid(session, symbols=symbols, as_of=as_of, days=duration_days + 1)
+                await cached_price_grid(
+                    session, grids, symbols=symbols, as_of=as_of, days=duration_days + 1, run_id=run_id
+                )
                 if symbols
                 else ([], np.zeros((0, 0)))
             )

@@ -37,6 +37,7 @@ from factors import repository as repo
 from factors.beta_cache import RunBetas
 from factors.context import FactorsContext
 from factors.correlation_batch import prepare_batch_correlations
+from factors.run_grid import RunGrid
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class FactorPipeline:
     def __init__(self, ctx: FactorsContext) -> None:
         self.ctx = ctx
         self.betas: RunCache[RunBetas] = RunCache()
+        self.grids: RunCache[RunGrid] = RunCache()
 
     async def _betas(
         self, session: AsyncSession, *, as_of: date, run_id: UUID | None, symbols: list[str], codes: list[str]
@@ -252,7 +254,7 @@ class FactorPipeline:
             # Reads first: the correlation compute then runs in a worker thread while the factors
             # step's statements keep the database busy (correlations read no factors rows).
             prepared = await prepare_batch_correlations(
-                session, portfolio_ids=ids, as_of=as_of, duration_days=duration_days, run_id=run_id
+                session, portfolio_ids=ids, as_of=as_of, duration_days=duration_days, run_id=run_id, grids=self.grids
             )
         try:
             if "factors" in steps:

@@ -1,0 +1,54 @@
+"""The correlation price grid of one run, read from the database once per symbol per process.
+
+The correlations step of a daily run reads the closes of every batch's underlyings over the same
+window (duration_days + 1 trading days ending at the run's date); batches share most underlyings, so
+per-batch reads re-read the same rows. Within a run prices are fixed (common.run_cache), so a
+symbol's column, read once, serves the later batches of the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from uuid import UUID
+
+import numpy as np
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.run_cache import RunCache
+from factors.correlation_repository import price_grid
+
+
+@dataclass
+class RunGrid:
+    """The window's dates and the close column (len(dates),) of every symbol read so far."""
+
+    days: int
+    dates: list[date] = field(default_factory=list)
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+async def cached_price_grid(
+    session: AsyncSession,
+    cache: RunCache[RunGrid],
+    *,
+    symbols: Sequence[str],
+    as_of: date,
+    days: int,
+    run_id: UUID | None,
+) -> tuple[list[date], np.ndarray]:
+    """`price_grid(symbols, as_of, days)`, reading only symbols this run has not read yet."""
+    grid = cache.get(as_of, run_id)
+    if grid is None or grid.days != days:
+        grid = RunGrid(days)
+        cache.put(as_of, run_id, grid)
+    missing = [s for s in symbols if s not in grid.columns]
+    if missing or not grid.dates:
+        dates, closes = await price_grid(session, symbols=missing, as_of=as_of, days=days)
+        grid.dates = dates
+        for j, symbol in enumerate(missing):
+            grid.columns[symbol] = closes[:, j]
+    if not symbols:
+        return grid.dates, np.zeros((len(grid.dates), 0))
+    return grid.dates, np.column_stack([grid.columns[s] for s in symbols])
