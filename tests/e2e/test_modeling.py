@@ -177,6 +177,26 @@ async def beta_neutral_flow(client: httpx.AsyncClient, headers: dict[str, str]) 
     assert market(impacts["before"])["beta"] > 0.1, "the demo book has a clearly positive beta to neutralise"
     assert impacts["after"]["equity"] == impacts["before"]["equity"]
 
+    # Hedges with ETFs nobody holds (betas regressed in memory by rpc.factors.evaluate, passed on to stress).
+    size = await call(
+        client,
+        "POST",
+        f"{SESSIONS}/{sid}/suggestions",
+        headers,
+        200,
+        json={"goal": "neutralize_factor", "factor": "size"},
+    )
+    (hedge,) = size["suggestions"]
+    factor = next(f for f in hedge["impact"]["after"]["factors"] if f["code"] == "size")
+    assert hedge["instrument"] == "IWM" and abs(factor["beta"]) <= 0.001, (hedge["sizing"], factor)
+    stress = await call(
+        client, "POST", f"{SESSIONS}/{sid}/suggestions", headers, 200, json={"goal": "reduce_stress_loss"}
+    )
+    best = stress["suggestions"][0]
+    worst_before = money(best["impact"]["before"]["stress"][0]["correlated_pnl"])
+    worst_after = money(best["impact"]["after"]["stress"][0]["correlated_pnl"])
+    assert best["target_met"] and worst_after >= 0.5 * worst_before - float(best["sizing"]["price"]), best["sizing"]
+
 
 # --------------------------------------------------------------------------------------- all-in-one
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from common.formatting import iso_date, iso_datetime, money, price, qty
-from ingest.modeling.book import BookedTrade
+from ingest.modeling.book import BookedTrade, holdings_of
 from ingest.modeling.metrics import local_figures, present
 from ingest.modeling.store import base_from_json, trade_from_row
 from ingest.modeling.valuation import ValuedBook, base_units, valued_book
@@ -23,11 +23,7 @@ def impacts_url(session_id: Any) -> str:
 def base_book(row: dict[str, Any]) -> ValuedBook:
     """The frozen "before" book of a session row."""
     base = [base_from_json(p) for p in row["base_positions"]]
-    units = base_units(base)
-    holdings: dict[str, Any] = {}
-    for p in base:
-        holdings[p.instrument.symbol] = holdings.get(p.instrument.symbol, 0) + p.quantity
-    return valued_book(holdings, units, row["base_cash_balance"])
+    return valued_book(holdings_of(base), base_units(base), row["base_cash_balance"])
 
 
 def base_summary(row: dict[str, Any]) -> dict[str, Any]:

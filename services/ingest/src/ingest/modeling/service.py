@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -22,7 +22,7 @@ from common.jobs import JobOutcome
 from ingest.access import resolve_portfolio
 from ingest.context import IngestContext
 from ingest.modeling import store
-from ingest.modeling.book import BasePosition, BookedTrade, apply_trades, replay
+from ingest.modeling.book import BasePosition, apply_trades, replay
 from ingest.modeling.engines import Engines
 from ingest.modeling.impacts import evaluate, impacts_document, load_units
 from ingest.modeling.intents import resolve
@@ -69,6 +69,17 @@ class ModelingService:
         self.db = ctx.db
         self.engines = Engines(ctx.bus)
         self.plumbing = ctx.plumbing
+        # A calculation interrupted by a restart is run again from its scope (session and date).
+        self.plumbing.runner.resumers[JOB_TYPE] = self._resume
+
+    def _resume(self, job: dict[str, Any]) -> Callable[[UUID], Awaitable[JobOutcome]]:
+        scope = job["scope"]
+        session_id, as_of = UUID(scope["session_id"]), date.fromisoformat(scope["as_of_date"])
+
+        async def run(_: UUID) -> JobOutcome:
+            return await self.run_calculation(session_id, as_of)
+
+        return run
 
     async def load(self, session: Any, principal: Principal, session_id: UUID, *, lock: bool = False) -> dict[str, Any]:
         """The caller's session (expiry applied) or 404 SESSION_NOT_FOUND."""
@@ -345,7 +356,3 @@ def _trades_body(row: dict[str, Any], rows: Sequence[dict[str, Any]]) -> dict[st
         "trades": [trade_json(r) for r in rows],
         "impacts_status": impacts_status(row),
     }
-
-
-def booked_trades(rows: Sequence[dict[str, Any]]) -> list[BookedTrade]:
-    return [store.trade_from_row(r) for r in rows]

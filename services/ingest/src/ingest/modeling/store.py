@@ -47,7 +47,7 @@ def instrument_of(row: Any) -> Instrument:
         multiplier=int(row["multiplier"]),
         option_type=row["option_type"],
         strike=_dec(row["strike_price"]),
-        expiry=row["expiration_date"] if isinstance(row["expiration_date"], date | None) else None,
+        expiry=row["expiration_date"],
     )
 
 

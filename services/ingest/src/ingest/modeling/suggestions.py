@@ -20,7 +20,7 @@ import numpy as np
 
 from common.auth import Principal
 from common.db import Database
-from common.errors import ServiceUnavailable, ValidationFailed
+from common.errors import ServiceUnavailable, UpstreamError, ValidationFailed
 from common.formatting import money, qty
 from ingest.modeling import goals
 from ingest.modeling.book import Instrument, TradeIntent, apply_trades
@@ -100,6 +100,12 @@ async def suggest(
     book = session_book(row, trade_rows)
     units, warnings = await load_units(svc.db, svc.engines, book, as_of)
     _, current = before_after(book, units)
+    if body.goal == "reduce_delta" and body.underlying is not None:
+        held = {u.instrument.underlying for u in current.units}
+        if body.underlying.strip().upper() not in held:
+            raise ValidationFailed.field(
+                "body.underlying", "the session holds nothing on this underlying", body.underlying
+            )
     candidates = await _candidates(svc.db, body)
     closes = await latest_closes(svc.db, candidates, as_of)
     prices = {
@@ -113,6 +119,9 @@ async def suggest(
         units.setdefault(symbol, stock_unit(Instrument(symbol, "stock", symbol), closes[symbol].price))
     probes = {probe_key(s): _probe(units[s]) for s in prices}
     first = await evaluate(svc.engines, {CURRENT: current, **probes}, as_of)
+    needed = first.scenarios.get(CURRENT) if body.goal == "reduce_stress_loss" else first.factors.get(CURRENT)
+    if body.goal != "reduce_delta" and not needed:
+        raise UpstreamError("The engines could not evaluate the session: " + "; ".join(first.warnings))
     hedges = _hedges(body, first, current, prices)
 
     holdings = book.holdings_after()
