@@ -590,6 +590,70 @@ async def _job(w: IsoWorld) -> None:
     await hidden(w, "GET", "/api/v1/jobs/{greeks_job}", "JOB_NOT_FOUND")
 
 
+# -------- reports and exports (stress, api.md #66-#71, #75)
+
+for _path in ("/api/v1/reports", "/api/v1/export/history"):
+    case("GET", _path)(portfolio_read(_path))
+
+
+async def owner_report(w: IsoWorld) -> str:
+    """The owner's completed Markdown report, made once; its id is added to `w.ids`."""
+    if "report" not in w.ids:
+        resp = await w.as_owner(
+            "POST", "/api/v1/reports/generate", json={"formats": ["md"]}, headers={"Prefer": "wait=10"}
+        )
+        assert resp.status_code == 200 and resp.json()["data"]["status"] == "completed", resp.text
+        w.ids["report"] = resp.json()["data"]["report_id"]
+    return w.ids["report"]
+
+
+def report_route(template: str) -> Case:
+    async def check(w: IsoWorld) -> None:
+        await owner_report(w)
+        await hidden(w, "GET", template, "REPORT_NOT_FOUND")
+        await assert_unchanged(w)
+
+    return check
+
+
+case("GET", "/api/v1/reports/{report_id}/status")(report_route("/api/v1/reports/{report}/status"))
+case("GET", "/api/v1/reports/{report_id}/download")(report_route("/api/v1/reports/{report}/download?format=md"))
+
+REPORTS_OF = "SELECT count(*) AS n FROM stress.report WHERE portfolio_id = $1"
+
+
+@case("POST", "/api/v1/reports/generate")
+async def _generate_report(w: IsoWorld) -> None:
+    db, pid = w.system.inner.db, uuid.UUID(w.ids["portfolio"])
+    reports = (await db.fetchrow(REPORTS_OF, pid))["n"]
+    for body in ({"portfolio_id": "{portfolio}"}, {"portfolio_id": "{portfolio}", "formats": ["json"]}):
+        await hidden(w, "POST", "/api/v1/reports/generate", "PORTFOLIO_NOT_FOUND", json=body, owner_status=None)
+    assert (await db.fetchrow(REPORTS_OF, pid))["n"] == reports
+    await assert_unchanged(w)
+
+
+@case("POST", "/api/v1/export/trades")
+async def _export_session(w: IsoWorld) -> None:
+    await owner_session(w)
+    exports = "SELECT count(*) AS n FROM stress.export WHERE session_id = $1"
+    before = (await w.system.inner.db.fetchrow(exports, uuid.UUID(w.ids["session"])))["n"]
+    body = {"session_id": "{session}", "format": "csv"}
+    await hidden(w, "POST", "/api/v1/export/trades", "SESSION_NOT_FOUND", json=body, owner_status=201)
+    assert (await w.system.inner.db.fetchrow(exports, uuid.UUID(w.ids["session"])))["n"] == before + 1  # the owner's
+    await assert_unchanged(w)
+
+
+@case("GET", "/api/v1/export/{export_id}/download")
+async def _export_download(w: IsoWorld) -> None:
+    if "export" not in w.ids:
+        body = {"trades": [{"side": "BUY", "symbol": "AAPL", "quantity": 1}], "format": "json"}
+        resp = await w.as_owner("POST", "/api/v1/export/trades", json=body)
+        assert resp.status_code == 201, resp.text
+        w.ids["export"] = resp.json()["data"]["export_id"]
+    await hidden(w, "GET", "/api/v1/export/{export}/download", "EXPORT_NOT_FOUND")
+    await assert_unchanged(w)
+
+
 # --------------------------------------------------------------------------------------- tests
 
 
