@@ -1,6 +1,6 @@
-"""Alert rules: `promtool check rules` accepts them, promtool unit tests (alerts_test.yml) show each
-alert firing on its series after its `for` and not before, the Kubernetes PrometheusRule carries the
-same groups, and every alert has a runbook section."""
+"""Alert rules: `promtool check rules` accepts them, promtool unit tests (alerts_test.yml and
+cycle_alert_test.yml) show each alert firing on its series after its `for` and not before, the
+Kubernetes PrometheusRule carries the same groups, and every alert has a runbook section."""
 
 from __future__ import annotations
 
@@ -32,10 +32,12 @@ def test_alert_rules_pass_promtool_check(promtool: str) -> None:
 
 
 def test_each_alert_fires_on_its_series_after_its_for_duration(promtool: str) -> None:
-    tests = Path(__file__).with_name("alerts_test.yml")
-    result = run(promtool, "test", "rules", str(tests))
+    files = [Path(__file__).with_name(name) for name in ("alerts_test.yml", "cycle_alert_test.yml")]
+    result = run(promtool, "test", "rules", *map(str, files))
     assert result.returncode == 0, result.stdout + result.stderr
-    tested = {case["alertname"] for group in load_yaml(tests)["tests"] for case in group["alert_rule_test"]}
+    tested = {
+        case["alertname"] for path in files for group in load_yaml(path)["tests"] for case in group["alert_rule_test"]
+    }
     assert tested == set(alert_names())
 
 

@@ -140,7 +140,11 @@ def test_prod_scales_queue_consumers_with_keda_on_their_own_queues() -> None:
         assert obj["spec"]["scaleTargetRef"]["name"] in deployments
         assert "replicas" not in deployments[name]["spec"]  # the autoscaler owns the count
         queues = {t["metadata"]["queueName"] for t in obj["spec"]["triggers"]}
-        assert queues == declared_queues(name), name
+        assert queues == declared_queues(name), (
+            f"{name}: the ScaledObject's triggers (deploy/k8s/overlays/prod/keda.yaml) must list exactly the "
+            f"queues the service consumes: add {sorted(declared_queues(name) - queues)}, "
+            f"remove {sorted(queues - declared_queues(name))}"
+        )
         for trigger in obj["spec"]["triggers"]:
             assert trigger["type"] == "rabbitmq"
             assert trigger["metadata"]["mode"] == "QueueLength"
