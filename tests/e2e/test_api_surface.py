@@ -466,6 +466,12 @@ async def session_to_save(w: World) -> dict[str, Any]:
     return {"save_session": await calculated_session(w, "surface save")}
 
 
+async def session_to_cancel(w: World) -> dict[str, Any]:
+    resp = await w.client.post("/api/v1/modeling/sessions", headers=w.headers["owner"], json={"name": unique("doomed")})
+    assert resp.status_code == 201, resp.text
+    return {"doomed_session": resp.json()["data"]["session_id"]}
+
+
 async def fresh_trade(w: World) -> dict[str, Any]:
     """A trade added last to the module's session (removing the last trade is always allowed)."""
     sid = (await modeling_session(w))["session"]
@@ -1023,6 +1029,23 @@ ROUTES: dict[tuple[str, str], Route] = {
             Req("/api/v1/modeling/sessions", json={"name": "x", "portfolio_id": "not-a-uuid"}, status=422),
             Req("/api/v1/modeling/sessions", json={"name": "x", "colour": "red"}, status=422),
         ),
+    ),
+    ("GET", "/api/v1/modeling/sessions"): Route(
+        "user",
+        ok=(
+            Req("/api/v1/modeling/sessions"),
+            Req("/api/v1/modeling/sessions", params={"status": "active,saved", "portfolio_id": "{hf_portfolio}"}),
+        ),
+        bad=(
+            Req("/api/v1/modeling/sessions", params={"status": "dreaming"}, status=422),
+            Req("/api/v1/modeling/sessions", params={"portfolio_id": "not-a-uuid"}, status=422),
+            Req("/api/v1/modeling/sessions", params={"limit": "501"}, status=422),
+        ),
+    ),
+    ("DELETE", "/api/v1/modeling/sessions/{session_id}"): Route(
+        "user",
+        ok=(Req("/api/v1/modeling/sessions/{doomed_session}", status=204, media="", setup=session_to_cancel),),
+        bad=(Req("/api/v1/modeling/sessions/not-a-uuid", status=422),),
     ),
     ("GET", "/api/v1/modeling/sessions/{session_id}"): Route(
         "user",

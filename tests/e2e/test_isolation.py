@@ -257,6 +257,7 @@ for _path in (
     "/api/v1/risk/metrics",
     "/api/v1/risk/correlations/positions/metrics",
     "/api/v1/risk/correlations/positions/matrix",
+    "/api/v1/modeling/sessions",
 ):
     case("GET", _path)(portfolio_read(_path))
 
@@ -563,6 +564,7 @@ for _method, _path, _template, _owner_status, _kw in (
     ("DELETE", "/api/v1/modeling/sessions/{session_id}/trades/{trade_id}", _SESSION + "/trades/{trade}", None, {}),
     ("POST", "/api/v1/modeling/sessions/{session_id}/calculate", _SESSION + "/calculate", None, {}),
     ("POST", "/api/v1/modeling/sessions/{session_id}/save", _SESSION + "/save", None, {"json": {"name": "mine now"}}),
+    ("DELETE", "/api/v1/modeling/sessions/{session_id}", _SESSION, None, {}),
     (
         "POST",
         "/api/v1/modeling/sessions/{session_id}/suggestions",

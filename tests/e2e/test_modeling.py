@@ -156,6 +156,9 @@ async def demo_flow(client: httpx.AsyncClient, headers: dict[str, str], relogin:
     assert_error(again, 409, "SESSION_NOT_ACTIVE")
     now = await call(client, "GET", "/api/v1/portfolio", headers, 200)
     assert now["market_value"] == live["market_value"] and now["equity"] == live["equity"]
+    listed = await call(client, "GET", SESSIONS, headers, 200, params={"status": "saved", "portfolio_id": pid})
+    mine = next(s for s in listed if s["session_id"] == sid)
+    assert (mine["name"], mine["trade_count"], mine["status"]) == ("Hedge the beta (saved)", 2, "saved")
     return str(sid)
 
 
@@ -196,6 +199,12 @@ async def beta_neutral_flow(client: httpx.AsyncClient, headers: dict[str, str]) 
     worst_before = money(best["impact"]["before"]["stress"][0]["correlated_pnl"])
     worst_after = money(best["impact"]["after"]["stress"][0]["correlated_pnl"])
     assert best["target_met"] and worst_after >= 0.5 * worst_before - float(best["sizing"]["price"]), best["sizing"]
+
+    # Cancelling ends the session without saving: still readable, no longer changeable.
+    cancelled = await client.delete(f"{SESSIONS}/{sid}", headers=headers)
+    assert cancelled.status_code == 204, cancelled.text
+    assert (await call(client, "GET", f"{SESSIONS}/{sid}", headers, 200))["status"] == "cancelled"
+    assert_error(await client.delete(f"{SESSIONS}/{sid}", headers=headers), 409, "SESSION_NOT_ACTIVE")
 
 
 # --------------------------------------------------------------------------------------- all-in-one

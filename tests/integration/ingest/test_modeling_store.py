@@ -207,3 +207,21 @@ async def test_a_trade_must_have_a_positive_quantity(session: AsyncSession) -> N
     with pytest.raises(IntegrityError):
         async with session.begin_nested():
             await store.insert_trades(session, row["id"], 1, [_trade(QQQ, "short", 0, 0, 0)])
+
+
+async def test_session_list_filters_by_portfolio_and_status_and_counts_trades(session: AsyncSession) -> None:
+    user = uuid.uuid4()
+    first, second = await _session(session, user), await _session(session, user)
+    await store.insert_trades(session, first["id"], 1, [_trade(QQQ, "short", 1, 0, -1), _trade(QQQ, "cover", 1, -1, 0)])
+    await store.update_session(session, second["id"], status="cancelled", expires_at=None)
+    rows, total = await store.list_sessions(session, user_id=user, portfolio_id=None, statuses=[], limit=50, offset=0)
+    assert total == 2 and [r["id"] for r in rows] == [second["id"], first["id"]]
+    assert "base_positions" not in rows[0] and rows[1]["trade_count"] == 2
+    active, n = await store.list_sessions(
+        session, user_id=user, portfolio_id=first["portfolio_id"], statuses=["active"], limit=1, offset=0
+    )
+    assert n == 1 and [r["id"] for r in active] == [first["id"]]
+    none, zero = await store.list_sessions(
+        session, user_id=uuid.uuid4(), portfolio_id=None, statuses=[], limit=50, offset=0
+    )
+    assert (none, zero) == ([], 0)

@@ -10,13 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from common.api import envelope, split_multi
+from common.api import check_limit, envelope, page_block, parse_enum_multi, split_multi
 from common.auth import Principal
 from common.errors import ValidationFailed
 from common.jobs import prefer_wait_seconds
 from ingest.access import caller
 from ingest.modeling import docs
-from ingest.modeling.present import positions_json, session_json, session_url, trade_json
+from ingest.modeling.present import positions_json, session_json, session_summary, session_url, trade_json
 from ingest.modeling.proforma import before_after, session_units
 from ingest.modeling.schemas import (
     CalculateRequest,
@@ -28,6 +28,7 @@ from ingest.modeling.schemas import (
 )
 from ingest.modeling.service import ModelingService, session_book
 from ingest.modeling.suggestions import suggest
+from ingest.modeling.tables import SESSION_STATUSES
 
 PREFIX = "/api/v1/modeling/sessions"
 
@@ -54,6 +55,26 @@ def create_modeling_router(service: ModelingService) -> APIRouter:
         data = await service.create(principal, body)
         headers = {"Location": session_url(data["session_id"])}
         return envelope(data, request=request, status=201, headers=headers, as_of=data["base"]["as_of"])
+
+    @router.get(PREFIX, summary="The caller's sessions", **docs.LIST)
+    async def list_sessions(
+        request: Request,
+        portfolio_id: UUID | None = Query(None, description="Only the sessions of this portfolio"),
+        status: str | None = Query(None, description="active, saved, cancelled, expired (comma-separated)"),
+        limit: int = Query(50),
+        offset: int = Query(0),
+        principal: Principal = Depends(caller),
+    ) -> Response:
+        limit, offset = check_limit(limit, offset)
+        statuses = parse_enum_multi(status, SESSION_STATUSES, "status")
+        rows, total = await service.list_sessions(principal, portfolio_id, statuses, limit, offset)
+        data = [session_summary(r, r["trade_count"]) for r in rows]
+        return envelope(data, request=request, page=page_block(limit, offset, total))
+
+    @router.delete(PREFIX + "/{session_id}", status_code=204, summary="Cancel a session", **docs.CANCEL)
+    async def cancel(session_id: UUID, principal: Principal = Depends(caller)) -> Response:
+        await service.cancel(principal, session_id)
+        return Response(status_code=204)
 
     @router.get(PREFIX + "/{session_id}", summary="Session state: trades, status, last job (#54)", **docs.READ)
     async def read(

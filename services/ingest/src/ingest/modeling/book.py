@@ -147,6 +147,11 @@ def _size(intent: TradeIntent, side: str, net: Decimal) -> Decimal:
     return quantity
 
 
+def _n(value: Decimal) -> str:
+    """A quantity for messages: `1510`, not `1510.0000`."""
+    return f"{value.normalize():f}" if value else "0"
+
+
 def _check_direction(intent: TradeIntent, side: str, net: Decimal, quantity: Decimal) -> None:
     field, symbol = intent.field, intent.instrument.symbol
     if side == "buy" and net < 0:
@@ -154,11 +159,11 @@ def _check_direction(intent: TradeIntent, side: str, net: Decimal, quantity: Dec
     if side == "short" and net > 0:
         raise _fail(f"{field}.side", f"{symbol} is held long in this session; use sell to reduce it", side)
     if side == "sell" and quantity > max(net, ZERO):
-        issue = f"sells {quantity} {symbol} but the session holds {max(net, ZERO)} long"
-        raise _fail(f"{field}.quantity", issue, str(quantity), code="OVERSELL")
+        issue = f"sells {_n(quantity)} {symbol} but the session holds {_n(max(net, ZERO))} long"
+        raise _fail(f"{field}.quantity", issue, _n(quantity), code="OVERSELL")
     if side == "cover" and quantity > max(-net, ZERO):
-        issue = f"covers {quantity} {symbol} but the session is short {max(-net, ZERO)}"
-        raise _fail(f"{field}.quantity", issue, str(quantity), code="OVERCOVER")
+        issue = f"covers {_n(quantity)} {symbol} but the session is short {_n(max(-net, ZERO))}"
+        raise _fail(f"{field}.quantity", issue, _n(quantity), code="OVERCOVER")
 
 
 def book_trade(intent: TradeIntent, net: Decimal, lot: Decimal = ZERO) -> BookedTrade:

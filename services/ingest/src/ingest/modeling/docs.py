@@ -34,6 +34,22 @@ CREATE = _doc(
     409,
     422,
 )
+LIST = _doc(
+    "The caller's sessions, newest first, without their base figures: filter by `portfolio_id` (404 for another "
+    "user's portfolio) and `status` (active, saved, cancelled, expired; comma-separated). Paginated "
+    "(`limit` ≤ 500, `offset`).",
+    401,
+    404,
+    422,
+)
+CANCEL = _doc(
+    "Cancels an active session without saving it: it stops counting toward the 10-session limit and stays "
+    "readable with `status: cancelled`. 204; 409 SESSION_NOT_ACTIVE for a saved, cancelled or expired session.",
+    401,
+    404,
+    409,
+    422,
+)
 READ = _doc(
     "The session (base figures, status, trade_version, impacts_status none | pending | ready | stale | failed), "
     "its trades in order with the net position around each, and the last calculation job. `include=positions` "

@@ -82,13 +82,19 @@ def impacts_status(row: dict[str, Any]) -> str:
 
 def session_json(row: dict[str, Any], trade_count: int) -> dict[str, Any]:
     """ModelingSession (api.md #53)."""
+    summary = session_summary(row, trade_count)
+    return {**summary, "base": base_summary(row)}
+
+
+def session_summary(row: dict[str, Any], trade_count: int) -> dict[str, Any]:
+    """A session without its base figures (the session list)."""
     return {
         "session_id": str(row["id"]),
         "portfolio_id": str(row["portfolio_id"]),
         "name": row["name"],
         "description": row["description"],
         "status": row["status"],
-        "base": base_summary(row),
+        "base_as_of": iso_date(row["base_as_of_date"]),
         "trade_count": trade_count,
         "trade_version": row["trade_version"],
         "impacts_status": impacts_status(row),

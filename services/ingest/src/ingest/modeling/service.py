@@ -106,8 +106,9 @@ class ModelingService:
             await store.expire_due(session, user_id=principal.user_id)
             if await store.active_count(session, principal.user_id) >= store.MAX_ACTIVE_SESSIONS:
                 raise Conflict(
-                    f"At most {store.MAX_ACTIVE_SESSIONS} active sessions per user; save or let one expire",
+                    f"At most {store.MAX_ACTIVE_SESSIONS} active sessions per user; save or cancel one first",
                     code="SESSION_LIMIT",
+                    hint="GET /api/v1/modeling/sessions?status=active",
                     details={"limit": store.MAX_ACTIVE_SESSIONS},
                 )
             row = await store.insert_session(
@@ -133,6 +134,30 @@ class ModelingService:
             trades = await store.list_trades(session, session_id)
             job = await self.plumbing.ledger.get(session, row["last_job_id"]) if row["last_job_id"] else None
         return row, trades, self.plumbing.ledger.to_api(job) if job else None
+
+    async def list_sessions(
+        self, principal: Principal, portfolio_id: UUID | None, statuses: Sequence[str], limit: int, offset: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """The caller's sessions (of one portfolio when given: 404 for another user's), newest first."""
+        if portfolio_id is not None:
+            portfolio_id = (await resolve_portfolio(self.db, principal, portfolio_id)).id
+        async with self.db.transaction() as session:
+            await store.expire_due(session, user_id=principal.user_id)
+            return await store.list_sessions(
+                session,
+                user_id=principal.user_id,
+                portfolio_id=portfolio_id,
+                statuses=statuses,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def cancel(self, principal: Principal, session_id: UUID) -> None:
+        """End an active session without saving it (it no longer counts toward the limit; stays readable)."""
+        async with self.db.transaction() as session:
+            row = await self.load(session, principal, session_id, lock=True)
+            require_active(row)
+            await store.update_session(session, session_id, status="cancelled", expires_at=None)
 
     # -- #55 and trade removal ------------------------------------------------------------------
 
@@ -199,7 +224,9 @@ class ModelingService:
             row = await self.load(session, principal, session_id, lock=True)
             require_active(row)
             if not await store.list_trades(session, session_id):
-                raise ValidationFailed.field("session.trades", "add at least one trade before calculating", 0)
+                raise ValidationFailed.field(
+                    "session.trades", "no trades", 0, message="Add at least one trade before calculating"
+                )
             as_of: date = body.as_of_date or row["base_as_of_date"]
             if as_of > utcnow().date():
                 raise ValidationFailed.field("body.as_of_date", "must not be in the future", as_of.isoformat())

@@ -156,6 +156,36 @@ async def update_session(
     return dict((await session.execute(stmt)).mappings().one())
 
 
+async def list_sessions(
+    session: AsyncSession,
+    *,
+    user_id: UUID,
+    portfolio_id: UUID | None,
+    statuses: Sequence[str],
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """A user's sessions, newest first (without the frozen positions), each with its trade count; and the total."""
+    t, tr = modeling_session, modeling_trade
+    where = [t.c.user_id == user_id]
+    if portfolio_id is not None:
+        where.append(t.c.portfolio_id == portfolio_id)
+    if statuses:
+        where.append(t.c.status.in_(list(statuses)))
+    trades = sa.select(sa.func.count()).where(tr.c.session_id == t.c.id).scalar_subquery()
+    columns = [c for c in t.c if c.name != "base_positions"]
+    stmt = (
+        sa.select(*columns, trades.label("trade_count"))
+        .where(*where)
+        .order_by(t.c.created_at.desc(), t.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = [dict(r) for r in (await session.execute(stmt)).mappings()]
+    total = (await session.execute(sa.select(sa.func.count()).select_from(t).where(*where))).scalar_one()
+    return rows, int(total)
+
+
 async def list_trades(session: AsyncSession, session_id: UUID) -> list[dict[str, Any]]:
     t = modeling_trade
     rows = (await session.execute(sa.select(t).where(t.c.session_id == session_id).order_by(t.c.seq))).mappings()
