@@ -129,12 +129,19 @@ async def report_flow(client: httpx.AsyncClient, headers: dict[str, str], who: s
         pdf_text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(got["pdf"])).pages)
         for value in (live["equity"], live["exposure"]["gross"], live["exposure"]["net"]):
             assert usd(value) in pdf_text, value
-    # 4. listed newest first, with the daily report the cycle made after its snapshot (R-AC7).
-    listed = await call(client, "GET", "/api/v1/reports", headers, 200, params={"portfolio_id": pid})
-    assert listed[0]["report_id"] == rid and listed[0]["trigger"] == "api"
-    assert [r["created_at"] for r in listed] == sorted((r["created_at"] for r in listed), reverse=True)
-    daily = [r for r in listed if r["trigger"] == "batch" and r["as_of_date"] == AS_OF]
+    # 4. listed newest first, with the daily report made after the run's snapshots (R-AC7; it is built once
+    # the run has finished, so it may take a moment to appear).
+    deadline = loop.time() + 30
+    while True:
+        listed = await call(client, "GET", "/api/v1/reports", headers, 200, params={"portfolio_id": pid})
+        daily = [r for r in listed if r["trigger"] == "batch" and r["as_of_date"] == AS_OF]
+        if daily or loop.time() > deadline:
+            break
+        await asyncio.sleep(1)
     assert len(daily) == 1 and daily[0]["status"] == "completed", listed
+    api = [r for r in listed if r["trigger"] == "api"]
+    assert api[0]["report_id"] == rid
+    assert [r["created_at"] for r in listed] == sorted((r["created_at"] for r in listed), reverse=True)
     history = await call(client, "GET", "/api/v1/export/history", headers, 200, params={"export_type": "report"})
     assert {h["format"] for h in history if h["report_id"] == rid} == set(formats)
     return dict(doc)

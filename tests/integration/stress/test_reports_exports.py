@@ -3,6 +3,7 @@ on a real PostgreSQL, after the stress and snapshot steps of the Example 7 book 
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -32,11 +33,12 @@ from tests.integration.stress.stress_dataset import (
 from common.auth import Principal, issue_access_token
 from common.bus import InProcessBus
 from common.errors import ValidationFailed
-from common.events import FactorsComputed, StepInfo
+from common.events import FactorsComputed, SnapshotCreated, StepInfo
 from common.formatting import utcnow
 from common.service import Service
 from stress.exports import files
 from stress.main import create_service
+from stress.reports import daily_build, store
 from stress.reports.daily import DailyReports
 from stress.reports.schemas import GenerateRequest
 from stress.reports.service import ReportService
@@ -127,13 +129,15 @@ def data(resp: httpx.Response, status: int = 200) -> dict:
     return resp.json()["data"]
 
 
-async def batch_report(setup: Setup) -> dict:
-    items = data(
-        await setup.get(
-            REPORTS, portfolio_id=str(setup.book.portfolio_id), trigger="batch", as_of_date=AS_OF.isoformat()
-        )
-    )
-    assert len(items) == 1, items
+async def batch_report(setup: Setup, status: str = "completed") -> dict:
+    """The daily report of the book on AS_OF, once it has `status` (the background worker builds it)."""
+    params = {"portfolio_id": str(setup.book.portfolio_id), "trigger": "batch", "as_of_date": AS_OF.isoformat()}
+    for _ in range(100):
+        items = data(await setup.get(REPORTS, **params))
+        if items and items[0]["status"] == status:
+            break
+        await asyncio.sleep(0.1)
+    assert len(items) == 1 and items[0]["status"] == status, items
     return items[0]
 
 
@@ -164,7 +168,7 @@ async def test_a_daily_report_is_made_after_each_snapshot(setup) -> None:
 
 async def test_rerunning_the_day_replaces_the_daily_report(setup, stress_db) -> None:
     before = await batch_report(setup)
-    ids = await DailyReports(setup.service.plumbing).make([setup.book.portfolio_id], AS_OF)
+    ids = await daily_build.make(stress_db, [setup.book.portfolio_id], AS_OF, {})
     assert ids == {setup.book.portfolio_id: uuid.UUID(before["report_id"])}
     after = await batch_report(setup)
     assert after["report_id"] == before["report_id"] and after["created_at"] >= before["created_at"]
@@ -370,3 +374,39 @@ async def test_stored_files_round_trip_compressed(stress_db) -> None:
         ).scalar()
         assert await files.read(s, stored.id) == content.data
     assert stored.size_bytes == 40_000 and raw < 1_000 and stored.sha256 == content.sha256
+
+
+async def test_daily_reports_skip_backfills_and_non_cascading_snapshots(setup, seeder) -> None:
+    before = await batch_report(setup)
+    backfill = await seeder.batch_run(AS_OF, backfill=True)
+    daily = DailyReports(setup.service.plumbing)
+    for evt in (
+        SnapshotCreated(portfolio_id=setup.book.portfolio_id, snapshot_date=AS_OF, as_of=AS_OF, run_id=backfill),
+        SnapshotCreated(portfolio_id=setup.book.portfolio_id, snapshot_date=AS_OF, as_of=AS_OF, cascade=False),
+    ):
+        await daily.on_snapshots_created([evt])
+    assert await batch_report(setup) == before  # not rebuilt
+
+
+async def test_run_in_progress_follows_the_run_and_later_runs(setup, seeder, stress_db) -> None:
+    run = await seeder.batch_run(AS_OF, backfill=False)
+    async with stress_db.session() as s:
+        assert await store.run_in_progress(s, run) is True
+        assert await store.run_in_progress(s, uuid.uuid4()) is False
+    await seeder.execute("UPDATE marketdata.batch_run SET status = 'completed' WHERE id = :r", {"r": run})
+    async with stress_db.session() as s:
+        assert await store.run_in_progress(s, run) is False
+
+
+async def test_the_daily_report_waits_until_its_run_has_finished(setup, seeder) -> None:
+    run = await seeder.batch_run(AS_OF, backfill=False)
+    daily = DailyReports(setup.service.plumbing)
+    event = SnapshotCreated(portfolio_id=setup.book.portfolio_id, snapshot_date=AS_OF, as_of=AS_OF, run_id=run)
+    await daily.on_snapshots_created([event])
+    queued = await batch_report(setup, "queued")
+    assert await daily.build_pending() == 0  # the run is still going: nothing is built during a cycle
+    await asyncio.sleep(1.5)
+    assert (await batch_report(setup, "queued"))["report_id"] == queued["report_id"]
+    await seeder.execute("UPDATE marketdata.batch_run SET status = 'completed' WHERE id = :r", {"r": run})
+    done = await batch_report(setup, "completed")
+    assert done["report_id"] == queued["report_id"]

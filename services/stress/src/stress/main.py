@@ -71,4 +71,4 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     app.state.snapshots = snapshots
     app.state.pipeline = pipeline
     app.state.context = ctx
-    return Service("stress", app, plumbing, background=[daily_reports.purge_forever])
+    return Service("stress", app, plumbing, background=[daily_reports.build_forever, daily_reports.purge_forever])

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from stress.reports.book import B, F64, floats
+from stress.reports.book import F64, B, floats
 
 FORMULA = (
     "Δ = Σ q_prev·(u_today − u_prev) [market] + Σ (q_today − q_prev)·u_today [positions], u = value per "

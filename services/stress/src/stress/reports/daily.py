@@ -1,20 +1,22 @@
 """The daily report (api.md §5.2): one report per portfolio after each snapshot, `trigger: "batch"`.
 
-Its own consumer (`stress.reports`, queue `stress.reports.snapshot.created`) so the snapshot step is
-never held up by it, batched so a 1,000-portfolio cycle pays one read per concern per batch, and cheap:
-md, json and csv only (PDFs are made on demand). A re-run of the day replaces the day's report
-(upsert on portfolio and date). Back-fill runs and events with `cascade: false` make no report.
-Also here: purging reports and exports of removed portfolios, the demo reset's clean-up of what demo
-users made, and the hourly expiry of files older than 30 days.
+Its own consumer (`stress.reports`, queue `stress.reports.snapshot.created`) only queues the day's
+report (one upsert per batch of events; the row says `queued`), so the snapshot step and the cycle are
+never held up. A background worker builds queued reports once the batch run they belong to, and any
+run started after it, has finished (at most QUIET_WAIT_SECONDS after queueing), so report building
+never competes with a cycle for CPU or the database; several replicas share the work (SKIP LOCKED).
+A re-run of the day re-queues and rebuilds the same report. Back-fill runs and events with
+`cascade: false` make no report. Also here: purging reports and exports of removed portfolios, the
+demo reset's clean-up of what demo users made, and the hourly expiry of files older than 30 days.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
-from datetime import date, datetime
-from typing import Any
+from datetime import date, timedelta
 from uuid import UUID
 
 from common.bus import Bus
@@ -23,115 +25,112 @@ from common.formatting import utcnow
 from common.service import Plumbing
 from stress import repository as snapshot_repository
 from stress.exports import files
-from stress.exports.files import FileContent
+from stress.reports import daily_build, store
 from stress.reports import inputs as reads
-from stress.reports import store
 from stress.reports.document import ALL_SECTIONS
-from stress.reports.inputs import ReportInputs
-from stress.reports.render import build_files
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "stress.reports"
-BATCH_FORMATS = ("md", "json", "csv")
 MAX_BATCH = 64
+POLL_SECONDS = 1.0
+QUIET_WAIT_SECONDS = 600.0
+# A report claimed this long ago by a worker that never finished it (crash) is built again.
+STALE_CLAIM = timedelta(minutes=5)
 PURGE_EVERY_SECONDS = 3600.0
-
-Built = dict[UUID, list[FileContent] | str]
-
-
-def build_batch(inputs: dict[UUID, ReportInputs], generated_at: datetime) -> Built:
-    """Files of every portfolio (CPU; runs in a worker thread); a failure is the error text of that one."""
-    out: Built = {}
-    for pid, one in inputs.items():
-        try:
-            out[pid] = build_files(one, BATCH_FORMATS, ALL_SECTIONS, generated_at)[1]
-        except Exception as exc:
-            log.exception("daily report of %s on %s failed", pid, one.as_of)
-            out[pid] = f"{type(exc).__name__}: {exc}"
-    return out
 
 
 class DailyReports:
-    """Subscriber of `snapshot.created` and `portfolio.updated` for reports."""
+    """Queues daily reports on `snapshot.created`, builds them in the background, cleans up."""
 
     def __init__(self, plumbing: Plumbing) -> None:
         self.db = plumbing.db
+        self._wake: asyncio.Event | None = None
 
     def register(self, bus: Bus) -> None:
-        """One report batch at a time: the report consumer never takes more than one core from the cycle."""
-        bus.subscribe_batch(CONSUMER, SnapshotCreated, self.on_snapshots_created, max_batch=MAX_BATCH, concurrency=1)
+        bus.subscribe_batch(CONSUMER, SnapshotCreated, self.on_snapshots_created, max_batch=MAX_BATCH)
         bus.subscribe(CONSUMER, PortfolioUpdated, self.on_portfolio_updated)
 
+    def _event(self) -> asyncio.Event:
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        return self._wake
+
     async def on_snapshots_created(self, events: list[SnapshotCreated]) -> None:
-        """A batch of snapshot.created → the daily report of each (portfolio, snapshot date)."""
-        by_date: dict[date, set[UUID]] = defaultdict(set)
-        runs: dict[UUID | None, bool] = {}
-        async with self.db.session() as session:
+        """Queue the daily report of each (portfolio, snapshot date) of a batch of snapshot.created."""
+        wanted: dict[tuple[UUID, date], UUID | None] = {}
+        backfill: dict[UUID | None, bool] = {}
+        async with self.db.transaction() as session:
             for evt in events:
                 if not evt.cascade or (evt.step is not None and evt.step.status == "failed"):
                     continue
-                if evt.run_id not in runs:
-                    runs[evt.run_id] = await snapshot_repository.run_is_backfill(session, evt.run_id)
-                if not runs[evt.run_id]:
-                    by_date[evt.snapshot_date].add(evt.portfolio_id)
-        for day, ids in sorted(by_date.items()):
-            await self.make(sorted(ids), day, run_id=next((e.run_id for e in events if e.snapshot_date == day), None))
+                if evt.run_id not in backfill:
+                    backfill[evt.run_id] = await snapshot_repository.run_is_backfill(session, evt.run_id)
+                if not backfill[evt.run_id]:
+                    wanted[(evt.portfolio_id, evt.snapshot_date)] = evt.run_id
+            owners = await reads.portfolios(session, list({pid for pid, _ in wanted}))
+            rows = [
+                {
+                    "user_id": owners[pid].user_id,
+                    "portfolio_id": pid,
+                    "trigger": "batch",
+                    "formats": list(daily_build.BATCH_FORMATS),
+                    "sections": list(ALL_SECTIONS),
+                    "as_of_date": day,
+                    "status": "queued",
+                    "run_id": run_id,
+                    "progress_pct": 0,
+                    "progress_step": "queued",
+                    "error_code": None,
+                    "error_message": None,
+                    "started_at": None,
+                    "completed_at": None,
+                }
+                for (pid, day), run_id in wanted.items()
+                if pid in owners
+            ]
+            await store.upsert_batch(session, rows)
+        if rows:
+            self._event().set()
 
-    async def make(self, portfolio_ids: list[UUID], as_of: date, *, run_id: UUID | None = None) -> dict[UUID, UUID]:
-        """Build and store the daily reports of `portfolio_ids` on `as_of`; returns portfolio → report id."""
+    async def build_pending(self) -> int:
+        """Build one batch of queued daily reports whose run is over; returns how many were claimed."""
+        now = utcnow()
         async with self.db.transaction() as session:
-            await reads.start_consistent_read(session)
-            loaded = await reads.load(session, portfolio_ids, as_of)
-        loaded = {pid: one for pid, one in loaded.items() if one.snapshot is not None}
-        if not loaded:
-            return {}
-        started = utcnow()
-        built = await asyncio.to_thread(build_batch, loaded, started)
-        completed = utcnow()
-        expires = completed + files.RETENTION
-        rows = [self._row(loaded[pid], built[pid], started, completed, expires, run_id) for pid in loaded]
-        async with self.db.transaction() as session:
-            ids = await store.upsert_batch(session, rows)
-            await store.drop_files(session, list(ids.values()))
-            for pid, made in built.items():
-                if isinstance(made, str):
-                    continue
-                stored = await files.put_many(
-                    session, owner=loaded[pid].portfolio.user_id, files=made, expires_at=expires
-                )
-                await store.attach_files(session, ids[pid], list(zip(BATCH_FORMATS, stored, strict=True)))
-        log.info("daily reports of %d portfolio(s) on %s stored", len(ids), as_of)
-        return ids
+            pending = await store.pending_batch(session, now - STALE_CLAIM, MAX_BATCH)
+            quiet: dict[UUID | None, bool] = {None: True}
+            for row in pending:
+                if row["run_id"] not in quiet:
+                    quiet[row["run_id"]] = not await store.run_in_progress(session, row["run_id"])
+            overdue = now - timedelta(seconds=QUIET_WAIT_SECONDS)
+            eligible = [r["id"] for r in pending if quiet[r["run_id"]] or r["created_at"] < overdue]
+            claimed = await store.claim(session, eligible, now, now - STALE_CLAIM)
+        by_date: dict[date, dict[UUID, UUID | None]] = defaultdict(dict)
+        for row in claimed:
+            by_date[row["as_of_date"]][row["portfolio_id"]] = row["run_id"]
+        for day, runs in sorted(by_date.items()):
+            made = await daily_build.make(self.db, sorted(runs), day, runs)
+            unmade = [r["id"] for r in claimed if r["as_of_date"] == day and r["portfolio_id"] not in made]
+            if unmade:
+                async with self.db.transaction() as session:
+                    await store.fail(
+                        session, unmade, "NOT_CALCULATED", f"no snapshot of {day.isoformat()} to report on"
+                    )
+        return len(claimed)
 
-    @staticmethod
-    def _row(
-        inputs: ReportInputs,
-        made: list[FileContent] | str,
-        started: datetime,
-        completed: datetime,
-        expires: datetime,
-        run_id: UUID | None,
-    ) -> dict[str, Any]:
-        failed = isinstance(made, str)
-        return {
-            "user_id": inputs.portfolio.user_id,
-            "portfolio_id": inputs.portfolio.id,
-            "trigger": "batch",
-            "formats": list(BATCH_FORMATS),
-            "sections": list(ALL_SECTIONS),
-            "as_of_date": inputs.as_of,
-            "status": "failed" if failed else "completed",
-            "data_source": inputs.data_source,
-            "progress_pct": 100,
-            "progress_step": "failed" if failed else "completed",
-            "error_code": "REPORT_FAILED" if failed else None,
-            "error_message": made if isinstance(made, str) else None,
-            "run_id": run_id,
-            "started_at": started,
-            "completed_at": None if failed else completed,
-            "expires_at": None if failed else expires,
-        }
+    async def build_forever(self) -> None:
+        """Background worker of the service: build queued daily reports as they become eligible."""
+        wake = self._event()
+        while True:
+            try:
+                built = await self.build_pending()
+            except Exception:
+                log.exception("daily report worker failed; retrying")
+                built = 0
+            if not built:
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), POLL_SECONDS)
 
     async def on_portfolio_updated(self, evt: PortfolioUpdated) -> None:
         """`removed` → purge the portfolio's reports and exports; a demo reset's `positions` event → delete

@@ -191,3 +191,73 @@ async def portfolio_owner(session: AsyncSession, portfolio_id: UUID) -> UUID | N
         await session.execute(sa.text("SELECT user_id FROM ingest.api_portfolio WHERE id = :p"), {"p": portfolio_id})
     ).first()
     return None if row is None else row.user_id
+
+
+async def run_in_progress(session: AsyncSession, run_id: UUID | None) -> bool:
+    """True while batch run `run_id`, or a run started after it, is queued or running
+    (marketdata.api_batch_run); False for an unknown or absent run."""
+    if run_id is None:
+        return False
+    value = (
+        await session.execute(
+            sa.text(
+                """
+                WITH own AS (SELECT status, created_at FROM marketdata.api_batch_run WHERE id = :run)
+                SELECT coalesce((SELECT status IN ('queued', 'running') FROM own), false)
+                    OR EXISTS (SELECT 1 FROM marketdata.api_batch_run r, own
+                               WHERE r.status IN ('queued', 'running') AND r.created_at > own.created_at)
+                """
+            ),
+            {"run": run_id},
+        )
+    ).scalar()
+    return bool(value)
+
+
+def _claimable(stale_before: datetime) -> sa.ColumnElement[bool]:
+    """Queued daily reports, or ones claimed before `stale_before` by a worker that never finished."""
+    return sa.and_(
+        report.c.trigger == "batch",
+        sa.or_(report.c.status == "queued", sa.and_(report.c.status == "running", report.c.started_at < stale_before)),
+    )
+
+
+async def pending_batch(session: AsyncSession, stale_before: datetime, limit: int) -> list[dict[str, Any]]:
+    """The oldest claimable daily reports."""
+    stmt = (
+        sa.select(report.c.id, report.c.portfolio_id, report.c.as_of_date, report.c.run_id, report.c.created_at)
+        .where(_claimable(stale_before))
+        .order_by(report.c.created_at, report.c.id)
+        .limit(limit)
+    )
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def claim(
+    session: AsyncSession, ids: Sequence[UUID], now: datetime, stale_before: datetime
+) -> list[dict[str, Any]]:
+    """Mark claimable reports among `ids` running (rows another worker holds are skipped)."""
+    if not ids:
+        return []
+    locked = (
+        sa.select(report.c.id)
+        .where(report.c.id.in_(list(ids)), _claimable(stale_before))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        sa.update(report)
+        .where(report.c.id.in_(locked))
+        .values(status="running", started_at=now, progress_step="rendering", progress_pct=40)
+        .returning(report.c.id, report.c.portfolio_id, report.c.as_of_date, report.c.run_id)
+    )
+    return [dict(r) for r in (await session.execute(stmt)).mappings()]
+
+
+async def fail(session: AsyncSession, ids: Sequence[UUID], code: str, message: str) -> None:
+    """Mark reports failed with `code` and `message`."""
+    await session.execute(
+        sa.update(report)
+        .where(report.c.id.in_(list(ids)))
+        .values(status="failed", error_code=code, error_message=message, progress_pct=100, progress_step="failed")
+    )

@@ -77,6 +77,11 @@ def upgrade() -> None:
         "CREATE UNIQUE INDEX report_batch_uq ON stress.report (portfolio_id, as_of_date) WHERE trigger = 'batch'"
     )
     op.execute("CREATE INDEX report_expires_idx ON stress.report (expires_at) WHERE status = 'completed'")
+    # The daily-report worker's queue (api.md §5.2): batch reports waiting to be built.
+    op.execute(
+        "CREATE INDEX report_batch_pending_idx ON stress.report (created_at, id)"
+        " WHERE trigger = 'batch' AND status IN ('queued', 'running')"
+    )
 
     op.create_table(
         "report_file",
