@@ -39,7 +39,9 @@ from common.service import Service
 from stress.exports import files
 from stress.main import create_service
 from stress.reports import daily_build, store
+from stress.reports.cli import parse_options
 from stress.reports.daily import DailyReports
+from stress.reports.folder import generate_to_folder
 from stress.reports.schemas import GenerateRequest
 from stress.reports.service import ReportService
 from stress.settings import Settings
@@ -410,3 +412,29 @@ async def test_the_daily_report_waits_until_its_run_has_finished(setup, seeder) 
     await seeder.execute("UPDATE marketdata.batch_run SET status = 'completed' WHERE id = :r", {"r": run})
     done = await batch_report(setup, "completed")
     assert done["report_id"] == queued["report_id"]
+
+
+async def test_the_report_command_writes_a_folder_and_a_dry_run_writes_nothing(setup, stress_db, tmp_path) -> None:
+    out, pid = tmp_path / "reports", setup.book.portfolio_id
+    kw = {"portfolio_ids": [pid, uuid.uuid4()], "as_of": AS_OF, "formats": ["md", "csv"], "out": out}
+    dry = await generate_to_folder(stress_db, dry_run=True, **kw)
+    assert not out.exists()
+    names = [path.rsplit("/", 1)[1] for path, _ in dry[0].files]
+    assert len(names) == 2 and names[0].endswith(f"_report_{AS_OF}.md") and names[1].endswith(f"_positions_{AS_OF}.csv")
+    assert dry[1].files == [] and "no snapshot" in (dry[1].error or "")
+    written = await generate_to_folder(stress_db, dry_run=False, **kw)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    rows = list(csv.DictReader(io.StringIO((out / names[1]).read_text())))
+    assert len(rows) == 3 and written[0].files[1][1] == (out / names[1]).stat().st_size
+
+
+def test_report_command_options_are_validated() -> None:
+    assert parse_options([], True, "2026-11-20", "MD, pdf") == (None, AS_OF, ["md", "pdf"])
+    for args in (
+        ([], False, None, "md"),
+        (["x"], True, None, "md"),
+        ([], True, None, "docx"),
+        ([], True, "11/20", "md"),
+    ):
+        with pytest.raises(ValueError):
+            parse_options(*args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -18,8 +19,10 @@ from common.settings import SERVICES
 app = typer.Typer(help="SigmaSight risk backend.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 cycle_app = typer.Typer(help="Daily cycle commands.", no_args_is_help=True)
+report_app = typer.Typer(help="Portfolio reports (users.md §4).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(cycle_app, name="cycle")
+app.add_typer(report_app, name="report")
 console = Console()
 
 
@@ -80,6 +83,27 @@ def cycle_run(
 def backfill(days: int = typer.Option(90, "--days", help="Trading days to back-fill")) -> None:
     """Back-fill prices, valuations and snapshots for the last N trading days."""
     asyncio.run(runtime.backfill_command(days, console))
+
+
+@report_app.command("generate")
+def report_generate(
+    portfolio_id: list[str] = typer.Option([], "--portfolio-id", help="Portfolio id (repeatable)"),
+    all_portfolios: bool = typer.Option(False, "--all", help="Every active portfolio"),
+    as_of: str | None = typer.Option(None, "--date", help="Snapshot date (default: each portfolio's latest)"),
+    formats: str = typer.Option("md,json,csv", help="Comma-separated: md, json, csv, pdf"),
+    out: Path = typer.Option(Path("reports"), "--out", help="Output folder"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Build the files but write nothing"),
+) -> None:
+    """Write portfolio reports to a folder (reads the database directly; stores nothing)."""
+    from stress.reports.cli import run_report_command
+
+    raise typer.Exit(
+        asyncio.run(
+            run_report_command(
+                runtime.database_url(console), portfolio_id, all_portfolios, as_of, formats, out, dry_run, console
+            )
+        )
+    )
 
 
 def main() -> Any:  # pragma: no cover - console entry point
