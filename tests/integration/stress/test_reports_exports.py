@@ -407,6 +407,8 @@ async def test_the_daily_report_waits_until_its_run_has_finished(setup, seeder) 
     await daily.on_snapshots_created([event])
     queued = await batch_report(setup, "queued")
     assert await daily.build_pending() == 0  # the run is still going: nothing is built during a cycle
+    early = await setup.get(f"{REPORTS}/{queued['report_id']}/download", format="md")
+    assert early.status_code == 409 and early.json()["error"]["code"] == "REPORT_NOT_READY"
     await asyncio.sleep(1.5)
     assert (await batch_report(setup, "queued"))["report_id"] == queued["report_id"]
     await seeder.execute("UPDATE marketdata.batch_run SET status = 'completed' WHERE id = :r", {"r": run})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,16 +18,9 @@ def download_url(report_id: UUID, fmt: str) -> str:
     return f"/api/v1/reports/{report_id}/download?format={fmt}"
 
 
-def visible_status(row: dict[str, Any], now: datetime) -> str:
-    """`expired` once a completed report passed its expiry, even before the housekeeping ran."""
-    if row["status"] == "completed" and row["expires_at"] is not None and row["expires_at"] <= now:
-        return "expired"
-    return str(row["status"])
-
-
-def report_body(row: dict[str, Any], attached: list[dict[str, Any]], now: datetime, job_id: str) -> dict[str, Any]:
-    """The #67 body."""
-    status = visible_status(row, now)
+def report_body(row: dict[str, Any], attached: list[dict[str, Any]], job_id: str) -> dict[str, Any]:
+    """The #67 body (`visible_status` from store.get: expired once past its expiry, before any purge)."""
+    status = row["visible_status"]
     error = None
     if row["error_code"]:
         error = {"code": row["error_code"], "message": row["error_message"] or ""}
@@ -62,7 +54,7 @@ def report_body(row: dict[str, Any], attached: list[dict[str, Any]], now: dateti
 
 
 def list_item(row: dict[str, Any]) -> dict[str, Any]:
-    """A #75 item (`visible_status` computed by the list query)."""
+    """A #75 item."""
     return {
         "report_id": str(row["id"]),
         "portfolio_id": str(row["portfolio_id"]),

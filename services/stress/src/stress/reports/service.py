@@ -91,7 +91,7 @@ class ReportService:
 
     async def _build(self, report_id: UUID) -> JobOutcome:
         async with self.db.transaction() as session:
-            row = await store.get(session, report_id)
+            row = await store.get(session, report_id, utcnow())
             if row is None:
                 raise NotFound("REPORT")
             await store.update(
@@ -127,7 +127,7 @@ class ReportService:
 
     async def _owned(self, principal: Principal, report_id: UUID) -> dict[str, Any]:
         async with self.db.session() as session:
-            row = await store.get(session, report_id)
+            row = await store.get(session, report_id, utcnow())
         if row is None or (row["user_id"] != principal.user_id and not principal.is_admin):
             raise NotFound("REPORT")
         return row
@@ -137,20 +137,20 @@ class ReportService:
         row = await self._owned(principal, report_id)
         async with self.db.session() as session:
             attached = (await store.file_rows(session, [report_id]))[report_id]
-        return report_body(row, attached, utcnow(), self.plumbing.ledger.public_id(report_id))
+        return report_body(row, attached, self.plumbing.ledger.public_id(report_id))
 
     async def download(self, principal: Principal, report_id: UUID, fmt: str | None) -> files.FileContent:
         """#68: one file of a completed report; the download is recorded in the export history."""
         row = await self._owned(principal, report_id)
         now = utcnow()
-        if row["status"] in ("queued", "running", "failed"):
+        if row["visible_status"] in ("queued", "running", "failed"):
             raise Conflict(
-                f"The report is {row['status']}; download it once it is completed",
+                f"The report is {row['visible_status']}; download it once it is completed",
                 code="REPORT_NOT_READY",
-                details=[{"field": "status", "issue": "not completed", "value": row["status"]}],
-                retryable=row["status"] != "failed",
+                details=[{"field": "status", "issue": "not completed", "value": row["visible_status"]}],
+                retryable=row["visible_status"] != "failed",
             )
-        if row["status"] == "expired" or (row["expires_at"] is not None and row["expires_at"] <= now):
+        if row["visible_status"] == "expired":
             raise Gone(f"The files of report {report_id} expired (kept 30 days)")
         async with self.db.transaction() as session:
             attached = {f["format"]: f for f in (await store.file_rows(session, [report_id]))[report_id]}

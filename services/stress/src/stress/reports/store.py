@@ -23,8 +23,10 @@ async def create(session: AsyncSession, **values: Any) -> dict[str, Any]:
     return dict(row.one())
 
 
-async def get(session: AsyncSession, report_id: UUID) -> dict[str, Any] | None:
-    row = (await session.execute(sa.select(report).where(report.c.id == report_id))).mappings().first()
+async def get(session: AsyncSession, report_id: UUID, now: datetime) -> dict[str, Any] | None:
+    """One report with `visible_status` (what readers see at `now`)."""
+    stmt = sa.select(report, status_expr(now).label("visible_status")).where(report.c.id == report_id)
+    row = (await session.execute(stmt)).mappings().first()
     return None if row is None else dict(row)
 
 
