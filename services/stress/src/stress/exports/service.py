@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -52,7 +52,7 @@ async def _canonical(session: AsyncSession, lines: list[TradeLine], fields: list
 
 
 async def _priced_for_upload(
-    session: AsyncSession, lines: list[TradeLine], fields: list[str], today: Any
+    session: AsyncSession, lines: list[TradeLine], fields: list[str], today: date
 ) -> list[TradeLine]:
     """Opening lines with an entry price (limit, modelled, else latest close) and date, for upload_csv."""
     closing = [
