@@ -10,9 +10,9 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stress import bulk_upsert
 from stress.exports import files
 from stress.exports.tables import export, report, report_file, stored_file
 
@@ -85,16 +85,18 @@ async def drop_files(session: AsyncSession, report_ids: Sequence[UUID]) -> None:
 async def upsert_batch(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[UUID, UUID]:
     """Insert or replace the daily (`batch`) report of each (portfolio, date); returns portfolio → report id.
     A re-run of the day keeps the report id and replaces its files."""
-    if not rows:
-        return {}
-    insert = pg.insert(report).values(rows)
-    keep = {"id", "portfolio_id", "as_of_date", "trigger"}
-    stmt = insert.on_conflict_do_update(
-        index_elements=[report.c.portfolio_id, report.c.as_of_date],
-        index_where=sa.text("trigger = 'batch'"),
-        set_={c: insert.excluded[c] for c in rows[0] if c not in keep} | {"created_at": sa.func.now()},
-    ).returning(report.c.portfolio_id, report.c.id)
-    return {r.portfolio_id: r.id for r in await session.execute(stmt)}
+    # One statement from one JSON document (bulk_upsert): a multi-row VALUES would be recompiled by
+    # SQLAlchemy for every batch of snapshot.created.
+    written = await bulk_upsert.upsert_rows(
+        session,
+        report,
+        rows,
+        ("portfolio_id", "as_of_date"),
+        index_where="trigger = 'batch'",
+        keep=("trigger",),
+        returning=("portfolio_id", "id"),
+    )
+    return {r.portfolio_id: r.id for r in written}
 
 
 @dataclass(frozen=True)
