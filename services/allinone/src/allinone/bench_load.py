@@ -240,6 +240,26 @@ def postgres_backends_cpu_seconds(database: str) -> float:
     return total
 
 
+def rabbitmq_cpu_seconds() -> float:
+    """CPU seconds of the local RabbitMQ server (its Erlang VM, `beam.smp`); 0 when not found."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"beam.smp" in title.split(b"\0", 1)[0] and b"rabbit" in title:
+            total += process_cpu_seconds(int(entry.name))
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """Busy (non-idle) CPU seconds of the whole machine since boot."""
+    return _machine_cpu()[0]
+
+
 def _machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,6 +24,7 @@ from typing import Any
 
 from rich.console import Console
 
+from allinone.bench_load import process_cpu_seconds
 from allinone.bench_universe import generate
 from allinone.compose import ENGINES, build_allinone, build_service, migrate, seed_all
 from allinone.runtime import prepare_demo
@@ -62,24 +62,11 @@ class StageTiming:
         return 1000 * self.seconds / max(self.portfolios, 1)
 
 
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
 async def _database_cpu(db: Database) -> float:
     """CPU seconds (user + system) used so far by the server backends of this database (Linux /proc;
     0 where the server runs elsewhere). Backends of the pool live across stages, so differences work."""
     rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-    return sum(_process_cpu(r["pid"]) for r in rows)
-
-
-def _process_cpu(pid: int) -> float:
-    """utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat); 0 if unreadable."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:  # not on this machine, or gone
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+    return sum(process_cpu_seconds(r["pid"]) for r in rows)
 
 
 def _step(name: str) -> StepInfo:
