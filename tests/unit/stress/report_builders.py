@@ -1,5 +1,6 @@
 """Builders of report inputs for the report unit tests: a small long/short book with one option,
-two snapshots, factor exposures, a stress run, risk metrics and correlations (defaults overridable)."""
+two snapshots, factor exposures, a stress run, risk metrics and correlations with one stored cluster
+(AAA and BBB, ρ 0.823456) (defaults overridable)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from stress.reports.inputs import FactorWindow, PortfolioInfo, ReportInputs
 AS_OF = date(2026, 11, 24)
 PREV = date(2026, 11, 23)
 PID = uuid.UUID("11111111-2222-4333-8444-555555555555")
+CALC_ID = uuid.UUID("66666666-7777-4888-8999-000000000000")
 
 
 def position(symbol: str, quantity: str, price: str, **overrides: Any) -> dict[str, Any]:
@@ -140,6 +142,29 @@ def snapshot(day: date, equity: str, **overrides: Any) -> dict[str, Any]:
     return row
 
 
+def cluster_member(
+    number: int, nickname: str, symbol: str, exposure: str, share: float, to_cluster: float, **cluster: Any
+) -> dict[str, Any]:
+    """One factors.api_correlation_cluster row (defaults: the AAA/BBB cluster of the default book)."""
+    row: dict[str, Any] = {
+        "calculation_id": CALC_ID,
+        "cluster_number": number,
+        "threshold": 0.7,
+        "nickname": nickname,
+        "nickname_source": "tag",
+        "avg_correlation": 0.8234564,
+        "gross": Decimal("190000.00"),
+        "net": Decimal("110000.00"),
+        "share_of_gross": 1.0,
+        "member_symbol": symbol,
+        "member_exposure": Decimal(exposure),
+        "member_share_of_gross": share,
+        "correlation_to_cluster": to_cluster,
+    }
+    row.update(cluster)
+    return row
+
+
 def report_inputs(**overrides: Any) -> ReportInputs:
     """A complete set of inputs; keyword arguments replace fields."""
     positions = [position("AAA", "1000", "100"), position("BBB", "-500", "80"), option_position()]
@@ -248,15 +273,17 @@ def report_inputs(**overrides: Any) -> ReportInputs:
         },
         correlation={
             "portfolio_id": PID,
+            "calculation_id": CALC_ID,
             "calculation_date": AS_OF,
             "duration_days": 90,
-            "average_correlation": 0.41,
-            "weighted_average_correlation": 0.45,
+            "average_correlation": 0.82,
+            "weighted_average_correlation": 0.82,
             "effective_positions_corr": 1.8,
             "effective_positions_hhi": 2.4,
-            "concentration_gross": 0.3,
-            "concentration_net": 0.1,
+            "concentration_gross": 1.0,
+            "concentration_net": 0.578947,
             "data_quality": "sufficient",
+            "correlation_threshold": 0.7,
             "nodes_included": 2,
             "nodes_excluded": 0,
             "window_start_date": date(2026, 7, 20),
@@ -264,6 +291,16 @@ def report_inputs(**overrides: Any) -> ReportInputs:
             "flags": [],
         },
     )
+    inputs.correlation_clusters = [
+        cluster_member(1, "Core", "AAA", "150000.00", 0.789474, 0.823456),
+        cluster_member(1, "Core", "BBB", "-40000.00", 0.210526, 0.823456),
+    ]
+    inputs.correlation_pairs = {
+        "calculation_id": CALC_ID,
+        "symbols_1": ["AAA"],
+        "symbols_2": ["BBB"],
+        "correlations": [0.8234564],
+    }
     for key, value in overrides.items():
         setattr(inputs, key, value)
     return inputs

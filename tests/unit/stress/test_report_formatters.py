@@ -1,6 +1,8 @@
 """Report formatters (users.md §4): the Markdown keeps the seven headings in order and shows the JSON's
 numbers, the CSV has the §4.7 header and sums to the JSON totals, the what-changed split adds up, a
-missing engine reads "Not available", and the PDF opens with one image per chart and the same numbers."""
+missing engine reads "Not available", the correlations carry the stored clusters and the symmetric
+pairwise matrix (top 3 clusters in the Markdown), and the PDF opens with one image per chart and the
+same numbers."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from decimal import Decimal
 import orjson
 import pypdf
 import pytest
-from tests.unit.stress.report_builders import report_inputs
+from tests.unit.stress.report_builders import CALC_ID, cluster_member, report_inputs
 
 from stress.reports import markdown
 from stress.reports.positions_table import CSV_COLUMNS
@@ -118,6 +120,93 @@ def test_a_missing_engine_reads_not_available_with_its_reason() -> None:
     assert "Not available: no stress run stored for 2026-11-24" in text
 
 
+def test_json_correlations_hold_the_stored_clusters_and_the_symmetric_matrix() -> None:
+    c = orjson.loads(files_of(("json",))["json"])["correlations"]
+    assert c["correlation_threshold"] == 0.7 and c["concentration_net"] == 0.578947
+    assert c["clusters"] == [
+        {
+            "cluster_number": 1,
+            "nickname": "Core",
+            "nickname_source": "tag",
+            "avg_correlation": 0.823456,
+            "gross": "190000.00",
+            "net": "110000.00",
+            "share_of_gross": 1.0,
+            "members": [
+                {
+                    "symbol": "AAA",
+                    "exposure": "150000.00",
+                    "share_of_gross": 0.7895,
+                    "correlation_to_cluster": 0.823456,
+                },
+                {
+                    "symbol": "BBB",
+                    "exposure": "-40000.00",
+                    "share_of_gross": 0.2105,
+                    "correlation_to_cluster": 0.823456,
+                },
+            ],
+        }
+    ]
+    assert c["matrix"] == {"symbols": ["AAA", "BBB"], "values": [[1.0, 0.823456], [0.823456, 1.0]]}
+
+
+def test_matrix_is_in_code_point_order_with_null_for_short_overlaps() -> None:
+    pairs = {
+        "calculation_id": CALC_ID,
+        "symbols_1": ["BRK-B", "BRK-B", "BRKA"],
+        "symbols_2": ["BRKA", "QQQ", "QQQ"],
+        "correlations": [0.9512345, None, -0.25],
+    }
+    c = orjson.loads(files_of(("json",), correlation_pairs=pairs)["json"])["correlations"]
+    assert c["matrix"]["symbols"] == ["BRK-B", "BRKA", "QQQ"]
+    assert c["matrix"]["values"] == [[1.0, 0.951234, None], [0.951234, 1.0, -0.25], [None, -0.25, 1.0]]
+    empty = orjson.loads(files_of(("json",), correlation_pairs=None)["json"])["correlations"]
+    assert empty["matrix"] == {"symbols": [], "values": []}
+
+
+def four_clusters() -> list[dict]:
+    """Four stored clusters of two members each, numbered by descending gross."""
+    rows = []
+    for n, (a, b, share) in enumerate(
+        (("AAA", "BBB", 0.4), ("CCC", "DDD", 0.3), ("EEE", "FFF", 0.2), ("GGG", "HHH", 0.1)), 1
+    ):
+        extra = {
+            "gross": Decimal(share * 500_000).quantize(Decimal("0.01")),
+            "share_of_gross": share,
+            "avg_correlation": 0.9 - n / 100,
+        }
+        rows += [
+            cluster_member(n, f"Group {n}", a, "1000.00", share / 2, 0.8, **extra),
+            cluster_member(n, f"Group {n}", b, "1000.00", share / 2, 0.8, **extra),
+        ]
+    return rows
+
+
+def test_markdown_lists_the_top_three_clusters_with_their_members_and_the_json_numbers() -> None:
+    out = files_of(("md", "json"), correlation_clusters=four_clusters())
+    doc, text = orjson.loads(out["json"]), out["md"].decode()
+    section = text[text.index("### Correlations") : text.index("### Value at risk")]
+    assert "not available" not in section.lower()
+    for k in doc["correlations"]["clusters"][:3]:
+        members = ", ".join(m["symbol"] for m in k["members"])
+        row = f"| {k['cluster_number']} | {k['nickname']} | {members} | {usd(k['gross'])} | {usd(k['net'])} | "
+        assert row + f"{k['share_of_gross'] * 100:.2f}% | {k['avg_correlation']:.6f} |" in section
+    assert "Group 4" not in section and "1 more cluster(s) in the JSON export" in section
+    assert "matrix of the 2 included underlyings is in the JSON export" in section
+    none = files_of(("md",), correlation_clusters=[])["md"].decode()
+    assert "Top clusters: none (no group of 2 or more positions correlated at 0.70 or more)." in none
+
+
+def test_each_cluster_above_a_quarter_of_the_book_raises_its_own_flag() -> None:
+    doc = orjson.loads(files_of(("json",), correlation_clusters=four_clusters())["json"])
+    flagged = [f for f in doc["attention_flags"] if f["rule"] == "correlation_clusters"]
+    assert [(f["value"], f["threshold"]) for f in flagged] == [(0.4, 0.25), (0.3, 0.25)]
+    assert flagged[0]["message"].startswith("correlation cluster 'Group 1' (AAA, BBB) holds 40.0% of the gross")
+    missing = orjson.loads(files_of(("json",), correlation=None)["json"])
+    assert not [f for f in missing["attention_flags"] if f["rule"] == "correlation_clusters"]
+
+
 def test_attention_flags_carry_the_number_behind_them() -> None:
     doc = orjson.loads(files_of(("json",))["json"])
     flags = {(f["rule"], f["message"].split()[0]) for f in doc["attention_flags"]}
@@ -145,7 +234,10 @@ def test_pdf_opens_with_one_image_per_chart_and_the_json_numbers() -> None:
         doc["exposures"]["exposure"]["net"],
         *(f["exposure_dollar"] for f in doc["factor_exposures"]),
         *(s["correlated_impact"] for s in doc["stress_tests"] if s["correlated_impact"]),
+        *(k["gross"] for k in doc["correlations"]["clusters"]),
     ):
         assert usd(value) in text, value
+    cluster = doc["correlations"]["clusters"][0]
+    assert "Top clusters" in text and cluster["nickname"] in text and f"{cluster['avg_correlation']:.6f}" in text
     for heading in markdown.HEADINGS:
         assert re.search(rf"^{re.escape(heading)}$", text, re.MULTILINE), heading

@@ -12,6 +12,7 @@ from common.formatting import iso_date, iso_datetime, money
 from stress.reports import sections as sec
 from stress.reports.book import Book, Totals, fraction, grouped, totals
 from stress.reports.changes import FORMULA, Aligned, Split, rounded_parts, split, split_beta_adjusted
+from stress.reports.correlation_section import correlations
 from stress.reports.inputs import ReportInputs
 from stress.reports.positions_table import position_rows
 from stress.reports.quality import attention_flags, engines
@@ -21,7 +22,11 @@ PRECISION = {"money": 2, "greeks": 4, "correlation": 6, "percent": 2}
 ALL_SECTIONS = ("summary", "exposures", "positions", "greeks", "factors", "correlations", "stress", "performance")
 METHOD_NOTES = {
     "factors": "252-day regressions of each underlying on 7 orthogonalised factor ETFs (60-day minimum)",
-    "correlations": "90-day pairwise correlations of position returns",
+    "correlations": (
+        "Pearson correlations of daily returns of the positions' underlyings over 90 trading days (a pair needs "
+        "30 common returns, else null; options join their underlying); clusters by average linkage on 1 - rho cut "
+        "at the correlation threshold (default 0.7), at least 2 members; the matrix holds raw rho"
+    ),
     "var": "1-day historical VaR/ES over up to 252 days of underlying returns (delta-gamma P&L)",
     "stress": "position-level factor shocks, options fully revalued, correlated moves by conditional expectation",
 }
@@ -229,17 +234,14 @@ def build(inputs: ReportInputs, *, generated_at: datetime, sections: tuple[str, 
         "factor_exposures": part("factors", sec.factor_exposures(inputs, book)),
         "greeks": part("greeks", sec.greeks(book)),
         "stress_tests": part("stress", sec.stress_tests(inputs)),
-        "correlations": part("correlations", sec.correlations(inputs)),
+        "correlations": part("correlations", correlations(inputs)),
         "positions": part("positions", position_rows(book, t.exposure["gross"], inputs.as_of)),
         "snapshots": part("performance", sec.snapshot_points(inputs)),
         "changes": part("summary", changes(inputs, t)),
         "data_quality": {
             "engines": quality,
             "excluded_positions": excluded,
-            "warnings": [
-                "correlation clusters and the pairwise matrix are not published by the factors service; see "
-                "GET /api/v1/risk/correlations/positions/matrix"
-            ],
+            "warnings": [],
             "methods": METHOD_NOTES,
             "stress_run_id": None if inputs.stress_run is None else str(inputs.stress_run["id"]),
         },

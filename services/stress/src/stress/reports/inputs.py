@@ -65,7 +65,9 @@ class ReportInputs:
     stress_results: list[Row] = field(default_factory=list)
     active_scenarios: list[Row] = field(default_factory=list)
     risk_metric: Row | None = None
-    correlation: Row | None = None
+    correlation: Row | None = None  # the latest position-correlation calculation on or before as_of
+    correlation_clusters: list[Row] = field(default_factory=list)  # its stored clusters, one row per member
+    correlation_pairs: Row | None = None  # its pairs: symbols_1, symbols_2, correlations (parallel arrays)
 
     @property
     def snapshot(self) -> Row | None:
@@ -149,6 +151,7 @@ async def load(session: AsyncSession, ids: Sequence[UUID], as_of: date) -> dict[
         out[row["portfolio_id"]].risk_metric = row
     for row in await _rows(session, q.CORRELATIONS, ids=live, d=as_of):
         out[row["portfolio_id"]].correlation = row
+    await _correlation_details(session, out)
     await _stress(session, out, as_of)
     return out
 
@@ -164,6 +167,18 @@ async def _previous_books(session: AsyncSession, out: dict[UUID, ReportInputs]) 
     for day, pids in by_date.items():
         for pid, rows in _grouped(await _rows(session, q.PREVIOUS_POSITIONS, ids=pids, d=day)).items():
             out[pid].previous_positions = rows
+
+
+async def _correlation_details(session: AsyncSession, out: dict[UUID, ReportInputs]) -> None:
+    """Clusters and pairs of every chosen correlation calculation: one statement each for the batch."""
+    by_calc = {i.correlation["calculation_id"]: i for i in out.values() if i.correlation is not None}
+    if not by_calc:
+        return
+    calcs = list(by_calc)
+    for row in await _rows(session, q.CORRELATION_CLUSTERS, calcs=calcs):
+        by_calc[row["calculation_id"]].correlation_clusters.append(row)
+    for row in await _rows(session, q.CORRELATION_PAIRS, calcs=calcs):
+        by_calc[row["calculation_id"]].correlation_pairs = row
 
 
 async def _stress(session: AsyncSession, out: dict[UUID, ReportInputs], as_of: date) -> None:

@@ -130,12 +130,37 @@ RISK_METRICS = sa.text(
 
 CORRELATIONS = sa.text(
     """
-    SELECT DISTINCT ON (portfolio_id) portfolio_id, calculation_date, duration_days, average_correlation,
-           weighted_average_correlation, effective_positions_corr, effective_positions_hhi, concentration_gross,
-           concentration_net, data_quality, nodes_included, nodes_excluded, window_start_date, window_end_date,
-           flags
+    SELECT DISTINCT ON (portfolio_id) portfolio_id, id AS calculation_id, calculation_date, duration_days,
+           average_correlation, weighted_average_correlation, effective_positions_corr, effective_positions_hhi,
+           concentration_gross, concentration_net, data_quality, correlation_threshold, nodes_included,
+           nodes_excluded, window_start_date, window_end_date, flags
     FROM factors.api_correlation_calculation
     WHERE portfolio_id = ANY(CAST(:ids AS uuid[])) AND calculation_date <= :d
-    ORDER BY portfolio_id, calculation_date DESC, created_at DESC
+    ORDER BY portfolio_id, calculation_date DESC, created_at DESC, id DESC
+    """
+)
+
+# The stored clusters of the chosen calculations (`:calcs` uuid[]), one row per member: clusters by
+# number (descending gross), members by descending |exposure| as GET /risk/correlations/positions/metrics.
+CORRELATION_CLUSTERS = sa.text(
+    """
+    SELECT calculation_id, cluster_number, threshold, nickname, nickname_source, avg_correlation, gross, net,
+           share_of_gross, member_symbol, member_exposure, member_share_of_gross, correlation_to_cluster
+    FROM factors.api_correlation_cluster
+    WHERE calculation_id = ANY(CAST(:calcs AS uuid[]))
+    ORDER BY calculation_id, cluster_number, abs(member_exposure) DESC NULLS LAST, member_symbol
+    """
+)
+
+# The pairs of the chosen calculations folded back into one row of parallel arrays per calculation
+# (the aggregates of one group read its rows in the same order, so the arrays stay aligned): a few
+# rows instead of k(k-1)/2 per portfolio for the batch path.
+CORRELATION_PAIRS = sa.text(
+    """
+    SELECT calculation_id, array_agg(CAST(symbol_1 AS text)) AS symbols_1,
+           array_agg(CAST(symbol_2 AS text)) AS symbols_2, array_agg(correlation) AS correlations
+    FROM factors.api_pairwise_correlation
+    WHERE calculation_id = ANY(CAST(:calcs AS uuid[]))
+    GROUP BY calculation_id
     """
 )

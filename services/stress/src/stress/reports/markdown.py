@@ -178,7 +178,7 @@ def data_quality(doc: dict[str, Any]) -> list[str]:
     engines = [[name, e["status"], e["reason"] or ""] for name, e in q["engines"].items()]
     excluded = ", ".join(q["excluded_positions"]) or "none"
     methods = [f"- {k}: {v}" for k, v in q["methods"].items()]
-    warnings = [f"- {w}" for w in q["warnings"]]
+    warnings = ["Notes:", "", *(f"- {w}" for w in q["warnings"]), ""] if q["warnings"] else []
     return [
         "## Data quality and method notes",
         "",
@@ -190,10 +190,7 @@ def data_quality(doc: dict[str, Any]) -> list[str]:
         "",
         *methods,
         "",
-        "Notes:",
-        "",
         *warnings,
-        "",
     ]
 
 

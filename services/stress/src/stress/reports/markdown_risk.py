@@ -8,6 +8,7 @@ from typing import Any
 from stress.reports.text_format import NA, num, pct, table, usd
 
 NOT_REQUESTED = "Not included in this report (section not requested)."
+TOP_CLUSTERS = 3  # users.md §4.5: "top 3 clusters with members"
 
 
 def not_available(doc: dict[str, Any], engine: str) -> str:
@@ -109,8 +110,43 @@ def correlations_block(doc: dict[str, Any]) -> list[str]:
         f"({c['window']['days']}-day window ending {c['window']['end_date']}, calculated {c['calculation_date']}; "
         f"{c['positions_included']} positions included, {c['positions_excluded']} excluded).",
         "",
-        "Top clusters: not available in reports (cluster membership is not published by the factors service; "
-        "see GET /api/v1/risk/correlations/positions/matrix).",
+        *clusters_table(c),
+    ]
+
+
+def clusters_table(c: dict[str, Any]) -> list[str]:
+    """The top clusters with their members, and where the rest and the pairwise matrix are."""
+    found, cut = c["clusters"], num(c["correlation_threshold"], 2)
+    symbols = len(c["matrix"]["symbols"])
+    matrix_note = f"The pairwise correlation matrix of the {symbols} included underlyings is in the JSON export."
+    if not found:
+        return [
+            f"Top clusters: none (no group of 2 or more positions correlated at {cut} or more).",
+            "",
+            matrix_note,
+            "",
+        ]
+    rows = [
+        [
+            k["cluster_number"],
+            k["nickname"],
+            ", ".join(m["symbol"] for m in k["members"]),
+            usd(k["gross"]),
+            usd(k["net"]),
+            pct(k["share_of_gross"]),
+            num(k["avg_correlation"], 6),
+        ]
+        for k in found[:TOP_CLUSTERS]
+    ]
+    header = ["#", "Cluster", "Members", "Gross", "Net", "Share of gross", "Avg correlation"]
+    rest = len(found) - TOP_CLUSTERS
+    more = [f"{rest} more cluster(s) in the JSON export."] if rest > 0 else []
+    return [
+        f"Top clusters (average linkage at correlation {cut}; shares of the included positions' gross exposure):",
+        "",
+        *table(header, rows),
+        "",
+        " ".join([*more, matrix_note]),
         "",
     ]
 

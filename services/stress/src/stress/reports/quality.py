@@ -13,6 +13,7 @@ import numpy as np
 
 from common.formatting import stat
 from stress.reports.book import ETF_FUND, Book, days_to_expiry, grouped
+from stress.reports.correlation_section import clusters
 from stress.reports.inputs import ReportInputs
 
 
@@ -133,15 +134,19 @@ def attention_flags(
                     )
                 )
     corr = inputs.correlation
-    if corr is not None and corr["concentration_gross"] is not None and corr["concentration_gross"] > t.cluster_share:
-        flags.append(
-            _flag(
-                "correlation_clusters",
-                f"clusters of highly correlated positions hold {corr['concentration_gross']:.1%} of the book",
-                stat(corr["concentration_gross"], 4) or 0.0,
-                t.cluster_share,
+    for cluster in clusters(inputs.correlation_clusters) if corr is not None else []:
+        share = cluster["share_of_gross"]
+        if share is not None and share > t.cluster_share:
+            members = ", ".join(m["symbol"] for m in cluster["members"])
+            flags.append(
+                _flag(
+                    "correlation_clusters",
+                    f"correlation cluster '{cluster['nickname']}' ({members}) holds {share:.1%} of the gross "
+                    "exposure of the positions analysed",
+                    share,
+                    t.cluster_share,
+                )
             )
-        )
     dte = days_to_expiry(book, inputs.as_of)
     for i in np.flatnonzero(book.is_option & np.isfinite(dte) & (dte <= t.expiry_days)):
         flags.append(

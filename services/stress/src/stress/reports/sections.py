@@ -1,5 +1,6 @@
-"""Risk blocks of the report document: factor exposures, stress tests, Greeks, correlations, risk
-metrics and performance (users.md §4.6). Pure; money as 2-dp strings, statistics as numbers."""
+"""Risk blocks of the report document: factor exposures, stress tests, Greeks, risk metrics and
+performance (users.md §4.6; correlations: correlation_section). Pure; money as 2-dp strings, statistics
+as numbers."""
 
 from __future__ import annotations
 
@@ -118,30 +119,6 @@ def greeks(book: Book) -> dict[str, Any]:
             for r in options
         ],
         "by_underlying": by_underlying,
-    }
-
-
-def correlations(inputs: ReportInputs) -> dict[str, Any] | None:
-    """Portfolio correlation metrics of the latest calculation on or before the report date."""
-    c = inputs.correlation
-    if c is None:
-        return None
-    return {
-        "calculation_date": iso_date(c["calculation_date"]),
-        "overall": stat(c["average_correlation"], 6),
-        "weighted": stat(c["weighted_average_correlation"], 6),
-        "concentration_score": stat(c["concentration_gross"], 6),
-        "effective_positions": stat(c["effective_positions_corr"], 4),
-        "window": {
-            "days": c["duration_days"],
-            "start_date": iso_date(c["window_start_date"]),
-            "end_date": iso_date(c["window_end_date"]),
-        },
-        "positions_included": c["nodes_included"],
-        "positions_excluded": c["nodes_excluded"],
-        # Cluster membership and the pairwise matrix are not in the factors service's published views.
-        "clusters": None,
-        "matrix": None,
     }
 
 
