@@ -3,8 +3,9 @@ steps 1–4 and §10.11 step 6).
 
 Each demo user generates a report (md, json, csv), sees it complete within 30 s, downloads the three files
 (names, media types, the fixture statement on the first line, 16/17/30 CSV rows, exposures equal to
-GET /api/v1/portfolio to the cent, the fixture sums of R-AC5) and finds it listed newest first next to the
-daily report the cycle made after its snapshot. The hedge-fund user exports a modelling session's trades
+GET /api/v1/portfolio to the cent, the fixture sums of R-AC5; for the hedge-fund book, correlation clusters
+and matrix equal to the factors routes #41/#42) and finds it listed newest first next to the daily report
+the cycle made after its snapshot. The hedge-fund user exports a modelling session's trades
 (SELL_SHORT 595 QQQ, BUY_TO_COVER 300 NFLX) as csv, json and FIX (parsed back with simplefix), sees them in
 the export history, and round-trips an `upload_csv` export through the upload API to the same positions.
 All-in-one mode uses the session `system` (a demo reset at the end removes what the module made);
@@ -144,7 +145,34 @@ async def report_flow(client: httpx.AsyncClient, headers: dict[str, str], who: s
     assert [r["created_at"] for r in listed] == sorted((r["created_at"] for r in listed), reverse=True)
     history = await call(client, "GET", "/api/v1/export/history", headers, 200, params={"export_type": "report"})
     assert {h["format"] for h in history if h["report_id"] == rid} == set(formats)
+    if who == "hedgefund":
+        await correlations_flow(client, headers, pid, doc, text)
     return dict(doc)
+
+
+CLUSTER_KEYS = ("cluster_number", "nickname", "nickname_source", "avg_correlation", "gross", "net")
+MEMBER_KEYS = ("symbol", "exposure", "correlation_to_cluster")
+
+
+async def correlations_flow(client: httpx.AsyncClient, headers: dict[str, str], pid: str, doc: dict, text: str) -> None:
+    """The report's clusters are GET …/positions/metrics's (#41) and its matrix is …/matrix's (#42) for the
+    report date; the Markdown lists the top clusters with their members."""
+    c = doc["correlations"]
+    assert c["calculation_date"] == AS_OF and c["clusters"], c  # the hedge-fund demo book has clusters
+    params = {"portfolio_id": pid, "as_of_date": AS_OF}
+    metrics = await call(client, "GET", "/api/v1/risk/correlations/positions/metrics", headers, 200, params=params)
+    matrix = await call(client, "GET", "/api/v1/risk/correlations/positions/matrix", headers, 200, params=params)
+    served = metrics["clusters"]
+    assert [{k: x[k] for k in CLUSTER_KEYS} for x in c["clusters"]] == [{k: x[k] for k in CLUSTER_KEYS} for x in served]
+    assert [[{k: m[k] for k in MEMBER_KEYS} for m in x["members"]] for x in c["clusters"]] == [
+        [{k: m[k] for k in MEMBER_KEYS} for m in x["members"]] for x in served
+    ]
+    for mine, theirs in zip(c["clusters"], served, strict=True):  # the report writes shares to 4 dp
+        assert mine["share_of_gross"] == pytest.approx(theirs["share_of_gross"], abs=5.1e-5)
+    assert c["matrix"] == {"symbols": [n["symbol"] for n in matrix["nodes"]], "values": matrix["correlations"]}
+    top = c["clusters"][0]
+    members = ", ".join(m["symbol"] for m in top["members"])
+    assert f"| 1 | {top['nickname']} | {members} | {usd(top['gross'])} | {usd(top['net'])} |" in text
 
 
 async def session_export_flow(client: httpx.AsyncClient, headers: dict[str, str]) -> None:

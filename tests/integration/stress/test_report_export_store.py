@@ -1,5 +1,7 @@
 """Reports (#66–#68, #75), the daily report on snapshot.created, trade exports (#69–#71) and their storage
-on a real PostgreSQL, after the stress and snapshot steps of the Example 7 book on two trading days."""
+on a real PostgreSQL, after the stress and snapshot steps of the Example 7 book on two trading days.
+Correlation clusters and the pairwise matrix in reports are checked against the factors service's own
+calculation and its #41/#42 bodies."""
 
 from __future__ import annotations
 
@@ -36,9 +38,13 @@ from common.errors import ValidationFailed
 from common.events import FactorsComputed, SnapshotCreated, StepInfo
 from common.formatting import utcnow
 from common.service import Service
+from factors import correlation_read
+from factors.correlation_compute import CorrelationFilters
+from factors.correlation_service import compute_portfolio_correlations
 from stress.exports import files
 from stress.main import create_service
-from stress.reports import daily_build, store
+from stress.reports import correlation_section, daily_build, store
+from stress.reports import inputs as reads
 from stress.reports.cli import parse_options
 from stress.reports.daily import DailyReports
 from stress.reports.folder import generate_to_folder
@@ -283,6 +289,88 @@ async def test_an_expired_report_is_listed_as_expired_and_its_download_is_gone(s
     assert status["report_id"] in {r["report_id"] for r in listed}
     after = data(await setup.get(f"{REPORTS}/{status['report_id']}/status"))
     assert after["status"] == "expired" and after["files"][0]["download_url"] is None
+
+
+# -- correlations in reports -----------------------------------------------------------------------
+
+
+async def store_correlations(stress_db, pid: uuid.UUID, threshold: float) -> dict:
+    """Factors' own calculation of `pid` on AS_OF (clusters cut at `threshold`) and its #41/#42 bodies."""
+    async with stress_db.transaction() as s:
+        outcome = await compute_portfolio_correlations(
+            s, portfolio_id=pid, as_of=AS_OF, filters=CorrelationFilters(correlation_threshold=threshold), force=True
+        )
+    assert outcome.status == "completed", outcome
+    async with stress_db.session() as s:
+        stored = await correlation_read.load(s, portfolio_id=pid, as_of=AS_OF)
+    metrics = correlation_read.metrics_body(stored, correlation_read.Narrowing(), None, None)
+    matrix = correlation_read.matrix_body(
+        stored,
+        correlation_read.Narrowing(),
+        direction=False,
+        min_correlation=None,
+        max_correlation=None,
+        include_p_values=False,
+    )
+    return {"metrics": metrics, "matrix": matrix}
+
+
+def assert_same_clusters(report: list[dict], served: list[dict]) -> None:
+    """Report clusters equal factors' (#41) to the report's precision (shares 4 dp, correlations 6 dp)."""
+    assert len(report) == len(served)
+    for mine, theirs in zip(report, served, strict=True):
+        for key in ("cluster_number", "nickname", "nickname_source", "avg_correlation", "gross", "net"):
+            assert mine[key] == theirs[key], key
+        assert mine["share_of_gross"] == pytest.approx(theirs["share_of_gross"], abs=5.1e-5)
+        assert [(m["symbol"], m["exposure"], m["correlation_to_cluster"]) for m in mine["members"]] == [
+            (m["symbol"], m["exposure"], m["correlation_to_cluster"]) for m in theirs["members"]
+        ]
+
+
+async def test_a_report_carries_the_clusters_and_pairs_factors_stored(setup, stress_db) -> None:
+    pid = setup.book.portfolio_id
+    served = await store_correlations(stress_db, pid, threshold=0.5)
+    assert [m["symbol"] for m in served["metrics"]["clusters"][0]["members"]] == [STOCK_A, STOCK_B]
+    body = {"portfolio_id": str(pid), "formats": ["md", "json"], "sections": ["correlations"]}
+    status = data(await setup.post(GENERATE, body, Prefer="wait=10"))
+    assert status["status"] == "completed", status
+    got = {
+        fmt: (await setup.get(f"{REPORTS}/{status['report_id']}/download", format=fmt)).content
+        for fmt in ("md", "json")
+    }
+    c = orjson.loads(got["json"])["correlations"]
+    assert_same_clusters(c["clusters"], served["metrics"]["clusters"])
+    # The matrix numbers are factors' stored pairs: the #42 matrix cell for cell.
+    assert c["matrix"] == {
+        "symbols": [n["symbol"] for n in served["matrix"]["nodes"]],
+        "values": served["matrix"]["correlations"],
+    }
+    rho = served["matrix"]["correlations"][0][1]
+    assert c["matrix"]["symbols"] == [STOCK_A, STOCK_B] and 0.5 <= rho < 1
+    text = got["md"].decode()
+    cluster = c["clusters"][0]
+    gross = f"${Decimal(cluster['gross']):,.2f}"
+    assert f"| 1 | {cluster['nickname']} | {STOCK_A}, {STOCK_B} | {gross} |" in text
+    assert "not available" not in text.lower()
+
+
+async def test_a_batch_of_reports_reads_each_portfolios_own_calculation(setup, stress_db, seeder) -> None:
+    clustered = setup.book.portfolio_id
+    loose = (await seed_book(seeder, uuid.uuid4())).portfolio_id
+    uncalculated = await seeder.portfolio(user_id=uuid.uuid4())
+    served = {
+        clustered: await store_correlations(stress_db, clustered, threshold=0.5),
+        loose: await store_correlations(stress_db, loose, threshold=0.99),
+    }
+    async with stress_db.session() as s:
+        await reads.start_consistent_read(s)
+        loaded = await reads.load(s, [clustered, loose, uncalculated], AS_OF)
+    docs = {pid: correlation_section.correlations(inputs) for pid, inputs in loaded.items()}
+    for pid in (clustered, loose):
+        assert docs[pid]["matrix"]["values"] == served[pid]["matrix"]["correlations"]
+        assert_same_clusters(docs[pid]["clusters"], served[pid]["metrics"]["clusters"])
+    assert len(docs[clustered]["clusters"]) == 1 and docs[loose]["clusters"] == []
+    assert docs[uncalculated] is None and loaded[uncalculated].correlation_pairs is None
 
 
 # -- trade exports ---------------------------------------------------------------------------------
