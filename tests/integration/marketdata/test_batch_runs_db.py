@@ -20,6 +20,7 @@ from test_batch_support import (
     token,
 )
 
+from common import metrics
 from common.errors import NotFound, ValidationFailed
 from common.events import STEP_NAMES, CycleStarted, GreeksComputed, PortfolioUpdated, PricesUpdated, SnapshotCreated
 from common.ids import SYSTEM_USER_ID
@@ -131,6 +132,7 @@ async def test_simulated_pipeline_drives_run_to_completed(env: Env) -> None:
     p2 = await env.portfolio(symbols=("MSFT",))
     simulate_pipeline(env.bus)
     await env.bus.start()
+    runs_observed = metrics.job_duration("marketdata").labels("batch.run_all", "completed")._sum.get()
     run, _, _ = await run_all(env)
     assert await wait_for_run(env.ctx, run["id"], 30) == "completed"
     await env.bus.drain()
@@ -150,6 +152,9 @@ async def test_simulated_pipeline_drives_run_to_completed(env: Env) -> None:
     assert job["result"] == {"portfolios": 2, "failed": 0}
     assert [s["status"] for s in job["steps"]] == ["completed"] * len(STEP_NAMES)
     assert last_success_gauge()._value.get() == pytest.approx(final["finished_at"].timestamp())
+    # The run's duration is observed once in sigmasight_marketdata_job_duration_seconds (api.md #6).
+    observed = metrics.job_duration("marketdata").labels("batch.run_all", "completed")._sum.get() - runs_observed
+    assert observed == pytest.approx(final["duration_ms"] / 1000)
     # prices.updated carried the run scope to greeks.
     prices = env.events(PricesUpdated)
     assert len(prices) == 1 and prices[0].run_id == run["id"]

@@ -31,6 +31,7 @@ from marketdata.batch_compute import (
     aggregate_steps,
     evaluate_run,
     expected_row_count,
+    job_type_for,
 )
 from marketdata.context import MarketDataContext
 
@@ -123,6 +124,8 @@ class Settled:
     finished_now: bool
     status: str
     finished_at: datetime | None
+    job_type: str = ""  # set when the run finished now (its job row's type, e.g. batch.run_all)
+    duration_seconds: float | None = None
 
 
 async def settle_run(
@@ -157,7 +160,7 @@ async def settle_run(
         await mirror_job(ctx, session, run, outcome, agg, now)
         await repo.mark_schedule_runs(session, run_id=run["id"], status=status)
         log.info("run %s finished: %s (%s)", run["id"], status, outcome.error_summary or "no failures")
-        return Settled(run["id"], outcome, True, status, now)
+        return Settled(run["id"], outcome, True, status, now, job_type_for(run["job_name"]), duration / 1000)
     if run["status"] == "queued":
         await repo.update_run(session, run_id=run["id"], status="running", started_at=started_at)
         run.update(status="running", started_at=started_at)
@@ -168,7 +171,10 @@ async def settle_run(
 
 
 def after_commit(settled: Settled) -> None:
-    """Side effects once the transaction committed (the last-success gauge)."""
+    """Side effects once the transaction committed: the last-success gauge, and the run's duration in
+    sigmasight_marketdata_job_duration_seconds (api.md #6; a run is the job behind run-all / triggers)."""
+    if settled.finished_now and settled.duration_seconds is not None:
+        metrics.job_duration("marketdata").labels(settled.job_type, settled.status).observe(settled.duration_seconds)
     if settled.finished_now and settled.status == "completed" and settled.finished_at is not None:
         last_success_gauge().set(settled.finished_at.timestamp())
 
