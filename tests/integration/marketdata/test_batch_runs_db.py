@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from test_batch_support import (
     ADMIN,
     AS_OF,
@@ -25,6 +27,7 @@ from common.errors import NotFound, ValidationFailed
 from common.events import STEP_NAMES, CycleStarted, GreeksComputed, PortfolioUpdated, PricesUpdated, SnapshotCreated
 from common.ids import SYSTEM_USER_ID
 from common.testing import drop_database
+from marketdata import batch_repository as repo
 from marketdata.backfill import backfill, wait_for_run
 from marketdata.batch_bookkeeping import last_success_gauge
 from marketdata.batch_compute import PIPELINE_STEPS
@@ -403,3 +406,85 @@ async def test_backfill_runs_each_past_trading_day_oldest_first_and_is_idempoten
     # Re-running reuses the completed runs.
     assert await backfill(env.ctx, days=3, end=AS_OF) == run_ids
     assert await env.scalar("SELECT count(*) FROM marketdata.batch_run") == 3
+
+
+# -- the set-based step-report upsert equals the one-row upsert -----------------------------------
+
+BULK_T0 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)  # step-report times of the bulk-upsert test
+
+
+def job_run_report(
+    run: dict[str, Any], pid: uuid.UUID, status: str, minute: int, event: uuid.UUID, **extra: Any
+) -> dict[str, Any]:
+    final = status in ("completed", "failed")
+    return {
+        "run_id": run["id"],
+        "job": "greeks",
+        "service": "greeks",
+        "portfolio_id": pid,
+        "as_of_date": AS_OF,
+        "trigger": "manual",
+        "status": status,
+        "started_at": BULK_T0 + timedelta(minutes=minute),
+        "finished_at": BULK_T0 + timedelta(minutes=minute, seconds=3) if final else None,
+        "duration_ms": 3000 if final else None,
+        "records_processed": 7,
+        "error_code": "GREEKS_FAILED" if status == "failed" else None,
+        "error_message": "boom" if status == "failed" else None,
+        "details": {"extra_steps": [], "note": "x"},
+        "last_event_id": event,
+        **extra,
+    }
+
+
+async def stored_job_runs(env: Env, run_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with env.ctx.db.transaction() as s:
+        rows = await s.execute(
+            sa.text(
+                "SELECT portfolio_id, status, attempt, started_at, finished_at, duration_ms, records_processed, "
+                "error_code, error_message, details, last_event_id FROM marketdata.batch_job_run "
+                "WHERE run_id = :r AND job = 'greeks' ORDER BY portfolio_id"
+            ),
+            {"r": run_id},
+        )
+        return [dict(r) for r in rows.mappings()]
+
+
+async def new_greeks_run(env: Env) -> dict[str, Any]:
+    run, _, _ = await start_run(
+        env.ctx,
+        job_name="greeks",
+        trigger="manual",
+        requested_by=ADMIN.user_id,
+        as_of_date=AS_OF,
+        portfolio_ids=[await env.portfolio()],
+        cascade=False,
+        force=True,
+    )
+    return run
+
+
+async def test_a_batch_of_reports_lands_as_the_same_rows_as_one_by_one(env: Env) -> None:
+    pids = sorted(uuid.uuid4() for _ in range(3))
+    events = [[uuid.uuid4() for _ in range(3)] for _ in pids]
+    # Per portfolio: running, then failed, then completed (a retry: attempt 2), then a repeat of the
+    # completed event (ignored), then a late failure (never regresses a completed row).
+    sequences = [
+        [("running", 0, e[0]), ("failed", 1, e[1]), ("completed", 2, e[2]), ("completed", 2, e[2]), ("failed", 3, e[0])]
+        for e in events
+    ]
+    one_run, bulk_run = await new_greeks_run(env), await new_greeks_run(env)
+    for n in range(5):
+        async with env.ctx.db.transaction() as s:
+            for pid, seq in zip(pids, sequences, strict=True):
+                status, minute, event = seq[n]
+                await repo.upsert_job_run(s, **job_run_report(one_run, pid, status, minute, event))
+            changed = await repo.upsert_job_runs(
+                s, [job_run_report(bulk_run, pid, *seq[n]) for pid, seq in zip(pids, sequences, strict=True)]
+            )
+        assert changed == (0 if n >= 3 else 3)
+    one, bulk = await stored_job_runs(env, one_run["id"]), await stored_job_runs(env, bulk_run["id"])
+    assert one == bulk
+    assert [r["status"] for r in bulk] == ["completed"] * 3 and [r["attempt"] for r in bulk] == [2] * 3
+    assert all(r["started_at"] == BULK_T0 for r in bulk)  # the first start is kept
+    assert bulk[0]["details"] == {"extra_steps": [], "note": "x"}

@@ -334,12 +334,16 @@ async def bench_stages(b: Bench, part: PartResult) -> None:
         "includes the once-per-date work (factor model and regressions of every held underlying, new "
         "correlation calculations); passes 2–3 re-run the day (unchanged correlation inputs are reused).",
         "",
-        "| Stage | Portfolios | Pass 1 ms/portfolio | Pass 2 | Pass 3 |",
-        "|---|---:|---:|---:|---:|",
+        "| Stage | Portfolios | Pass 1 ms/portfolio | Pass 2 | Pass 3 | Pass 1 CPU s: Python / database | "
+        "Pass 3 CPU s: Python / database |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for stage, ts in by_stage.items():
+        cpu = [f"{t.python_cpu:.2f} / {t.database_cpu:.2f}" for t in (ts[0], ts[-1])]
         part.details.append(
-            f"| {stage} | {ts[0].portfolios:,} | " + " | ".join(f"{t.ms_per_portfolio:.2f}" for t in ts) + " |"
+            f"| {stage} | {ts[0].portfolios:,} | "
+            + " | ".join(f"{t.ms_per_portfolio:.2f}" for t in ts)
+            + f" | {cpu[0]} | {cpu[1]} |"
         )
     steady = sum(ts[-1].ms_per_portfolio for ts in by_stage.values())
     first = sum(ts[0].ms_per_portfolio for ts in by_stage.values())

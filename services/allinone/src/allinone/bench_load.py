@@ -224,9 +224,8 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _clock_ticks()
 
 
-def postgres_backends_cpu_seconds(database: str) -> float:
-    """CPU seconds of the PostgreSQL backends connected to `database` (matched by their process title)."""
-    marker = f" {database} ".encode()
+def _cpu_of_processes(matches: Callable[[bytes], bool]) -> float:
+    """CPU seconds of every process whose command line (NUL-separated /proc cmdline) `matches`."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -235,24 +234,20 @@ def postgres_backends_cpu_seconds(database: str) -> float:
             title = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if title.startswith(b"postgres: ") and marker in title:
+        if matches(title):
             total += process_cpu_seconds(int(entry.name))
     return total
+
+
+def postgres_backends_cpu_seconds(database: str) -> float:
+    """CPU seconds of the PostgreSQL backends connected to `database` (matched by their process title)."""
+    marker = f" {database} ".encode()
+    return _cpu_of_processes(lambda title: title.startswith(b"postgres: ") and marker in title)
 
 
 def rabbitmq_cpu_seconds() -> float:
     """CPU seconds of the local RabbitMQ server (its Erlang VM, `beam.smp`); 0 when not found."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"beam.smp" in title.split(b"\0", 1)[0] and b"rabbit" in title:
-            total += process_cpu_seconds(int(entry.name))
-    return total
+    return _cpu_of_processes(lambda title: b"beam.smp" in title.split(b"\0", 1)[0] and b"rabbit" in title)
 
 
 def machine_busy_seconds() -> float:
