@@ -212,6 +212,11 @@ async def test_a_trade_must_have_a_positive_quantity(session: AsyncSession) -> N
 async def test_session_list_filters_by_portfolio_and_status_and_counts_trades(session: AsyncSession) -> None:
     user = uuid.uuid4()
     first, second = await _session(session, user), await _session(session, user)
+    # One transaction gives both the same now(): make `first` the older one, as separate requests would.
+    await session.execute(
+        sa.text("UPDATE ingest.modeling_session SET created_at = created_at - interval '1 minute' WHERE id = :id"),
+        {"id": first["id"]},
+    )
     await store.insert_trades(session, first["id"], 1, [_trade(QQQ, "short", 1, 0, -1), _trade(QQQ, "cover", 1, -1, 0)])
     await store.update_session(session, second["id"], status="cancelled", expires_at=None)
     rows, total = await store.list_sessions(session, user_id=user, portfolio_id=None, statuses=[], limit=50, offset=0)
