@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,14 +87,20 @@ class UnitOfWorkFactory:
         """Record that `consumer` applied `events`; returns those it had not applied before."""
         if not events:
             return []
-        table = self.tables.processed_event
-        stmt = (
-            pg.insert(table)
-            .values([{"consumer": consumer, "event_id": e.event_id, "routing_key": e.routing_key} for e in events])
-            .on_conflict_do_nothing()
-            .returning(table.c.event_id)
-        )
-        claimed = {row[0] for row in (await session.execute(stmt)).all()}
+        # One statement whatever the batch size: the ids travel as arrays, so the SQL text is the same
+        # for every batch (a multi-row VALUES was compiled anew by SQLAlchemy for each batch).
+        stmt = sa.text(
+            f"INSERT INTO {self.tables.processed_event.fullname} (consumer, event_id, routing_key) "
+            "SELECT :consumer, t.event_id, t.routing_key "
+            "FROM unnest(CAST(:ids AS uuid[]), CAST(:keys AS text[])) AS t(event_id, routing_key) "
+            "ON CONFLICT DO NOTHING RETURNING event_id"
+        ).columns(event_id=pg.UUID(as_uuid=True))
+        params = {
+            "consumer": consumer,
+            "ids": [str(e.event_id) for e in events],
+            "keys": [e.routing_key for e in events],
+        }
+        claimed = {row[0] for row in (await session.execute(stmt, params)).all()}
         seen: set[object] = set()
         fresh = []
         for event in events:
