@@ -269,46 +269,13 @@ _UPDATABLE = (
 )
 
 
-def _job_run_upsert(stmt: Any, keys: set[str]) -> Any:
-    excluded = stmt.excluded
-    set_: dict[str, Any] = {name: getattr(excluded, name) for name in _UPDATABLE if name in keys}
-    set_["updated_at"] = sa.func.now()
-    set_["attempt"] = sa.case(
-        (
-            sa.and_(
-                batch_job_run.c.status.in_(("completed", "failed")),
-                excluded.status.in_(("completed", "failed")),
-            ),
-            batch_job_run.c.attempt + 1,
-        ),
-        else_=batch_job_run.c.attempt,
-    )
-    set_["started_at"] = sa.func.coalesce(batch_job_run.c.started_at, excluded.started_at)
-    return stmt.on_conflict_do_update(
-        constraint="batch_job_run_run_job_portfolio_uq",
-        set_=set_,
-        where=sa.and_(
-            batch_job_run.c.status != "completed",
-            batch_job_run.c.last_event_id.is_distinct_from(excluded.last_event_id),
-        ),
-    ).returning(batch_job_run.c.id)
-
-
-async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
-    """Insert or update the row of (run_id, job, portfolio_id); True when something changed.
-
-    Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
-    is never regressed by a later report (a failed row may still become completed: a retry).
-    """
-    upsert = _job_run_upsert(pg.insert(batch_job_run).values(**values), set(values))
-    return (await session.execute(upsert)).first() is not None
-
-
 @functools.lru_cache(maxsize=8)
 def _job_runs_upsert_sql(keys: tuple[str, ...]) -> str:
-    """`_job_run_upsert` as one text statement whose rows arrive as a single JSON document: a
-    multi-row `.values([...])` was recompiled by SQLAlchemy on every call (never cached: one bind
-    parameter per cell), which made the bookkeeping of a 1,000-portfolio run CPU-bound."""
+    """The upsert of `upsert_job_run(s)` as one text statement whose rows arrive as a single JSON
+    document: a multi-row `.values([...])` was recompiled by SQLAlchemy on every call (never cached:
+    one bind parameter per cell), which made the bookkeeping of a 1,000-portfolio run CPU-bound.
+    A completed row is never updated; a repeated event id changes nothing; a final report after a
+    final one is a retry (attempt + 1); the first start time is kept."""
     dialect = pg.dialect()
     record = ", ".join(f"{k} {batch_job_run.c[k].type.compile(dialect=dialect)}" for k in keys)
     updates = [f"{k} = excluded.{k}" for k in _UPDATABLE if k in keys and k != "started_at"]
@@ -326,6 +293,15 @@ def _job_runs_upsert_sql(keys: tuple[str, ...]) -> str:
         + ", ".join(updates)
         + " WHERE j.status <> 'completed' AND j.last_event_id IS DISTINCT FROM excluded.last_event_id RETURNING j.id"
     )
+
+
+async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update the row of (run_id, job, portfolio_id); True when something changed.
+
+    Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
+    is never regressed by a later report (a failed row may still become completed: a retry).
+    """
+    return await upsert_job_runs(session, [values]) > 0
 
 
 async def upsert_job_runs(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
