@@ -166,7 +166,7 @@ async def _insert_pairs(conn: Any, items: Sequence[ComputedCalculation], cid: di
         ids.append(cid[i.portfolio_id])
         starts.append(len(flat[0]) + 1)
         ends.append(len(flat[0]) + len(pairs))
-        for target, source in zip(flat, pairs.record(None)[1:], strict=True):
+        for target, source in zip(flat, pairs.stored_columns(), strict=True):
             target.extend(source)
     if ids:
         await conn.execute(_PAIRS_SQL, ids, starts, ends, *flat)

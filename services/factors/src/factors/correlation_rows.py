@@ -105,10 +105,9 @@ class PairColumns:
     def __len__(self) -> int:
         return len(self.symbol_1)
 
-    def record(self, calculation_id: Any) -> tuple[Any, ...]:
-        """The factors.pairwise_correlation row of these pairs (NaN → NULL array elements)."""
+    def stored_columns(self) -> tuple[list[Any], ...]:
+        """The six array columns of factors.pairwise_correlation (NaN → NULL elements)."""
         return (
-            calculation_id,
             self.symbol_1,
             self.symbol_2,
             nan_as_null(self.rho),
@@ -116,6 +115,10 @@ class PairColumns:
             self.observations,
             nan_as_null(self.p_value),
         )
+
+    def record(self, calculation_id: Any) -> tuple[Any, ...]:
+        """The factors.pairwise_correlation row of these pairs."""
+        return (calculation_id, *self.stored_columns())
 
 
 PAIR_COLUMNS = (
