@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 import numpy as np
@@ -106,14 +106,43 @@ def _step(name: str, status: Status, started: datetime, records: int, error: Ste
 
 _NOT_LIVE = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio is not live in ingest")
 
+_Outcome = TypeVar("_Outcome", MarketRiskOutcome, StressRunOutcome)
+# `(live portfolio ids, their cash balances, step start) -> outcomes`: the step's work on the live books.
+_StepBody = Callable[[list[UUID], list[Any], datetime], Awaitable[dict[UUID, _Outcome]]]
 
-async def _live_split(
-    session: AsyncSession, ids: list[UUID], step: str, started: datetime, failed: Callable[[UUID, StepInfo], Any]
-) -> tuple[dict[UUID, Any], list[UUID], dict[UUID, Any]]:
-    """(live portfolio rows, the ids among `ids` that are live, failed outcomes for the others)."""
-    live = await repo.portfolios(session, ids)
-    gone = {pid: failed(pid, _step(step, "failed", started, 0, _NOT_LIVE)) for pid in ids if pid not in live}
-    return live, [pid for pid in ids if pid in live], gone
+
+async def _run_step(
+    session: AsyncSession,
+    name: str,
+    portfolio_ids: Sequence[UUID],
+    as_of: date,
+    failed: Callable[[UUID, StepError, StepInfo], _Outcome],
+    body: _StepBody[_Outcome],
+) -> dict[UUID, _Outcome]:
+    """One step for many portfolios in a SAVEPOINT: portfolios not live fail alone, `body` runs on the
+    others; a failure of `body` fails every portfolio (transient database errors propagate)."""
+    started = utcnow()
+    ids = list(dict.fromkeys(portfolio_ids))
+    outcomes: dict[UUID, _Outcome] = {}
+    try:
+        async with session.begin_nested():
+            live = await repo.portfolios(session, ids)
+            for pid in ids:
+                if pid not in live:
+                    outcomes[pid] = failed(pid, _NOT_LIVE, _step(name, "failed", started, 0, _NOT_LIVE))
+            present = [pid for pid in ids if pid in live]
+            if present:
+                outcomes.update(await body(present, [live[p].cash_balance for p in present], started))
+    except Exception as exc:
+        if is_transient_db_error(exc):
+            raise
+        if not isinstance(exc, StressError):
+            log.exception("%s failed for %d portfolio(s) on %s", name, len(ids), as_of)
+        err = _error(exc)
+        for pid in ids:
+            if pid not in outcomes or outcomes[pid].status != "failed":
+                outcomes[pid] = failed(pid, err, _step(name, "failed", started, 0, err))
+    return outcomes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,39 +241,24 @@ async def compute_market_risk_many(
     session: AsyncSession, *, portfolio_ids: Sequence[UUID], as_of: date, run_id: UUID | None = None
 ) -> dict[UUID, MarketRiskOutcome]:
     """The `risk_scenarios` step for many portfolios at once (one load, one computation, one upsert)."""
-    started = utcnow()
-    ids = list(dict.fromkeys(portfolio_ids))
-    outcomes: dict[UUID, MarketRiskOutcome] = {}
-    try:
-        async with session.begin_nested():
-            live, present, gone = await _live_split(
-                session,
-                ids,
-                "risk_scenarios",
-                started,
-                lambda pid, step: MarketRiskOutcome(pid, as_of, "failed", error=_NOT_LIVE, step=step),
-            )
-            outcomes.update(gone)
-            if present:
-                loaded = await load_books(session, present, [live[p].cash_balance for p in present], as_of)
-                if not loaded.assembled.available[MODEL_FACTORS.index(MARKET)]:
-                    raise NoFactorModel("the market factor has no data in the factor model")
-                result = await asyncio.to_thread(market_risk, loaded.assembled.book, loaded.assembled.available)
-                rows = market_risk_rows(loaded.assembled, result, as_of, run_id)
-                await repo.upsert_market_risk(session, rows)
-                outcomes.update(_market_outcomes(loaded, result, rows, started))
-    except Exception as exc:
-        if is_transient_db_error(exc):
-            raise
-        if not isinstance(exc, StressError):
-            log.exception("risk_scenarios failed for %d portfolio(s) on %s", len(ids), as_of)
-        err = _error(exc)
-        for pid in ids:
-            if pid not in outcomes or outcomes[pid].status != "failed":
-                outcomes[pid] = MarketRiskOutcome(
-                    pid, as_of, "failed", error=err, step=_step("risk_scenarios", "failed", started, 0, err)
-                )
-    return outcomes
+
+    async def body(present: list[UUID], cash: list[Any], started: datetime) -> dict[UUID, MarketRiskOutcome]:
+        loaded = await load_books(session, present, cash, as_of)
+        if not loaded.assembled.available[MODEL_FACTORS.index(MARKET)]:
+            raise NoFactorModel("the market factor has no data in the factor model")
+        result = await asyncio.to_thread(market_risk, loaded.assembled.book, loaded.assembled.available)
+        rows = market_risk_rows(loaded.assembled, result, as_of, run_id)
+        await repo.upsert_market_risk(session, rows)
+        return _market_outcomes(loaded, result, rows, started)
+
+    return await _run_step(
+        session,
+        "risk_scenarios",
+        portfolio_ids,
+        as_of,
+        lambda pid, err, step: MarketRiskOutcome(pid, as_of, "failed", error=err, step=step),
+        body,
+    )
 
 
 def _market_outcomes(
@@ -360,43 +374,28 @@ async def run_stress_tests_many(
 ) -> dict[UUID, StressRunOutcome]:
     """The `stress_tests` step for many portfolios. Batch runs replace the (portfolio, date) run; an API
     run (one portfolio) is a new run whose id is `job_id` when given."""
-    started = utcnow()
-    ids = list(dict.fromkeys(portfolio_ids))
-    outcomes: dict[UUID, StressRunOutcome] = {}
-    try:
-        async with session.begin_nested():
-            live, present, gone = await _live_split(
-                session,
-                ids,
-                "stress_tests",
-                started,
-                lambda pid, step: StressRunOutcome(pid, as_of, "failed", error=_NOT_LIVE, step=step),
-            )
-            outcomes.update(gone)
-            if present:
-                rows = await repo.scenarios(
-                    session,
-                    keys=list(scenario_ids) if scenario_ids else None,
-                    categories=list(categories) if categories else None,
-                    active_only=not scenario_ids,
-                )
-                loaded = await load_books(session, present, [live[p].cash_balance for p in present], as_of)
-                scenarios, meta = scenario_set(rows, loaded.active_codes)
-                computation = await asyncio.to_thread(compute_stress, loaded, scenarios)
-                presenter = ScenarioPresenter(loaded.assembled, meta, computation)
-                outcomes.update(await _store_runs(session, loaded, presenter, trigger, run_id, job_id, started))
-    except Exception as exc:
-        if is_transient_db_error(exc):
-            raise
-        if not isinstance(exc, StressError):
-            log.exception("stress_tests failed for %d portfolio(s) on %s", len(ids), as_of)
-        err = _error(exc)
-        for pid in ids:
-            if pid not in outcomes or outcomes[pid].status != "failed":
-                outcomes[pid] = StressRunOutcome(
-                    pid, as_of, "failed", error=err, step=_step("stress_tests", "failed", started, 0, err)
-                )
-    return outcomes
+
+    async def body(present: list[UUID], cash: list[Any], started: datetime) -> dict[UUID, StressRunOutcome]:
+        rows = await repo.scenarios(
+            session,
+            keys=list(scenario_ids) if scenario_ids else None,
+            categories=list(categories) if categories else None,
+            active_only=not scenario_ids,
+        )
+        loaded = await load_books(session, present, cash, as_of)
+        scenarios, meta = scenario_set(rows, loaded.active_codes)
+        computation = await asyncio.to_thread(compute_stress, loaded, scenarios)
+        presenter = ScenarioPresenter(loaded.assembled, meta, computation)
+        return await _store_runs(session, loaded, presenter, trigger, run_id, job_id, started)
+
+    return await _run_step(
+        session,
+        "stress_tests",
+        portfolio_ids,
+        as_of,
+        lambda pid, err, step: StressRunOutcome(pid, as_of, "failed", error=err, step=step),
+        body,
+    )
 
 
 async def _store_runs(
