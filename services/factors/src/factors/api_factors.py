@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -75,6 +76,48 @@ def _attribution_days(value: int) -> int:
     return value
 
 
+@dataclass(frozen=True)
+class ExposureParams:
+    """The query of #31 and #45 beyond the portfolio."""
+
+    as_of: date | None
+    include: str | None = None
+    attribution_days: int = DEFAULT_ATTRIBUTION_DAYS
+
+
+def _exposure_query(
+    as_of_date: date | None = Query(None, description="Newest stored exposures on or before this date"),
+    include: str | None = Query(None, description="attribution"),
+    attribution_days: int = Query(DEFAULT_ATTRIBUTION_DAYS, description="1–252 trading days"),
+) -> ExposureParams:
+    return ExposureParams(as_of_date, include, attribution_days)
+
+
+@dataclass(frozen=True)
+class PositionParams:
+    """The query of #32 and #46 beyond the portfolio."""
+
+    as_of: date | None
+    factors: str | None
+    types: str | None
+    quality: str | None
+    sort: str | None
+    limit: int
+    offset: int
+
+
+def _position_query(
+    as_of_date: date | None = Query(None),
+    factors: str | None = Query(None, description="Comma-separated factor codes"),
+    type: str | None = Query(None, description="Comma-separated LONG,SHORT,LC,LP,SC,SP"),
+    quality: str | None = Query(None, description="full_history | limited_history | insufficient_history"),
+    sort: str | None = Query(None, description="symbol | dollar_exposure | beta.<code>, `-` = descending"),
+    limit: int = Query(50, description="1–1000"),
+    offset: int = Query(0, description="≥ 0"),
+) -> PositionParams:
+    return PositionParams(as_of_date, factors, type, quality, sort, limit, offset)
+
+
 def exposures_url(portfolio_id: UUID, as_of: date) -> str:
     """Where #45 serves a calculation."""
     return f"/api/v1/factors/exposures/{portfolio_id}?as_of_date={as_of.isoformat()}"
@@ -87,16 +130,11 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
     plumbing = ctx.plumbing
 
     async def exposures_response(
-        request: Request,
-        session: AsyncSession,
-        portfolio_id: UUID,
-        as_of: date | None,
-        include: str | None,
-        attribution_days: int,
+        request: Request, session: AsyncSession, portfolio_id: UUID, q: ExposureParams
     ) -> Response:
-        wants = parse_enum_multi(include, ("attribution",), "include")
-        days = _attribution_days(attribution_days)
-        stored = await read.load_exposures(session, portfolio_id=portfolio_id, as_of=as_of)
+        wants = parse_enum_multi(q.include, ("attribution",), "include")
+        days = _attribution_days(q.attribution_days)
+        stored = await read.load_exposures(session, portfolio_id=portfolio_id, as_of=q.as_of)
         data = read.exposures_body(stored)
         if "attribution" in wants:
             data["attribution"] = await attribution_block(
@@ -106,26 +144,17 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
         return envelope(data, request=request, as_of=data["calculation_date"], data_source=source)
 
     async def positions_response(
-        request: Request,
-        session: AsyncSession,
-        portfolio_id: UUID,
-        as_of: date | None,
-        factors: str | None,
-        types: str | None,
-        quality: str | None,
-        sort: str | None,
-        limit: int,
-        offset: int,
+        request: Request, session: AsyncSession, portfolio_id: UUID, q: PositionParams
     ) -> Response:
         all_codes = await read.regression_codes(session)
-        codes = parse_enum_multi(factors, all_codes, "factors") or all_codes
-        position_types = parse_enum_multi(types, POSITION_TYPES, "type", upper=True)
-        quality_flag = parse_enum_multi(quality, read.QUALITY_FLAGS, "quality")
+        codes = parse_enum_multi(q.factors, all_codes, "factors") or all_codes
+        position_types = parse_enum_multi(q.types, POSITION_TYPES, "type", upper=True)
+        quality_flag = parse_enum_multi(q.quality, read.QUALITY_FLAGS, "quality")
         if len(quality_flag) > 1:
-            raise ValidationFailed.field("query.quality", "takes one value", quality)
-        order = parse_sort(sort, ["symbol", "dollar_exposure", *[f"beta.{c}" for c in all_codes]], "symbol")
-        limit, offset = check_limit(limit, offset, max_limit=MAX_POSITION_LIMIT)
-        day = await repo.latest_exposure_date(session, portfolio_id=portfolio_id, on_or_before=as_of)
+            raise ValidationFailed.field("query.quality", "takes one value", q.quality)
+        order = parse_sort(q.sort, ["symbol", "dollar_exposure", *[f"beta.{c}" for c in all_codes]], "symbol")
+        limit, offset = check_limit(q.limit, q.offset, max_limit=MAX_POSITION_LIMIT)
+        day = await repo.latest_exposure_date(session, portfolio_id=portfolio_id, on_or_before=q.as_of)
         if day is None:
             raise read.not_calculated("Factor exposures", read.EXPOSURE_HINT)
         query = read.PositionQuery(
@@ -161,14 +190,12 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
     async def risk_factors(
         request: Request,
         portfolio_id: UUID | None = Query(None, description="Default: the caller's default portfolio"),
-        as_of_date: date | None = Query(None, description="Newest stored exposures on or before this date"),
-        include: str | None = Query(None, description="attribution"),
-        attribution_days: int = Query(DEFAULT_ATTRIBUTION_DAYS, description="1–252 trading days"),
+        q: ExposureParams = Depends(_exposure_query),
         principal: Principal = Depends(current_principal),
     ) -> Response:
         async with db.session() as session:
             ref = await authorised_portfolio(session, principal, portfolio_id)
-            return await exposures_response(request, session, ref.id, as_of_date, include, attribution_days)
+            return await exposures_response(request, session, ref.id, q)
 
     @router.get(
         "/api/v1/factors/exposures/{portfolio_id}",
@@ -185,14 +212,12 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
     async def exposures(
         request: Request,
         portfolio_id: UUID,
-        as_of_date: date | None = Query(None, description="Newest stored exposures on or before this date"),
-        include: str | None = Query(None, description="attribution"),
-        attribution_days: int = Query(DEFAULT_ATTRIBUTION_DAYS, description="1–252 trading days"),
+        q: ExposureParams = Depends(_exposure_query),
         principal: Principal = Depends(current_principal),
     ) -> Response:
         async with db.session() as session:
             ref = await authorised_portfolio(session, principal, portfolio_id)
-            return await exposures_response(request, session, ref.id, as_of_date, include, attribution_days)
+            return await exposures_response(request, session, ref.id, q)
 
     position_params: dict[str, Any] = {
         "response_model": PositionExposuresResponse,
@@ -215,20 +240,12 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
     async def risk_factor_positions(
         request: Request,
         portfolio_id: UUID | None = Query(None, description="Default: the caller's default portfolio"),
-        as_of_date: date | None = Query(None),
-        factors: str | None = Query(None, description="Comma-separated factor codes"),
-        type: str | None = Query(None, description="Comma-separated LONG,SHORT,LC,LP,SC,SP"),
-        quality: str | None = Query(None, description="full_history | limited_history | insufficient_history"),
-        sort: str | None = Query(None, description="symbol | dollar_exposure | beta.<code>, `-` = descending"),
-        limit: int = Query(50, description="1–1000"),
-        offset: int = Query(0, description="≥ 0"),
+        q: PositionParams = Depends(_position_query),
         principal: Principal = Depends(current_principal),
     ) -> Response:
         async with db.session() as session:
             ref = await authorised_portfolio(session, principal, portfolio_id)
-            return await positions_response(
-                request, session, ref.id, as_of_date, factors, type, quality, sort, limit, offset
-            )
+            return await positions_response(request, session, ref.id, q)
 
     @router.get(
         "/api/v1/factors/exposures/{portfolio_id}/positions",
@@ -239,20 +256,12 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
     async def exposure_positions(
         request: Request,
         portfolio_id: UUID,
-        as_of_date: date | None = Query(None),
-        factors: str | None = Query(None, description="Comma-separated factor codes"),
-        type: str | None = Query(None, description="Comma-separated LONG,SHORT,LC,LP,SC,SP"),
-        quality: str | None = Query(None, description="full_history | limited_history | insufficient_history"),
-        sort: str | None = Query(None, description="symbol | dollar_exposure | beta.<code>, `-` = descending"),
-        limit: int = Query(50, description="1–1000"),
-        offset: int = Query(0, description="≥ 0"),
+        q: PositionParams = Depends(_position_query),
         principal: Principal = Depends(current_principal),
     ) -> Response:
         async with db.session() as session:
             ref = await authorised_portfolio(session, principal, portfolio_id)
-            return await positions_response(
-                request, session, ref.id, as_of_date, factors, type, quality, sort, limit, offset
-            )
+            return await positions_response(request, session, ref.id, q)
 
     @router.get(
         "/api/v1/risk/correlations/factors/matrix",
@@ -383,7 +392,7 @@ def create_factor_router(ctx: FactorsContext, pipeline: FactorPipeline) -> APIRo
             async with db.session() as session:
                 row = await plumbing.ledger.get(session, ident) or row
                 if row["status"] == "completed":
-                    return await exposures_response(request, session, ref.id, as_of, None, DEFAULT_ATTRIBUTION_DAYS)
+                    return await exposures_response(request, session, ref.id, ExposureParams(as_of))
         accepted = plumbing.ledger.accepted(row, deduplicated)
         return envelope(
             accepted, request=request, status=202, headers={"Location": accepted["status_url"], "Retry-After": "2"}
