@@ -23,8 +23,9 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
-from allinone.bench_load import process_cpu_seconds
+from allinone.bench_load import postgres_backends_cpu_seconds
 from allinone.bench_universe import generate
 from allinone.compose import ENGINES, build_allinone, build_service, migrate, seed_all
 from allinone.runtime import prepare_demo
@@ -62,13 +63,6 @@ class StageTiming:
         return 1000 * self.seconds / max(self.portfolios, 1)
 
 
-async def _database_cpu(db: Database) -> float:
-    """CPU seconds (user + system) used so far by the server backends of this database (Linux /proc;
-    0 where the server runs elsewhere). Backends of the pool live across stages, so differences work."""
-    rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-    return sum(process_cpu_seconds(r["pid"]) for r in rows)
-
-
 def _step(name: str) -> StepInfo:
     now = datetime.now(UTC)
     return StepInfo(name=name, status="completed", started_at=now, finished_at=now)
@@ -90,6 +84,7 @@ async def measure(url: str, *, passes: int = 2, only: Sequence[str] = ()) -> lis
     """Time each stage's real handler over every active portfolio, `passes` times (stages whose
     name starts with one of `only`, when given; their inputs must already be stored)."""
     db = Database(url, pool_size=4)
+    database = make_url(url).database or ""  # whose server backends' CPU is measured
     bus = InProcessBus()
     overrides = {"database_url": url, "mode": "allinone"}
     for name in ENGINES:
@@ -149,10 +144,10 @@ async def measure(url: str, *, passes: int = 2, only: Sequence[str] = ()) -> lis
             for name, run in stages:
                 if only and not any(name.startswith(o) for o in only):
                     continue
-                db_cpu, cpu, started = await _database_cpu(db), time.process_time(), time.perf_counter()
+                db_cpu, cpu, started = postgres_backends_cpu_seconds(database), time.process_time(), time.perf_counter()
                 await run()
                 wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-                out.append(StageTiming(name, n, len(ids), wall, cpu, await _database_cpu(db) - db_cpu))
+                out.append(StageTiming(name, n, len(ids), wall, cpu, postgres_backends_cpu_seconds(database) - db_cpu))
                 bus._pending.clear()  # published events go nowhere (the bus is never started)
     finally:
         await db.close()
