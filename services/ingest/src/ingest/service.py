@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +18,7 @@ from common.errors import TransientError
 from common.events import CycleStarted, Event, GreeksComputed, PortfolioUpdated, StepError, StepInfo
 from common.formatting import utcnow
 from common.jobs import JobOutcome
-from ingest import catalog, compute, demo, repository, valuation_batch
+from ingest import catalog, demo, repository, valuation_batch
 from ingest.catalog import ViewCatalog
 from ingest.context import SERVICE, IngestContext
 from ingest.summary_query import expected_prices_bound
@@ -42,6 +41,17 @@ class ValuationSummary:
     without_delta: int
     prev_missing: int
 
+    @classmethod
+    def of(cls, counts: valuation_batch.PortfolioCounts, i: int) -> ValuationSummary:
+        """The summary of the `i`-th portfolio of a batch."""
+        return cls(
+            positions=int(counts.positions[i]),
+            unpriced=int(counts.unpriced[i]),
+            stale=int(counts.stale[i]),
+            without_delta=int(counts.without_delta[i]),
+            prev_missing=int(counts.prev_missing[i]),
+        )
+
     @property
     def status(self) -> str:
         return "partial" if self.unpriced or self.without_delta else "completed"
@@ -56,20 +66,11 @@ async def value_portfolio(
     present: frozenset[str],
     stale_days: int,
 ) -> ValuationSummary:
-    """Value a portfolio's positions held at `as_of` in one vectorised pass and store the results."""
-    loaded = await repository.load_valuation_inputs(session, portfolio_id, as_of, stale_days, present)
-    result = await asyncio.to_thread(compute.value_positions, loaded.inputs)
-    await repository.save_valuation(
-        session, portfolio_id=portfolio_id, as_of=as_of, run_id=run_id, loaded=loaded, result=result
+    """Value a portfolio's positions held at `as_of` (a batch of one) and store the results."""
+    counts = await valuation_batch.value_many(
+        session, portfolio_ids=[portfolio_id], as_of=as_of, run_id=run_id, present=present, stale_days=stale_days
     )
-    flags = result.flags
-    return ValuationSummary(
-        positions=result.n,
-        unpriced=int(((flags & compute.FLAG_UNPRICED) != 0).sum()),
-        stale=int(((flags & compute.FLAG_PRICE_STALE) != 0).sum()),
-        without_delta=int(((flags & compute.FLAG_NO_DELTA) != 0).sum()),
-        prev_missing=int(((flags & compute.FLAG_PREV_PRICE_MISSING) != 0).sum()),
-    )
+    return ValuationSummary.of(counts, 0)
 
 
 class IngestService:
@@ -201,13 +202,7 @@ class IngestService:
                 error = StepError(code="PORTFOLIO_NOT_FOUND", message="portfolio no longer exists")
                 out.append(self._valued_event(evt, evt.portfolio_id, started, "failed", 0, error))
                 continue
-            summary = ValuationSummary(
-                positions=int(counts.positions[i]),
-                unpriced=int(counts.unpriced[i]),
-                stale=int(counts.stale[i]),
-                without_delta=int(counts.without_delta[i]),
-                prev_missing=int(counts.prev_missing[i]),
-            )
+            summary = ValuationSummary.of(counts, i)
             VALUATION_SECONDS.labels(summary.status).observe(share)
             out.append(self._valued_event(evt, evt.portfolio_id, started, summary.status, summary.positions, None))
         return out

@@ -1,9 +1,8 @@
 """The `aggregations` step for many portfolios at once: one read, one vectorised valuation, one write.
 
-Same numbers as `repository.load_valuation_inputs` → `compute.value_positions` →
-`repository.save_valuation` run portfolio by portfolio (that path stays the fallback that isolates a
-failing portfolio): every input is per position or per symbol, and `value_positions` is elementwise,
-so valuing the concatenated positions of a batch is valuing each portfolio. Money crosses the
+Every input is per position or per symbol, and `compute.value_positions` is elementwise, so valuing
+the concatenated positions of a batch is valuing each portfolio: the per-portfolio fallback that
+isolates a failing portfolio (`service.value_portfolio`) is a batch of one. Money crosses the
 database boundary as scaled integers (NUMERIC(18,4) × 10^4, NUMERIC(20,2) × 100, exact both ways)
 so no per-row Decimal is built in Python.
 """
@@ -25,7 +24,7 @@ from ingest import catalog, compute
 from ingest.compute import NA, ValuationInput, ValuationResult
 from ingest.repository import trading_days_before
 
-# Closes: the latest row per symbol inside the stale window (as `repository._closes`). LATERAL … LIMIT 1
+# Closes: the latest row per symbol inside the stale window. LATERAL … LIMIT 1
 # makes it one primary-key probe per symbol, whatever the (often stale) row estimates say.
 _CLOSES = """
 {name} AS (
@@ -39,7 +38,7 @@ _CLOSES = """
 
 _NO_CLOSES = "{name} AS (SELECT NULL::text AS symbol, NULL::date AS price_date, NULL::numeric AS close WHERE false)"
 
-# Greeks of options only, as `repository._greeks` (stocks never look them up); LATERAL: a key probe each.
+# Greeks of options only (stocks never look them up); LATERAL: a key probe each.
 _GREEKS_JOIN = (
     "LEFT JOIN LATERAL (SELECT g.status, g.delta, g.delta_ps, g.model_price FROM greeks.api_position_greek g "
     "WHERE g.position_id = pos.id AND g.calculation_date = {day} LIMIT 1) {a} ON pos.is_option"
@@ -104,7 +103,7 @@ class LoadedBatch:
 def _per_share_delta(
     cols: dict[str, Any], quantity_f: npt.NDArray[np.float64], multiplier: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.float64]:
-    """As `repository._per_share_delta`, vectorised: 0 when expired, NaN without a usable delta."""
+    """Per-share delta of each position: 0 when expired, NaN without a usable delta (delta_ps, else delta / (q·m))."""
     status = np.array(cols["status_t"], dtype=object)
     delta_ps = np.array(cols["delta_ps"], dtype=np.float64)
     delta = np.array(cols["delta"], dtype=np.float64)
@@ -200,7 +199,7 @@ ON CONFLICT (position_id, valuation_date) DO UPDATE SET
     delta = EXCLUDED.delta, flags = EXCLUDED.flags, run_id = EXCLUDED.run_id, created_at = now()
 """
 
-# As repository._UPDATE_CURRENT / _UPDATE_PORTFOLIO, for every portfolio of the batch.
+# Current columns follow the newest valuation only: a back-fill for an older date never overwrites them.
 _UPDATE_CURRENT_MANY = """
 UPDATE ingest.position p SET
     last_price = v.last_price, price_date = v.price_date, price_source = v.price_source,
