@@ -57,6 +57,11 @@ class ValuationSummary:
         return "partial" if self.unpriced or self.without_delta else "completed"
 
 
+def _is_transient(exc: Exception) -> bool:
+    """Worth a retry of the whole delivery rather than a failed step."""
+    return isinstance(exc, TransientError) or is_transient_db_error(exc)
+
+
 async def value_portfolio(
     session: AsyncSession,
     *,
@@ -186,10 +191,8 @@ class IngestService:
                     present=present,
                     stale_days=self.ctx.settings.stale_price_max_days,
                 )
-        except TransientError:
-            raise
         except Exception as exc:
-            if is_transient_db_error(exc):
+            if _is_transient(exc):
                 raise
             log.warning("batch valuation for %s failed (%s); valuing portfolio by portfolio", first.as_of, exc)
             return [await self._value_in_savepoint(session, evt, live, present) for evt in events]
@@ -225,10 +228,8 @@ class IngestService:
                     present=present,
                     stale_days=self.ctx.settings.stale_price_max_days,
                 )
-        except TransientError:
-            raise
         except Exception as exc:
-            if is_transient_db_error(exc):
+            if _is_transient(exc):
                 raise
             log.exception("valuation of portfolio %s for %s failed", pid, evt.as_of)
             VALUATION_SECONDS.labels("failed").observe((utcnow() - started).total_seconds())
