@@ -36,6 +36,7 @@ from stress import bulk_upsert, snapshot_inputs
 from stress import repository as repo
 from stress.compute.snapshot import (
     ENGINE_VERSION,
+    ChainResult,
     SnapshotAnalytics,
     SnapshotFigures,
     build_snapshot,
@@ -81,13 +82,11 @@ def snapshot_row(
     *,
     source: str,
     run_id: UUID | None,
-    daily_return: float,
-    cumulative_pnl: float,
-    cumulative_return: float,
+    chain: ChainResult,
     analytics: SnapshotAnalytics | None = None,
 ) -> dict[str, Any]:
     """The portfolio_snapshot row of `figures` (money back to exact Decimal dollars) with the day's
-    analytics (calculations.md §9)."""
+    analytics (calculations.md §9); `chain` starts at this day's returns."""
     m = repo.cents_to_decimal
 
     def stat(value: float | None) -> float | None:
@@ -115,11 +114,11 @@ def snapshot_row(
         "unrealized_pnl_total": m(figures.unrealized_pnl_total),
         "daily_pnl": m(figures.daily_pnl),
         "realized_pnl_day": m(figures.realized_pnl_day),
-        "cumulative_pnl": m(cumulative_pnl),
+        "cumulative_pnl": m(float(chain.cumulative_pnl[0])),
         # No deposit/withdrawal ledger is published by ingest yet: nothing to exclude.
         "net_flows": m(0.0),
-        "daily_return": stat(daily_return),
-        "cumulative_return": stat(cumulative_return),
+        "daily_return": stat(float(chain.daily_return[0])),
+        "cumulative_return": stat(float(chain.cumulative_return[0])),
         "dollar_delta": m(figures.dollar_delta),
         "dollar_gamma_1pct": m(figures.dollar_gamma_1pct),
         "theta": stat(figures.theta),
@@ -284,19 +283,10 @@ class SnapshotService:
                     stress_run_id=stress_run_id,
                     factors_present=factors_present,
                 )
-        except StressError as exc:
-            log.warning("snapshot of %s on %s not written: %s", portfolio_id, as_of, exc.message)
-            return SnapshotOutcome(
-                portfolio_id, "failed", started, utcnow(), error=StepError(code=exc.code, message=exc.message)
-            )
         except Exception as exc:
             if is_transient_db_error(exc):
                 raise
-            log.exception("snapshot of %s on %s failed", portfolio_id, as_of)
-            message = (str(exc) or type(exc).__name__)[:1000]
-            return SnapshotOutcome(
-                portfolio_id, "failed", started, utcnow(), error=StepError(code="SNAPSHOT_FAILED", message=message)
-            )
+            return _failure(portfolio_id, as_of, exc, started)
         return _completed(portfolio_id, figures, started)
 
     async def _write_snapshot(
@@ -341,20 +331,11 @@ class SnapshotService:
             figures,
             source=source,
             run_id=run_id,
-            daily_return=float(chain.daily_return[0]),
-            cumulative_pnl=float(chain.cumulative_pnl[0]),
-            cumulative_return=float(chain.cumulative_return[0]),
+            chain=chain,
             analytics=analytics,
         )
         await repo.upsert_snapshot(session, row)
-        # A day written out of order (back-fill, rerun) changes the chain of every later snapshot.
-        await repo.rewrite_chain(
-            session,
-            later.ids,
-            chain.daily_return[1:].tolist(),
-            chain.cumulative_pnl[1:].tolist(),
-            chain.cumulative_return[1:].tolist(),
-        )
+        await _rechain_later(session, [(later.ids, chain)])
         return figures
 
     async def _write_snapshots(
@@ -381,6 +362,7 @@ class SnapshotService:
         )
         built = await asyncio.to_thread(snapshot_inputs.build_all, inputs, {pid: portfolios[pid][0] for pid in ids})
         rows, outcomes = [], {}
+        later: list[tuple[list[UUID], ChainResult]] = []
         for pid in ids:
             result = built[pid]
             if isinstance(result, BaseException):
@@ -394,27 +376,14 @@ class SnapshotService:
                     figures,
                     source=source,
                     run_id=run_id,
-                    daily_return=float(chain.daily_return[0]),
-                    cumulative_pnl=float(chain.cumulative_pnl[0]),
-                    cumulative_return=float(chain.cumulative_return[0]),
+                    chain=chain,
                     analytics=inputs[pid].analytics,
                 )
             )
+            later.append((inputs[pid].later.ids, chain))
             outcomes[pid] = _completed(pid, figures, started)
         await bulk_upsert.upsert_rows(session, portfolio_snapshot, rows, ("portfolio_id", "snapshot_date"))
-        for pid in ids:
-            result = built[pid]
-            if isinstance(result, BaseException) or not inputs[pid].later.ids:
-                continue
-            # A day written out of order (back-fill, rerun) changes the chain of every later snapshot.
-            chain = result[1]
-            await repo.rewrite_chain(
-                session,
-                inputs[pid].later.ids,
-                chain.daily_return[1:].tolist(),
-                chain.cumulative_pnl[1:].tolist(),
-                chain.cumulative_return[1:].tolist(),
-            )
+        await _rechain_later(session, later)
         return outcomes
 
     @staticmethod
@@ -445,8 +414,25 @@ def _failure(portfolio_id: UUID, as_of: date, exc: BaseException, started: datet
         return SnapshotOutcome(
             portfolio_id, "failed", started, utcnow(), error=StepError(code=exc.code, message=exc.message)
         )
-    log.error("snapshot of %s on %s failed: %r", portfolio_id, as_of, exc)
+    log.error("snapshot of %s on %s failed", portfolio_id, as_of, exc_info=exc)
     message = (str(exc) or type(exc).__name__)[:1000]
     return SnapshotOutcome(
         portfolio_id, "failed", started, utcnow(), error=StepError(code="SNAPSHOT_FAILED", message=message)
+    )
+
+
+async def _rechain_later(session: AsyncSession, chains: list[tuple[list[UUID], ChainResult]]) -> None:
+    """Re-chain the later snapshots of each (later ids, chain from the written day), in one statement.
+
+    A day written out of order (back-fill, rerun) changes the chain of every later snapshot."""
+    ids = [i for later, _ in chains for i in later]
+    if not ids:
+        return
+    tails = [chain for later, chain in chains if later]
+    await repo.rewrite_chain(
+        session,
+        ids,
+        np.concatenate([c.daily_return[1:] for c in tails]).tolist(),
+        np.concatenate([c.cumulative_pnl[1:] for c in tails]).tolist(),
+        np.concatenate([c.cumulative_return[1:] for c in tails]).tolist(),
     )
