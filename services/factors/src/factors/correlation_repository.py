@@ -38,6 +38,10 @@ async def _rows(session: AsyncSession, sql: str, **params: Any) -> Sequence[sa.R
     return (await session.execute(sa.text(sql), params)).mappings().all()
 
 
+async def _select(session: AsyncSession, query: sa.Select[Any]) -> Sequence[sa.RowMapping]:
+    return (await session.execute(query)).mappings().all()
+
+
 # ---------------------------------------------------------------- ingest views
 
 
@@ -194,23 +198,8 @@ async def existing_calculation(
     session: AsyncSession, *, portfolio_id: UUID, duration_days: int, as_of: date
 ) -> ExistingCalculation | None:
     """The calculation stored under the natural key, if any."""
-    c = correlation_calculation.c
-    row = (
-        (
-            await session.execute(
-                sa.select(c.id, c.inputs_hash, c.nodes_included, c.nodes_excluded, c.data_quality).where(
-                    c.portfolio_id == portfolio_id, c.duration_days == duration_days, c.calculation_date == as_of
-                )
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return None
-    return ExistingCalculation(
-        row["id"], bytes(row["inputs_hash"]), row["nodes_included"], row["nodes_excluded"], row["data_quality"]
-    )
+    found = await existing_calculations(session, portfolio_ids=[portfolio_id], duration_days=duration_days, as_of=as_of)
+    return found.get(portfolio_id)
 
 
 async def existing_calculations(
@@ -348,16 +337,9 @@ async def latest_calculation(
 
 async def calculation_nodes(session: AsyncSession, *, calculation_id: UUID) -> list[dict[str, Any]]:
     """Every node of a calculation in symbol order."""
-    rows = (
-        (
-            await session.execute(
-                sa.select(correlation_node)
-                .where(correlation_node.c.calculation_id == calculation_id)
-                .order_by(correlation_node.c.symbol)
-            )
-        )
-        .mappings()
-        .all()
+    node = correlation_node.c
+    rows = await _select(
+        session, sa.select(correlation_node).where(node.calculation_id == calculation_id).order_by(node.symbol)
     )
     return [dict(r) for r in rows]
 
@@ -384,30 +366,19 @@ async def calculation_pairs(
 
 async def calculation_clusters(session: AsyncSession, *, calculation_id: UUID) -> list[dict[str, Any]]:
     """Stored clusters (by number) with their members (by descending |exposure|)."""
-    clusters = (
-        (
-            await session.execute(
-                sa.select(correlation_cluster)
-                .where(correlation_cluster.c.calculation_id == calculation_id)
-                .order_by(correlation_cluster.c.cluster_number)
-            )
-        )
-        .mappings()
-        .all()
+    cl = correlation_cluster.c
+    clusters = await _select(
+        session,
+        sa.select(correlation_cluster).where(cl.calculation_id == calculation_id).order_by(cl.cluster_number),
     )
     if not clusters:
         return []
     mem = correlation_cluster_member.c
-    members = (
-        (
-            await session.execute(
-                sa.select(correlation_cluster_member)
-                .where(mem.cluster_id.in_([c["id"] for c in clusters]))
-                .order_by(mem.cluster_id, sa.func.abs(mem.exposure).desc(), mem.symbol)
-            )
-        )
-        .mappings()
-        .all()
+    members = await _select(
+        session,
+        sa.select(correlation_cluster_member)
+        .where(mem.cluster_id.in_([c["id"] for c in clusters]))
+        .order_by(mem.cluster_id, sa.func.abs(mem.exposure).desc(), mem.symbol),
     )
     by_cluster: dict[UUID, list[dict[str, Any]]] = {}
     for m in members:
