@@ -7,13 +7,11 @@ run with precisely its own rows.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 from tests.integration.stress.stress_dataset import AS_OF
-from tests.integration.stress.test_stress_batch_equivalence import portfolios, run  # noqa: F401  (fixture)
-from tests.integration.stress.test_stress_result_documents import presenters
+from tests.integration.stress.test_stress_batch_equivalence import portfolios  # noqa: F401  (fixture)
+from tests.integration.stress.test_stress_result_documents import run_presenter
 
 from stress import stress_repository as repo
 
@@ -26,16 +24,7 @@ async def test_replace_results_drops_only_the_scenarios_no_longer_run(
     portfolios,  # noqa: F811  (the imported fixture)
 ) -> None:
     ids = sorted(portfolios[:4])
-    await run(harness, stress_db, ids, uuid.uuid4())
-    async with stress_db.transaction() as s:
-        found = (
-            await s.execute(
-                sa.text("SELECT portfolio_id, id FROM stress.stress_run WHERE portfolio_id = ANY(:ids)"), {"ids": ids}
-            )
-        ).all()
-    run_of = {r.portfolio_id: r.id for r in found}
-    pr = (await presenters(stress_db, ids))[0]
-    run_ids = [run_of[p] for p in pr.a.portfolio_ids]
+    pr, run_ids = await run_presenter(harness, stress_db, ids)
     rows = pr.result_rows(list(run_ids), AS_OF)
     scenarios = pr.meta.ids
     assert len(scenarios) >= 2 and len(rows) == 4 * len(scenarios)

@@ -91,6 +91,20 @@ async def presenters(stress_db, ids: list[uuid.UUID]) -> list[ScenarioPresenter]
     ]
 
 
+async def run_presenter(harness, stress_db, ids: list[uuid.UUID]) -> tuple[ScenarioPresenter, list[uuid.UUID]]:
+    """Run the stress step for `ids`; the first presenter and the stored stress run of each of its portfolios."""
+    await run(harness, stress_db, ids, uuid.uuid4())
+    async with stress_db.transaction() as s:
+        found = (
+            await s.execute(
+                sa.text("SELECT portfolio_id, id FROM stress.stress_run WHERE portfolio_id = ANY(:ids)"), {"ids": ids}
+            )
+        ).all()
+    run_of = {r.portfolio_id: r.id for r in found}
+    pr = (await presenters(stress_db, ids))[0]
+    return pr, [run_of[p] for p in pr.a.portfolio_ids]
+
+
 def assert_same_rows(reference: list[dict[str, Any]], columnar: list[dict[str, Any]]) -> None:
     assert len(columnar) == len(reference)
     for old, new in zip(reference, columnar, strict=True):
@@ -123,16 +137,8 @@ async def test_the_database_stores_the_same_rows_from_either_builder(
     monkeypatch,
 ) -> None:
     ids = sorted(portfolios[:4])
-    await run(harness, stress_db, ids, uuid.uuid4())  # stress runs to hang the results on
-    async with stress_db.transaction() as s:
-        found = (
-            await s.execute(
-                sa.text("SELECT portfolio_id, id FROM stress.stress_run WHERE portfolio_id = ANY(:ids)"), {"ids": ids}
-            )
-        ).all()
-    run_of = {r.portfolio_id: r.id for r in found}
-    pr = (await presenters(stress_db, ids))[0]
-    run_ids: list[uuid.UUID | None] = [run_of[p] for p in pr.a.portfolio_ids]
+    pr, stored = await run_presenter(harness, stress_db, ids)  # stress runs to hang the results on
+    run_ids: list[uuid.UUID | None] = list(stored)
 
     real_check = bulk_upsert._json_safe
 
