@@ -1,4 +1,4 @@
-"""OpenAPI models of the shared shapes: the error envelope (api.md §2.5) and the Job (§3.5)."""
+"""OpenAPI models of the shared shapes: the error envelope (api.md §2.5), the Job (§3.5) and JobAccepted (§3.6)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,34 @@ _DESCRIPTIONS = {
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries documenting error statuses with the error envelope."""
     return {status: {"model": ErrorResponse, "description": _DESCRIPTIONS.get(status, "Error")} for status in statuses}
+
+
+# The 202 answer to a job-starting request (api.md §3.6); services extend it with their own ids. A comment, not a
+# docstring: pydantic would give every subclass it as its OpenAPI description.
+class JobAcceptedOut(BaseModel):
+    job_id: str
+    job_type: str
+    status: str
+    deduplicated: bool
+    status_url: str
+    result_url: str | None
+
+
+def job_accepted_example(job_id: str, job_type: str, result_url: str | None) -> dict[str, Any]:
+    """The OpenAPI example of a queued job's 202 envelope, status read at `/api/v1/jobs/<job_id>`."""
+    return {
+        "example": {
+            "data": {
+                "job_id": job_id,
+                "job_type": job_type,
+                "status": "queued",
+                "deduplicated": False,
+                "status_url": f"/api/v1/jobs/{job_id}",
+                "result_url": result_url,
+            },
+            "meta": {"request_id": "req_01JDX4K8Q7", "timestamp": "2026-11-25T14:03:22Z"},
+        }
+    }
 
 
 class JobProgress(BaseModel):

@@ -10,6 +10,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+from common.schemas import JobAcceptedOut, job_accepted_example
 from factors.correlation_compute import (
     CLUSTER_THRESHOLD,
     CORR_MIN_POSITION_VALUE,
@@ -319,31 +320,14 @@ class CorrelationMatrixResponse(BaseModel):
     }
 
 
-class JobAcceptedOut(BaseModel):
-    job_id: str
-    job_type: str
-    status: str
-    deduplicated: bool
-    status_url: str
-    result_url: str | None
-
-
 class JobAcceptedResponse(BaseModel):
     data: JobAcceptedOut
     meta: dict[str, Any]
 
     model_config = {
-        "json_schema_extra": {
-            "example": {
-                "data": {
-                    "job_id": "fac_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
-                    "job_type": "correlations.calculate",
-                    "status": "queued",
-                    "deduplicated": False,
-                    "status_url": "/api/v1/jobs/fac_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
-                    "result_url": "/api/v1/risk/correlations/positions/metrics?portfolio_id=3f0c…&duration_days=90",
-                },
-                "meta": {"request_id": "req_01JDX4K8Q7", "timestamp": "2026-11-25T14:03:22Z"},
-            }
-        }
+        "json_schema_extra": job_accepted_example(
+            "fac_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
+            "correlations.calculate",
+            "/api/v1/risk/correlations/positions/metrics?portfolio_id=3f0c…&duration_days=90",
+        )
     }

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.schemas import JobAcceptedOut
 from factors.compute import FACTOR_WINDOW
 
 MIN_LOOKBACK, MAX_LOOKBACK = 60, 756
@@ -210,15 +211,6 @@ class PositionExposuresResponse(BaseModel):
 
 
 # ---------------------------------------------------------------- #47
-
-
-class JobAcceptedOut(BaseModel):
-    job_id: str
-    job_type: str
-    status: str
-    deduplicated: bool
-    status_url: str
-    result_url: str | None
 
 
 class JobAcceptedResponse(BaseModel):

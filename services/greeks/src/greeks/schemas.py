@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from common.schemas import JobAcceptedOut, job_accepted_example
 from greeks.occ import OccParseError, parse_occ
 
 MAX_ADHOC_POSITIONS = 500
@@ -372,32 +373,13 @@ class AdHocResponse(BaseModel):
     meta: Meta
 
 
-class JobAcceptedOut(BaseModel):
-    job_id: str
-    job_type: str
-    status: str
-    deduplicated: bool
-    status_url: str
-    result_url: str | None
-
-
 class JobAcceptedResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "data": {
-                    "job_id": "grk_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
-                    "job_type": "greeks.calculate",
-                    "status": "queued",
-                    "deduplicated": False,
-                    "status_url": "/api/v1/jobs/grk_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
-                    "result_url": (
-                        "/api/v1/risk/greeks?portfolio_id=3f0c9a7e-1b2d-4c5e-8f90-0a1b2c3d4e5f&as_of_date=2026-11-24"
-                    ),
-                },
-                "meta": {"request_id": "req_01JDX4K8Q7", "timestamp": "2026-11-25T14:03:22Z"},
-            }
-        }
+        json_schema_extra=job_accepted_example(
+            "grk_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
+            "greeks.calculate",
+            "/api/v1/risk/greeks?portfolio_id=3f0c9a7e-1b2d-4c5e-8f90-0a1b2c3d4e5f&as_of_date=2026-11-24",
+        )
     )
     data: JobAcceptedOut
     meta: Meta

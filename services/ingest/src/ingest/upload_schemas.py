@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.schemas import JobAcceptedOut
+
 CollectionStep = Literal["security_master", "current_prices", "price_history", "option_inputs"]
 
 
@@ -26,7 +28,7 @@ class Page(BaseModel):
     has_more: bool
 
 
-class JobAccepted(BaseModel):
+class JobAccepted(JobAcceptedOut):
     model_config = ConfigDict(
         json_schema_extra={
             "example": {
@@ -40,12 +42,6 @@ class JobAccepted(BaseModel):
             }
         }
     )
-    job_id: str
-    job_type: str
-    status: str
-    deduplicated: bool
-    status_url: str
-    result_url: str | None
     upload_id: str | None = None
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.schemas import JobAcceptedOut
 from marketdata.batch_compute import PIPELINE_STEPS
 
 
@@ -22,7 +23,7 @@ class BatchPageBlock(BaseModel):
     has_more: bool
 
 
-class BatchRunAccepted(BaseModel):
+class BatchRunAccepted(JobAcceptedOut):
     """JobAccepted (api.md §3.6) plus the run id and the planned steps."""
 
     model_config = ConfigDict(
@@ -39,12 +40,6 @@ class BatchRunAccepted(BaseModel):
             }
         }
     )
-    job_id: str
-    job_type: str
-    status: str
-    deduplicated: bool
-    status_url: str
-    result_url: str | None
     run_id: str
     steps: list[str]
 

@@ -13,6 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from common.schemas import JobAcceptedOut, job_accepted_example
+
 _PID = "3f0c9a7e-1b2d-4c5e-8f90-0a1b2c3d4e5f"
 _META: dict[str, Any] = {"request_id": "req_01JDX4K8Q7", "timestamp": "2026-11-25T14:03:22Z", "as_of": "2026-11-24",
          "data_source": "live"}  # fmt: skip
@@ -391,32 +393,13 @@ class ResultsResponse(BaseModel):
     meta: dict[str, Any]
 
 
-class JobAcceptedOut(BaseModel):
-    job_id: str
-    job_type: str
-    status: str
-    deduplicated: bool
-    status_url: str
-    result_url: str | None
-
-
 class JobAcceptedResponse(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={
-            "example": {
-                "data": {
-                    "job_id": "str_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
-                    "job_type": "stress.comprehensive",
-                    "status": "queued",
-                    "deduplicated": False,
-                    "status_url": "/api/v1/jobs/str_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
-                    "result_url": (
-                        f"/api/v1/risk/stress-testing/results/{_PID}?stress_run_id=5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11"
-                    ),
-                },
-                "meta": {"request_id": "req_01JDX4K8Q7", "timestamp": "2026-11-25T14:03:22Z"},
-            }
-        }
+        json_schema_extra=job_accepted_example(
+            "str_5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
+            "stress.comprehensive",
+            f"/api/v1/risk/stress-testing/results/{_PID}?stress_run_id=5b1e0f3a-8c1d-4e0b-9a55-0c6a2f0e9d11",
+        )
     )
     data: JobAcceptedOut
     meta: dict[str, Any]
