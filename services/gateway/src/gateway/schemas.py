@@ -7,6 +7,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.schemas import ErrorBody
+
 # ---- request bodies ----------------------------------------------------------------------------
 
 
@@ -235,14 +237,6 @@ class HealthResponse(BaseModel):
     data_source: Literal["live", "fixture"]
     checks: HealthChecks
     checked_at: str
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: list[dict[str, Any]]
-    retryable: bool
-    hint: str | None
 
 
 class ErrorResponse(BaseModel):
