@@ -78,6 +78,28 @@ async def seed_market(seeder, calendar_days: list[date]) -> None:
     await seeder.factor_model(AS_OF, BETAS)
 
 
+async def seed_call_greek(seeder, call: uuid.UUID, pid: uuid.UUID, day: date) -> None:
+    """The Greeks of the Example 7 call (20 × STRA 105 C, 45 days to expiry) held as position `call` on `day`."""
+    await seeder.option_greek(
+        call,
+        pid,
+        day,
+        symbol=CALL,
+        underlying=STOCK_A,
+        option_type="C",
+        strike="105",
+        expiry=day + timedelta(days=45),
+        quantity="20",
+        spot=100.0,
+        sigma=0.30,
+        delta_ps=CALL_DELTA,
+        gamma_ps=CALL_GAMMA,
+        years=45 / 365,
+        rate=0.04,
+        dividend=0.01,
+    )
+
+
 async def seed_book(seeder, user_id: uuid.UUID, *, is_default: bool = True, day: date = AS_OF) -> Book:
     """The Example 7 book valued (and its call's Greeks stored) on `day`."""
     pid = await seeder.portfolio(user_id=user_id, cash=CASH, is_default=is_default)
@@ -101,24 +123,7 @@ async def seed_book(seeder, user_id: uuid.UUID, *, is_default: bool = True, day:
         dollar_exposure=CALL_EXPOSURE,
         notional="200000.00",
     )
-    await seeder.option_greek(
-        call,
-        pid,
-        day,
-        symbol=CALL,
-        underlying=STOCK_A,
-        option_type="C",
-        strike="105",
-        expiry=expiry,
-        quantity="20",
-        spot=100.0,
-        sigma=0.30,
-        delta_ps=CALL_DELTA,
-        gamma_ps=CALL_GAMMA,
-        years=45 / 365,
-        rate=0.04,
-        dividend=0.01,
-    )
+    await seed_call_greek(seeder, call, pid, day)
     await seeder.portfolio_exposures(
         pid,
         day,

@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.integration.stress.stress_dataset import AS_OF, CALL, CALL_EXPOSURE, CALL_MV, STOCK_A, seed_book, seed_market
+from tests.integration.stress.stress_dataset import (
+    AS_OF,
+    CALL,
+    CALL_EXPOSURE,
+    CALL_MV,
+    STOCK_A,
+    seed_book,
+    seed_call_greek,
+    seed_market,
+)
 
 from common.events import StepInfo, StressComputed
 from common.formatting import utcnow
@@ -46,24 +55,7 @@ async def seed_option_only(seeder, user_id: uuid.UUID) -> uuid.UUID:
     await seeder.valuation(
         call, pid, AS_OF, last_price="2.3755", market_value=CALL_MV, dollar_exposure=CALL_EXPOSURE, notional="1"
     )
-    await seeder.option_greek(
-        call,
-        pid,
-        AS_OF,
-        symbol=CALL,
-        underlying=STOCK_A,
-        option_type="C",
-        strike="105",
-        expiry=expiry,
-        quantity="20",
-        spot=100.0,
-        sigma=0.30,
-        delta_ps=0.353245,
-        gamma_ps=0.0352527,
-        years=45 / 365,
-        rate=0.04,
-        dividend=0.01,
-    )
+    await seed_call_greek(seeder, call, pid, AS_OF)
     return pid
 
 
