@@ -8,6 +8,7 @@ from datetime import date
 
 import pytest
 
+from common.bundles import Outgoing
 from common.bus import AmqpBus, InProcessBus
 from common.errors import TransientError
 from common.events import PricesUpdated
@@ -150,3 +151,88 @@ async def test_amqp_batch_subscription_batches_acks_and_dead_letters_only_the_ba
     assert await bus.queue_depth("greeks.prices.updated.dlq") == 1
     assert await bus.queue_depth("greeks.prices.updated") == 0
     await _delete_namespace_queues(bus, ["greeks.prices.updated"])
+
+
+def _outgoing(events: list[PricesUpdated]) -> list[Outgoing]:
+    return [Outgoing(e.model_dump_json().encode(), str(e.event_id), "marketdata") for e in events]
+
+
+async def _declared(amqp_url: str, namespace: str, subscribe) -> None:  # type: ignore[no-untyped-def]
+    """Declare a subscription's queues (a bus that subscribes, starts and closes) so that messages
+    published before the consumer starts wait in the queue and can be counted."""
+    probe = AmqpBus(amqp_url, namespace=namespace)
+    subscribe(probe)
+    await probe.start()
+    await probe.close()
+
+
+async def test_bundle_is_one_message_and_a_failing_envelope_is_retried_or_dead_lettered_alone(amqp_url: str) -> None:
+    namespace = f"test{uuid.uuid4().hex[:8]}"
+    handled: list[str] = []
+    tries: dict[str, int] = {}
+
+    async def handler(evt: PricesUpdated) -> None:
+        symbol = evt.symbols[0]
+        tries[symbol] = tries.get(symbol, 0) + 1
+        if symbol == "FLAKY" and tries[symbol] < 3:
+            raise TransientError("database away")
+        if symbol == "POISON":
+            raise ValueError("bad data")
+        handled.append(symbol)
+
+    await _declared(amqp_url, namespace, lambda b: b.subscribe("greeks", PricesUpdated, handler))
+    bus = AmqpBus(amqp_url, namespace=namespace, prefetch=4)
+    try:
+        symbols = [f"S{i}" for i in range(10)] + ["FLAKY", "POISON"]
+        await bus.publish_many(
+            "prices.updated", _outgoing([PricesUpdated(as_of=date(2026, 11, 24), symbols=[s]) for s in symbols])
+        )
+        assert await bus.queue_depth("greeks.prices.updated") == 1  # twelve events, one message
+        bus.subscribe("greeks", PricesUpdated, handler)
+        await bus.start()
+        await wait_until(lambda: len(handled) == 11, timeout=15)
+        await wait_until(lambda: bus.queue_depth("greeks.prices.updated.dlq"), timeout=10)
+        await asyncio.sleep(0.3)
+        assert sorted(handled) == sorted(s for s in symbols if s != "POISON")
+        assert tries["FLAKY"] == 3 and tries["POISON"] == 1
+        assert all(tries[s] == 1 for s in symbols[:10])  # the bundle's good envelopes ran once
+        assert await bus.queue_depth("greeks.prices.updated.dlq") == 1
+        assert await bus.queue_depth("greeks.prices.updated") == 0
+        await _delete_namespace_queues(bus, ["greeks.prices.updated"])
+    finally:
+        await bus.close()
+
+
+async def test_batch_subscription_unpacks_bundles_and_dead_letters_only_the_bad_envelope(amqp_url: str) -> None:
+    namespace = f"test{uuid.uuid4().hex[:8]}"
+    sizes: list[int] = []
+    handled: list[str] = []
+
+    async def handler(events: list[PricesUpdated]) -> None:
+        if any("POISON" in e.symbols for e in events):
+            raise ValueError("bad event in batch")
+        sizes.append(len(events))
+        handled.extend(e.symbols[0] for e in events)
+
+    def subscribe(b: AmqpBus) -> None:
+        b.subscribe_batch("greeks", PricesUpdated, handler, max_batch=8, max_wait=0.05)
+
+    await _declared(amqp_url, namespace, subscribe)
+    bus = AmqpBus(amqp_url, namespace=namespace)
+    try:
+        symbols = ["POISON" if i == 5 else f"S{i}" for i in range(20)]
+        events = [PricesUpdated(as_of=date(2026, 11, 24), symbols=[s]) for s in symbols]
+        await bus.publish_many("prices.updated", _outgoing(events))
+        assert await bus.queue_depth("greeks.prices.updated") == 1
+        subscribe(bus)
+        await bus.start()
+        await wait_until(lambda: len(handled) == 19, timeout=15)
+        await wait_until(lambda: bus.queue_depth("greeks.prices.updated.dlq"), timeout=10)
+        await asyncio.sleep(0.3)
+        assert sorted(handled) == sorted(s for s in symbols if s != "POISON")
+        assert max(sizes) == 8  # a 20-envelope bundle is cut into batches of at most max_batch
+        assert await bus.queue_depth("greeks.prices.updated.dlq") == 1
+        assert await bus.queue_depth("greeks.prices.updated") == 0
+        await _delete_namespace_queues(bus, ["greeks.prices.updated"])
+    finally:
+        await bus.close()

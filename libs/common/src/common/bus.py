@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import orjson
 
 from common import metrics
+from common.bundles import BUNDLE_HEADER, Envelope, Outgoing, Settlement, chunks, encode, unpack
 from common.errors import TransientError
 from common.events import Event, decode
 from common.formatting import json_default
@@ -212,6 +213,22 @@ class Bus(ABC):
         correlation_id: str | None = None,
     ) -> None:
         """Publish an already-encoded event body (used by the outbox relay)."""
+
+    async def publish_many(self, routing_key: str, items: list[Outgoing]) -> None:
+        """Publish encoded events of one routing key (the outbox relay's pending rows), all confirmed
+        before returning. Here one by one, concurrently; RabbitMQ carries them in bundles."""
+        await asyncio.gather(
+            *(
+                self.publish_raw(
+                    routing_key,
+                    item.body,
+                    message_id=item.message_id,
+                    producer=item.producer,
+                    correlation_id=item.correlation_id,
+                )
+                for item in items
+            )
+        )
 
     @abstractmethod
     async def request(self, name: str, payload: dict[str, Any], timeout: float = RPC_TIMEOUT_SECONDS) -> dict[str, Any]:
@@ -422,6 +439,7 @@ class AmqpBus(Bus):
         self._connection: Any = None
         self._publish_channel: Any = None
         self._exchange: Any = None
+        self._dlx: Any = None
         self._consumer_channels: list[Any] = []
         self._rpc_channel: Any = None
         self._rpc_futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -449,6 +467,9 @@ class AmqpBus(Bus):
         self._publish_channel = await self._connection.channel(publisher_confirms=True)
         self._exchange = await self._publish_channel.declare_exchange(
             self.exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        self._dlx = await self._publish_channel.declare_exchange(
+            self.dlx_name, aio_pika.ExchangeType.DIRECT, durable=True
         )
 
     async def start(self) -> None:
@@ -488,58 +509,98 @@ class AmqpBus(Bus):
             self._consumer_channels.append(channel)
         self.started = True
 
-    def _consumer(self, sub: Subscription) -> Callable[[Any], Awaitable[None]]:
-        async def on_message(message: Any) -> None:
-            try:
-                event = decode(sub.routing_key, message.body)
-            except Exception:
-                log.exception("undecodable message on %s; dead-lettering", sub.queue)
-                await message.reject(requeue=False)
-                return
-            outcome = await run_handler(sub, event)
+    async def _run_envelope(self, sub: Subscription, envelope: Envelope) -> str:
+        if envelope.event is None:
+            log.error("%s on %s; dead-lettering", envelope.error, sub.queue)
+            return Outcome.DLQ
+        return await run_handler(sub, envelope.event)
+
+    async def _settle(self, sub: Subscription, settlement: Settlement) -> None:
+        """Ack, requeue or dead-letter a message once each of its envelopes has an outcome."""
+        message: Any = settlement.message
+        if settlement.size == 1:
+            outcome = settlement.outcomes[0][1]
             if outcome == Outcome.OK:
                 await message.ack()
-            elif outcome == Outcome.RETRY:
-                # Requeue: the quorum queue counts deliveries and dead-letters past the limit.
-                await message.reject(requeue=True)
             else:
-                await message.reject(requeue=False)
+                # RETRY requeues: the quorum queue counts deliveries and dead-letters past the limit.
+                await message.reject(requeue=outcome == Outcome.RETRY)
+            return
+        # A bundle: its unfinished envelopes go on as messages of their own (confirmed) before the
+        # ack, so a crash in between re-delivers the bundle and the handled envelopes are dropped
+        # as repeated event ids.
+        for envelope, outcome in settlement.outcomes:
+            if outcome != Outcome.OK:
+                await self._send_alone(sub, envelope, dead=outcome != Outcome.RETRY)
+        await message.ack()
+
+    async def _send_alone(self, sub: Subscription, envelope: Envelope, *, dead: bool) -> None:
+        """One envelope of a bundle back to the subscription's queue (retry) or to its dead-letter
+        queue, as a single-envelope message."""
+        import aio_pika
+
+        message = aio_pika.Message(
+            envelope.body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=str(envelope.event.event_id) if envelope.event is not None else None,
+            type=sub.routing_key,
+        )
+        queue = self.queue_name(sub)
+        if dead:
+            await self._dlx.publish(message, routing_key=queue)  # the DLX routes on the queue name
+        else:
+            await self._publish_channel.default_exchange.publish(message, routing_key=queue)
+
+    def _consumer(self, sub: Subscription) -> Callable[[Any], Awaitable[None]]:
+        async def on_message(message: Any) -> None:
+            envelopes = unpack(sub.routing_key, message.body)
+            settlement = Settlement(message, len(envelopes))
+            for envelope in envelopes:
+                settlement.record(envelope, await self._run_envelope(sub, envelope))
+            await self._settle(sub, settlement)
 
         return on_message
 
     def _batch_consumer(self, sub: Subscription) -> Callable[[Any], Awaitable[None]]:
-        """Gather deliveries into batches of up to `max_batch` (or whatever arrived within
-        `max_wait`), run the handler once, ack each; a failed batch is re-run event by event.
+        """Gather envelopes into batches of up to `max_batch` (or whatever arrived within
+        `max_wait`), run the handler once, settle each message when all its envelopes are done; a
+        failed batch is re-run event by event.
 
         At most `sub.concurrency` handler calls run at once: deliveries that arrive while they run
         wait in the buffer and make the next batch bigger, instead of each starting its own small
         batch that then queues for database connections and locks.
         """
-        buffer: list[tuple[Any, Event]] = []
+        buffer: list[tuple[Settlement, Envelope]] = []
         slots = asyncio.Semaphore(max(1, sub.concurrency))
-        one = self._consumer(single(sub))
+        alone = single(sub)
 
         async def flush() -> None:
-            async with slots:
-                if not buffer:
-                    return  # an earlier flush took this delivery into its batch
-                batch = buffer[: sub.max_batch]
-                del buffer[: sub.max_batch]
-                if await run_batch(sub, [event for _, event in batch]) == Outcome.OK:
-                    for message, _ in batch:
-                        await message.ack()
-                    return
-                for message, _ in batch:
-                    await one(message)
+            while True:
+                async with slots:
+                    if not buffer:
+                        return  # earlier flushes took these envelopes into their batches
+                    batch = buffer[: sub.max_batch]
+                    del buffer[: sub.max_batch]
+                    events = [env.event for _, env in batch if env.event is not None]  # all decoded
+                    ok = await run_batch(sub, events) == Outcome.OK
+                    for settlement, envelope in batch:
+                        outcome = Outcome.OK if ok else await self._run_envelope(alone, envelope)
+                        if settlement.record(envelope, outcome):
+                            await self._settle(sub, settlement)
 
         async def on_message(message: Any) -> None:
-            try:
-                event = decode(sub.routing_key, message.body)
-            except Exception:
-                log.exception("undecodable message on %s; dead-lettering", sub.queue)
-                await message.reject(requeue=False)
+            envelopes = unpack(sub.routing_key, message.body)
+            settlement = Settlement(message, len(envelopes))
+            decoded = []
+            for envelope in envelopes:
+                if envelope.event is not None:
+                    decoded.append(envelope)
+                elif settlement.record(envelope, await self._run_envelope(sub, envelope)):
+                    await self._settle(sub, settlement)
+            if not decoded:
                 return
-            buffer.append((message, event))
+            buffer.extend((settlement, envelope) for envelope in decoded)
             if len(buffer) < sub.max_batch:
                 await asyncio.sleep(sub.max_wait)
             await flush()
@@ -596,6 +657,44 @@ class AmqpBus(Bus):
             self._count_published(producer, routing_key, Outcome.RETRY)
             raise TransientError(f"publish of {routing_key} failed: {exc}") from exc
         self._count_published(producer, routing_key, Outcome.OK)
+
+    async def publish_many(self, routing_key: str, items: list[Outgoing]) -> None:
+        """Bundles of up to BUNDLE_MAX envelopes per message (common.bundles), confirmed as a pipeline."""
+        await asyncio.gather(*(self._publish_bundle(routing_key, group) for group in chunks(items)))
+
+    async def _publish_bundle(self, routing_key: str, items: list[Outgoing]) -> None:
+        import aio_pika
+
+        if len(items) == 1:
+            item = items[0]
+            await self.publish_raw(
+                routing_key,
+                item.body,
+                message_id=item.message_id,
+                producer=item.producer,
+                correlation_id=item.correlation_id,
+            )
+            return
+        await self.connect()
+        producers = sorted({item.producer for item in items})
+        correlations = {item.correlation_id for item in items}
+        message = aio_pika.Message(
+            encode(items),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=uuid.uuid4().hex,
+            type=routing_key,
+            correlation_id=correlations.pop() if len(correlations) == 1 else None,
+            headers={"producer": ",".join(producers), BUNDLE_HEADER: len(items)},
+        )
+        try:
+            await self._exchange.publish(message, routing_key=routing_key)
+        except Exception as exc:
+            for producer in producers:
+                self._count_published(producer, routing_key, Outcome.RETRY)
+            raise TransientError(f"publish of a bundle of {routing_key} failed: {exc}") from exc
+        for item in items:
+            self._count_published(item.producer, routing_key, Outcome.OK)
 
     async def _ensure_rpc_client(self) -> None:
         async with self._rpc_lock:

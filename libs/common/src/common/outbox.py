@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.bundles import Outgoing
 from common.bus import Bus
 from common.db import Database
 from common.events import Event
@@ -97,21 +98,16 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
-            # Published concurrently: the broker confirms them as a pipeline instead of one round trip
-            # each. Any failure rolls the whole batch back unmarked, so it is re-published later
+            # Grouped by routing key (in insertion order within each key) and published concurrently:
+            # RabbitMQ carries each group in bundles (common.bundles) and confirms them as a pipeline.
+            # Any failure rolls the whole batch back unmarked, so it is re-published later
             # (consumers drop duplicates by event id).
-            await asyncio.gather(
-                *(
-                    self.bus.publish_raw(
-                        row.routing_key,
-                        bytes(row.body),
-                        message_id=str(row.event_id),
-                        producer=row.producer,
-                        correlation_id=row.correlation_id,
-                    )
-                    for row in rows
+            groups: dict[str, list[Outgoing]] = {}
+            for row in rows:
+                groups.setdefault(row.routing_key, []).append(
+                    Outgoing(bytes(row.body), str(row.event_id), row.producer, row.correlation_id)
                 )
-            )
+            await asyncio.gather(*(self.bus.publish_many(key, items) for key, items in groups.items()))
             if rows:
                 await session.execute(
                     sa.update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(published_at=sa.func.now())
