@@ -221,3 +221,87 @@ async def test_a_bad_portfolio_fails_alone_and_the_others_store_the_same_numbers
     await h.bus.drain()
     assert h.events[before:] == []
     assert await _stored(h) == expected
+
+
+async def _row_versions(h: Harness) -> dict[str, dict[Any, str]]:
+    """The transaction id that wrote each valuation row and each position's current version."""
+    async with h.db.session() as s:
+        valuations = await s.execute(
+            sa.text("SELECT position_id, valuation_date, xmin::text AS x FROM ingest.position_valuation")
+        )
+        positions = await s.execute(sa.text("SELECT id, xmin::text AS x FROM ingest.position"))
+        return {
+            "valuations": {(r.position_id, r.valuation_date): r.x for r in valuations},
+            "positions": {r.id: r.x for r in positions},
+        }
+
+
+async def _value_batch(h: Harness, run_id: uuid.UUID) -> None:
+    present = await _present(h)
+    async with h.db.transaction() as s:
+        await valuation_batch.value_many(
+            s, portfolio_ids=PORTFOLIOS, as_of=T0, run_id=run_id, present=present, stale_days=5
+        )
+
+
+async def test_an_unchanged_rerun_rewrites_no_row_and_a_changed_close_updates_only_its_positions(h: Harness) -> None:
+    await _reset(h)
+    await _value_batch(h, RUN)
+    first, versions = await _stored(h), await _row_versions(h)
+    assert first["valuations"] and all(row[15] == RUN for row in first["valuations"])
+
+    # Same date, same inputs, another run: nothing is rewritten (the rows keep the run that produced them).
+    await _value_batch(h, uuid.uuid4())
+    assert await _stored(h) == first
+    assert await _row_versions(h) == versions
+
+    # A corrected close of one stock: exactly the positions in it and the options on it are rewritten.
+    symbol = "MSFT"
+    async with h.db.transaction() as s:
+        await s.execute(
+            sa.text("UPDATE marketdata.daily_price SET close = close + 1 WHERE symbol = :s AND price_date = :t"),
+            {"s": symbol, "t": T0},
+        )
+        held = {
+            r.id: r.last_price
+            for r in await s.execute(
+                sa.text("SELECT id, last_price FROM ingest.position WHERE symbol = :s AND status = 'open'"),
+                {"s": symbol},
+            )
+        }
+        on_it = set(
+            (
+                await s.execute(
+                    sa.text("SELECT id FROM ingest.position WHERE underlying_symbol = :s AND status = 'open'"),
+                    {"s": symbol},
+                )
+            ).scalars()
+        )
+    assert held and len(on_it) > len(held)  # the stock and options on it
+    rerun = uuid.uuid4()
+    try:
+        await _value_batch(h, rerun)
+    finally:
+        async with h.db.transaction() as s:
+            await s.execute(
+                sa.text("UPDATE marketdata.daily_price SET close = close - 1 WHERE symbol = :s AND price_date = :t"),
+                {"s": symbol, "t": T0},
+            )
+    after = await _row_versions(h)
+    changed_valuations = {k[0] for k, x in after["valuations"].items() if versions["valuations"][k] != x}
+    changed_positions = {k for k, x in after["positions"].items() if versions["positions"][k] != x}
+    assert changed_valuations == on_it == changed_positions
+    async with h.db.session() as s:
+        rows = (
+            await s.execute(
+                sa.text(
+                    "SELECT p.id, p.last_price, v.last_price AS stored, v.run_id FROM ingest.position p "
+                    "JOIN ingest.position_valuation v ON v.position_id = p.id AND v.valuation_date = :t "
+                    "WHERE p.symbol = :s AND p.status = 'open'"
+                ),
+                {"s": symbol, "t": T0},
+            )
+        ).all()
+    assert {r.id: (r.last_price, r.stored, r.run_id) for r in rows} == {
+        pid: (price + 1, price + 1, rerun) for pid, price in held.items()
+    }

@@ -26,9 +26,10 @@ from ingest.repository import trading_days_before
 
 # Closes: the latest row per symbol inside the stale window. LATERAL … LIMIT 1
 # makes it one primary-key probe per symbol, whatever the (often stale) row estimates say.
+# These probes are most of the read's cost, so each is made only where its value is used.
 _CLOSES = """
 {name} AS (
-  SELECT s.symbol, c.price_date, c.close FROM syms s
+  SELECT s.symbol, c.price_date, c.close FROM {syms} s
   CROSS JOIN LATERAL (
     SELECT d.price_date, d.close FROM marketdata.api_daily_price d
     WHERE d.symbol = s.symbol AND d.price_date <= {upto} AND d.price_date >= {since}
@@ -38,34 +39,47 @@ _CLOSES = """
 
 _NO_CLOSES = "{name} AS (SELECT NULL::text AS symbol, NULL::date AS price_date, NULL::numeric AS close WHERE false)"
 
-# Greeks of options only (stocks never look them up); LATERAL: a key probe each.
-_GREEKS_JOIN = (
+# Greeks of options only: the condition inside the LATERAL is a one-time filter, so a stock row
+# never probes the index. The previous day's model price only stands in for a missing previous
+# close (compute.value_positions), so it is looked up only for options without one.
+_GREEKS_T = (
     "LEFT JOIN LATERAL (SELECT g.status, g.delta, g.delta_ps, g.model_price FROM greeks.api_position_greek g "
-    "WHERE g.position_id = pos.id AND g.calculation_date = {day} LIMIT 1) {a} ON pos.is_option"
+    "WHERE pos.is_option AND g.position_id = pos.id AND g.calculation_date = :t LIMIT 1) gt ON true"
+)
+_GREEKS_P = (
+    "LEFT JOIN LATERAL (SELECT g.model_price FROM greeks.api_position_greek g "
+    "WHERE pos.is_option AND cp.close IS NULL AND g.position_id = pos.id AND g.calculation_date = :p LIMIT 1) gp "
+    "ON true"
 )
 _NO_GREEKS = (
     "LEFT JOIN (SELECT NULL::text AS status, NULL::float8 AS delta, NULL::float8 AS delta_ps, "
     "NULL::float8 AS model_price WHERE false) {a} ON false"
 )
 
+# Today's closes of held symbols and of options' underlyings; the previous closes of held symbols
+# only (an underlying's previous close is never used).
 _POSITIONS = """
 WITH pos AS (
   SELECT id, portfolio_id, symbol, underlying_symbol, instrument_type = 'option' AS is_option,
          coalesce(option_type = 'C', false) AS is_call, CAST(quantity * 10000 AS int8) AS quantity,
          CAST(quantity AS float8) AS quantity_f, CAST(multiplier AS int8) AS multiplier,
-         coalesce(CAST(strike_price * 10000 AS int8), 0) AS strike, expiration_date,
-         CAST(entry_price * 10000 AS int8) AS entry_price, entry_date,
+         coalesce(CAST(strike_price * 10000 AS int8), 0) AS strike,
+         coalesce(CAST(expiration_date - DATE '1970-01-01' AS int8), :na) AS expiration_date,
+         CAST(entry_price * 10000 AS int8) AS entry_price, entry_date - DATE '1970-01-01' AS entry_date,
          coalesce(CAST(cost_basis * 100 AS int8), :na) AS cost_basis
   FROM ingest.position
   WHERE portfolio_id = ANY(CAST(:pids AS uuid[])) AND entry_date <= :t AND (status = 'open' OR exit_date > :t)
 ),
-syms AS (SELECT symbol FROM pos UNION SELECT underlying_symbol FROM pos),
+held AS (SELECT DISTINCT symbol FROM pos),
+syms AS (SELECT symbol FROM held UNION SELECT underlying_symbol FROM pos WHERE is_option),
 {close_t},
 {close_p}
 SELECT pos.id, pos.portfolio_id, pos.symbol, pos.is_option, pos.is_call, pos.quantity, pos.quantity_f,
        pos.multiplier, pos.strike, pos.expiration_date, pos.entry_price, pos.entry_date, pos.cost_basis,
-       coalesce(CAST(ct.close * 10000 AS int8), :na) AS close_t, ct.price_date AS close_t_date,
-       coalesce(CAST(cp.close * 10000 AS int8), :na) AS close_p, cp.price_date AS close_p_date,
+       coalesce(CAST(ct.close * 10000 AS int8), :na) AS close_t,
+       coalesce(CAST(ct.price_date - DATE '1970-01-01' AS int8), :na) AS close_t_date,
+       coalesce(CAST(cp.close * 10000 AS int8), :na) AS close_p,
+       coalesce(CAST(cp.price_date - DATE '1970-01-01' AS int8), :na) AS close_p_date,
        CASE WHEN pos.is_option THEN coalesce(CAST(ut.close * 10000 AS int8), :na) ELSE :na END AS underlying_t,
        gt.status AS status_t, gt.delta_ps IS NOT NULL AS has_delta_ps, gt.delta_ps, gt.delta,
        gt.model_price AS model_t, gp.model_price AS model_p
@@ -84,10 +98,10 @@ def _positions_sql(present: frozenset[str]) -> str:
     prices = catalog.DAILY_PRICE in present
     greeks = catalog.POSITION_GREEK in present
     return _POSITIONS.format(
-        close_t=(_CLOSES if prices else _NO_CLOSES).format(name="close_t", upto=":t", since=":wt"),
-        close_p=(_CLOSES if prices else _NO_CLOSES).format(name="close_p", upto=":p", since=":wp"),
-        greeks_t=(_GREEKS_JOIN if greeks else _NO_GREEKS).format(a="gt", day=":t"),
-        greeks_p=(_GREEKS_JOIN if greeks else _NO_GREEKS).format(a="gp", day=":p"),
+        close_t=(_CLOSES if prices else _NO_CLOSES).format(name="close_t", syms="syms", upto=":t", since=":wt"),
+        close_p=(_CLOSES if prices else _NO_CLOSES).format(name="close_p", syms="held", upto=":p", since=":wp"),
+        greeks_t=_GREEKS_T if greeks else _NO_GREEKS.format(a="gt"),
+        greeks_p=_GREEKS_P if greeks else _NO_GREEKS.format(a="gp"),
     )
 
 
@@ -144,7 +158,9 @@ async def load_many(
         return np.array(cols[name], dtype=np.int64)
 
     def days(name: str) -> Any:
-        return np.array(cols[name], dtype="datetime64[D]")
+        # Dates arrive as days since 1970-01-01 (NULL → NA = int64 min, which is NaT): building
+        # datetime64 from date objects costs ~1 µs each, from integers nothing.
+        return np.array(cols[name], dtype=np.int64).view("datetime64[D]")
 
     def floats(name: str) -> npt.NDArray[np.float64]:
         return np.array(cols[name], dtype=np.float64)  # NULL → NaN
@@ -174,42 +190,81 @@ async def load_many(
     return LoadedBatch(list(cols["id"]), list(cols["portfolio_id"]), inputs)
 
 
-_UPSERT_MANY = """
-INSERT INTO ingest.position_valuation AS v (position_id, valuation_date, portfolio_id, last_price, underlying_price,
-    price_date, price_source, market_value, dollar_exposure, notional, unrealized_pnl, daily_pnl, quantity, delta,
-    flags, run_id)
-SELECT u.position_id, CAST(:t AS date), u.portfolio_id, NULLIF(u.last_price, :na) * 0.0001,
-       NULLIF(u.underlying_price, :na) * 0.0001, u.price_date, u.price_source,
-       NULLIF(u.market_value, :na) * 0.01, NULLIF(u.dollar_exposure, :na) * 0.01, NULLIF(u.notional, :na) * 0.01,
-       NULLIF(u.unrealized_pnl, :na) * 0.01, NULLIF(u.daily_pnl, :na) * 0.01, u.quantity * 0.0001,
-       NULLIF(u.delta, 'NaN'::float8), string_to_array(u.flags, ','), CAST(:run_id AS uuid)
-FROM unnest(CAST(:ids AS uuid[]), CAST(:pids AS uuid[]), CAST(:last_price AS int8[]),
-            CAST(:underlying_price AS int8[]), CAST(:price_date AS date[]), CAST(:price_source AS text[]),
-            CAST(:market_value AS int8[]), CAST(:dollar_exposure AS int8[]), CAST(:notional AS int8[]),
-            CAST(:unrealized_pnl AS int8[]), CAST(:daily_pnl AS int8[]), CAST(:quantity AS int8[]),
-            CAST(:delta AS float8[]), CAST(:flags AS text[]))
-  AS u(position_id, portfolio_id, last_price, underlying_price, price_date, price_source, market_value,
-       dollar_exposure, notional, unrealized_pnl, daily_pnl, quantity, delta, flags)
-ON CONFLICT (position_id, valuation_date) DO UPDATE SET
-    portfolio_id = EXCLUDED.portfolio_id, last_price = EXCLUDED.last_price,
-    underlying_price = EXCLUDED.underlying_price, price_date = EXCLUDED.price_date,
-    price_source = EXCLUDED.price_source, market_value = EXCLUDED.market_value,
-    dollar_exposure = EXCLUDED.dollar_exposure, notional = EXCLUDED.notional,
-    unrealized_pnl = EXCLUDED.unrealized_pnl, daily_pnl = EXCLUDED.daily_pnl, quantity = EXCLUDED.quantity,
-    delta = EXCLUDED.delta, flags = EXCLUDED.flags, run_id = EXCLUDED.run_id, created_at = now()
-"""
-
-# Current columns follow the newest valuation only: a back-fill for an older date never overwrites them.
-_UPDATE_CURRENT_MANY = """
-UPDATE ingest.position p SET
-    last_price = v.last_price, price_date = v.price_date, price_source = v.price_source,
-    underlying_price = v.underlying_price, market_value = v.market_value, dollar_exposure = v.dollar_exposure,
-    notional = v.notional, unrealized_pnl = v.unrealized_pnl, daily_pnl = v.daily_pnl,
-    valuation_date = v.valuation_date, valued_at = now()
-FROM ingest.position_valuation v
-WHERE v.position_id = p.id AND v.valuation_date = :t AND p.portfolio_id = ANY(CAST(:pids AS uuid[]))
-  AND p.status = 'open' AND (p.valuation_date IS NULL OR p.valuation_date <= :t)
-  AND (p.price_date IS NULL OR p.price_date <= :t)
+# One statement per batch: the scaled integers are converted once (`u`), then
+#  - position_valuation rows are inserted, or updated only where a value differs (a re-run of a
+#    date that changed nothing writes no row: `run_id` and `created_at` keep naming the run that
+#    produced the stored numbers);
+#  - the current columns of ingest.position follow the newest valuation only (a back-fill for an
+#    older date never overwrites them), again only where a value differs; none of these columns is
+#    indexed, so the update can be HOT;
+#  - the portfolios' valuation date and time are stamped (also on a re-run: "valued at").
+# NOT EXISTS first skips identical rows with a read-only key probe: ON CONFLICT would lock (write)
+# each conflicting row before looking at the WHERE. The WHERE of DO UPDATE still guards the race.
+_SAVE_MANY = """
+WITH u AS MATERIALIZED (
+  SELECT u.position_id, (CAST(:batch AS uuid[]))[u.portfolio] AS portfolio_id,
+         NULLIF(u.last_price, :na) * 0.0001 AS last_price, NULLIF(u.underlying_price, :na) * 0.0001 AS underlying_price,
+         DATE '1970-01-01' + CAST(NULLIF(u.price_date, :na) AS int4) AS price_date, u.price_source,
+         NULLIF(u.market_value, :na) * 0.01 AS market_value, NULLIF(u.dollar_exposure, :na) * 0.01 AS dollar_exposure,
+         NULLIF(u.notional, :na) * 0.01 AS notional, NULLIF(u.unrealized_pnl, :na) * 0.01 AS unrealized_pnl,
+         NULLIF(u.daily_pnl, :na) * 0.01 AS daily_pnl, u.quantity * 0.0001 AS quantity,
+         NULLIF(u.delta, 'NaN'::float8) AS delta, string_to_array(u.flags, ',') AS flags
+  FROM unnest(CAST(:ids AS uuid[]), CAST(:portfolio AS int4[]), CAST(:last_price AS int8[]),
+              CAST(:underlying_price AS int8[]), CAST(:price_date AS int8[]), CAST(:price_source AS text[]),
+              CAST(:market_value AS int8[]), CAST(:dollar_exposure AS int8[]), CAST(:notional AS int8[]),
+              CAST(:unrealized_pnl AS int8[]), CAST(:daily_pnl AS int8[]), CAST(:quantity AS int8[]),
+              CAST(:delta AS float8[]), CAST(:flags AS text[]))
+    AS u(position_id, portfolio, last_price, underlying_price, price_date, price_source, market_value,
+         dollar_exposure, notional, unrealized_pnl, daily_pnl, quantity, delta, flags)
+),
+saved AS (
+  INSERT INTO ingest.position_valuation AS v (position_id, valuation_date, portfolio_id, last_price,
+      underlying_price, price_date, price_source, market_value, dollar_exposure, notional, unrealized_pnl,
+      daily_pnl, quantity, delta, flags, run_id)
+  SELECT u.position_id, CAST(:t AS date), u.portfolio_id, u.last_price, u.underlying_price, u.price_date,
+         u.price_source, u.market_value, u.dollar_exposure, u.notional, u.unrealized_pnl, u.daily_pnl,
+         u.quantity, u.delta, u.flags, CAST(:run_id AS uuid)
+  FROM u
+  WHERE NOT EXISTS (
+    SELECT 1 FROM ingest.position_valuation o
+    WHERE o.position_id = u.position_id AND o.valuation_date = CAST(:t AS date)
+      AND o.portfolio_id = ANY(CAST(:batch AS uuid[]))
+      AND (o.portfolio_id, o.last_price, o.underlying_price, o.price_date, o.price_source, o.market_value,
+           o.dollar_exposure, o.notional, o.unrealized_pnl, o.daily_pnl, o.quantity, o.delta, o.flags)
+          IS NOT DISTINCT FROM
+          (u.portfolio_id, u.last_price, u.underlying_price, u.price_date, u.price_source, u.market_value,
+           u.dollar_exposure, u.notional, u.unrealized_pnl, u.daily_pnl, u.quantity, u.delta, u.flags))
+  ON CONFLICT (position_id, valuation_date) DO UPDATE SET
+      portfolio_id = EXCLUDED.portfolio_id, last_price = EXCLUDED.last_price,
+      underlying_price = EXCLUDED.underlying_price, price_date = EXCLUDED.price_date,
+      price_source = EXCLUDED.price_source, market_value = EXCLUDED.market_value,
+      dollar_exposure = EXCLUDED.dollar_exposure, notional = EXCLUDED.notional,
+      unrealized_pnl = EXCLUDED.unrealized_pnl, daily_pnl = EXCLUDED.daily_pnl, quantity = EXCLUDED.quantity,
+      delta = EXCLUDED.delta, flags = EXCLUDED.flags, run_id = EXCLUDED.run_id, created_at = now()
+  WHERE (v.portfolio_id, v.last_price, v.underlying_price, v.price_date, v.price_source, v.market_value,
+         v.dollar_exposure, v.notional, v.unrealized_pnl, v.daily_pnl, v.quantity, v.delta, v.flags)
+        IS DISTINCT FROM
+        (EXCLUDED.portfolio_id, EXCLUDED.last_price, EXCLUDED.underlying_price, EXCLUDED.price_date,
+         EXCLUDED.price_source, EXCLUDED.market_value, EXCLUDED.dollar_exposure, EXCLUDED.notional,
+         EXCLUDED.unrealized_pnl, EXCLUDED.daily_pnl, EXCLUDED.quantity, EXCLUDED.delta, EXCLUDED.flags)
+),
+current AS (
+  UPDATE ingest.position p SET
+      last_price = u.last_price, price_date = u.price_date, price_source = u.price_source,
+      underlying_price = u.underlying_price, market_value = u.market_value, dollar_exposure = u.dollar_exposure,
+      notional = u.notional, unrealized_pnl = u.unrealized_pnl, daily_pnl = u.daily_pnl,
+      valuation_date = CAST(:t AS date), valued_at = now()
+  FROM u
+  WHERE p.id = u.position_id AND p.portfolio_id = ANY(CAST(:batch AS uuid[])) AND p.status = 'open'
+    AND (p.valuation_date IS NULL OR p.valuation_date <= :t) AND (p.price_date IS NULL OR p.price_date <= :t)
+    AND (p.last_price, p.price_date, p.price_source, p.underlying_price, p.market_value, p.dollar_exposure,
+         p.notional, p.unrealized_pnl, p.daily_pnl, p.valuation_date)
+        IS DISTINCT FROM
+        (u.last_price, u.price_date, u.price_source, u.underlying_price, u.market_value, u.dollar_exposure,
+         u.notional, u.unrealized_pnl, u.daily_pnl, CAST(:t AS date))
+)
+UPDATE ingest.portfolio SET valuation_date = :t, valued_at = now()
+WHERE id = ANY(CAST(:batch AS uuid[])) AND (valuation_date IS NULL OR valuation_date <= :t)
 """
 
 _UPDATE_PORTFOLIOS = """
@@ -236,7 +291,7 @@ async def save_many(
     loaded: LoadedBatch,
     result: ValuationResult,
 ) -> None:
-    """Upsert every `position_valuation` row of the batch and refresh the current columns."""
+    """Store the batch in one statement: changed `position_valuation` rows, current columns, portfolio stamps."""
     if loaded.ids:
         delta = result.delta
         params = {
@@ -244,10 +299,12 @@ async def save_many(
             "na": NA,
             "run_id": run_id,
             "ids": loaded.ids,
-            "pids": loaded.portfolio_ids,
+            # Per row: the 1-based index of its portfolio in `batch` and days since 1970-01-01 (NaT →
+            # NA): integers are encoded far faster than UUID and date objects.
+            "portfolio": (_segments(portfolio_ids, loaded) + 1).tolist(),
             "last_price": result.last_price.tolist(),
             "underlying_price": result.underlying_price.tolist(),
-            "price_date": result.price_date.astype("datetime64[D]").tolist(),
+            "price_date": result.price_date.astype("datetime64[D]").view(np.int64).tolist(),
             "price_source": list(_SOURCE_LABELS[result.price_source.astype(np.int64)]),
             "market_value": result.market_value.tolist(),
             "dollar_exposure": result.dollar_exposure.tolist(),
@@ -257,10 +314,11 @@ async def save_many(
             "quantity": loaded.inputs.quantity.tolist(),
             "delta": np.where(np.isfinite(delta), delta, np.nan).tolist(),  # ±inf stored as NULL too
             "flags": _flag_labels(result.flags),
+            "batch": portfolio_ids,
         }
-        await session.execute(sa.text(_UPSERT_MANY), params)
-        await session.execute(sa.text(_UPDATE_CURRENT_MANY), {"t": as_of, "pids": portfolio_ids})
-    await session.execute(sa.text(_UPDATE_PORTFOLIOS), {"t": as_of, "pids": portfolio_ids})
+        await session.execute(sa.text(_SAVE_MANY), params)
+    else:
+        await session.execute(sa.text(_UPDATE_PORTFOLIOS), {"t": as_of, "pids": portfolio_ids})
 
 
 @dataclass(frozen=True)
@@ -274,18 +332,22 @@ class PortfolioCounts:
     prev_missing: npt.NDArray[np.int64]
 
 
-def count_by_portfolio(portfolio_ids: list[UUID], loaded: LoadedBatch, result: ValuationResult) -> PortfolioCounts:
-    """Positions and flagged positions per portfolio (segment ids + bincount, no per-row loop)."""
+def _segments(portfolio_ids: list[UUID], loaded: LoadedBatch) -> npt.NDArray[np.int64]:
+    """Per position, the index of its portfolio in `portfolio_ids`."""
     index = {pid: i for i, pid in enumerate(portfolio_ids)}
-    n = len(portfolio_ids)
     # Rows arrive grouped by portfolio: map each run's portfolio once, then repeat it over the run.
     pids = np.array(loaded.portfolio_ids, dtype=object)
-    if pids.size:
-        starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
-        lengths = np.diff(np.r_[starts, pids.size])
-        seg = np.repeat(np.array([index[p] for p in pids[starts]], dtype=np.int64), lengths)
-    else:
-        seg = np.zeros(0, dtype=np.int64)
+    if not pids.size:
+        return np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+    lengths = np.diff(np.r_[starts, pids.size])
+    return np.repeat(np.array([index[p] for p in pids[starts]], dtype=np.int64), lengths)
+
+
+def count_by_portfolio(portfolio_ids: list[UUID], loaded: LoadedBatch, result: ValuationResult) -> PortfolioCounts:
+    """Positions and flagged positions per portfolio (segment ids + bincount, no per-row loop)."""
+    n = len(portfolio_ids)
+    seg = _segments(portfolio_ids, loaded)
 
     def count(mask: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.int64]:
         weights = None if mask is None else mask.astype(np.int64)
