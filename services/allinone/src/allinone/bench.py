@@ -713,6 +713,7 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
     runs: list[dict[str, Any]] = []
     cpu: list[dict[str, float]] = []
     reports: list[tuple[int, float]] = []
+    timelines: list[dict[str, tuple[float, float]]] = []
     try:
         await cluster.start()
         probes = _cluster_probes(b, cluster)
@@ -734,6 +735,7 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
                 cpu.append({name: probe() - before[name] for name, probe in probes.items()})
                 # The daily reports of the run are built after it (api.md §5.2); wait for them so their
                 # work is timed on its own and never lands in the next run's figures.
+                timelines.append(await _run_timeline(url, body["data"]["run_id"]))
                 reports.append(await _daily_reports_built(url, body["data"]["run_id"]))
                 _, status_body = await api.get("/api/v1/admin/batch/status", admin, run_id=body["data"]["run_id"])
                 run = status_body["data"]["run"]
@@ -787,11 +789,48 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
         part.details.append(f"| {i} | " + " | ".join(f"{used[n]:.2f}" for n in names) + " |")
     part.details += [
         "",
+        "When each step ran, in seconds after the run was created (first portfolio started → last portfolio "
+        "finished, from `marketdata.batch_job_run`); `run` is the run's own completion:",
+        "",
+        "| Run | " + " | ".join(steps) + " | run |",
+        "|---:|" + "---:|" * (len(steps) + 1),
+    ]
+    for i, timeline in enumerate(timelines, 1):
+        cells = [f"{timeline[s][0]:.1f} → {timeline[s][1]:.1f}" if s in timeline else "—" for s in steps]
+        done = timeline.get("run", (0.0, math.nan))[1]
+        part.details.append(f"| {i} | " + " | ".join(cells) + f" | {done:.1f} |")
+    part.details += [
+        "",
         "Daily reports (md, json, csv per portfolio; stress builds them once the run is over, §5.2), waited for "
         "after each run before the next trigger: "
         + "; ".join(f"run {i}: {n:,} reports in {s:.1f} s" for i, (n, s) in enumerate(reports, 1))
         + ".",
     ]
+
+
+async def _run_timeline(database_url: str, run_id: str) -> dict[str, tuple[float, float]]:
+    """Per step of a run: (first start, last finish) in seconds after the run row was created, and
+    `run` → (0, the run's own finish)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT j.job, extract(epoch FROM min(j.started_at) - r.created_at)::float8 AS first_start, "
+            "extract(epoch FROM max(j.finished_at) - r.created_at)::float8 AS last_finish "
+            "FROM marketdata.batch_job_run j JOIN marketdata.batch_run r ON r.id = j.run_id "
+            "WHERE r.id = $1::uuid GROUP BY j.job, r.created_at",
+            run_id,
+        )
+        done = await conn.fetchval(
+            "SELECT extract(epoch FROM finished_at - created_at)::float8 FROM marketdata.batch_run WHERE id = $1::uuid",
+            run_id,
+        )
+    finally:
+        await conn.close()
+    out = {r["job"]: (r["first_start"] or 0.0, r["last_finish"] or 0.0) for r in rows}
+    out["run"] = (0.0, done if done is not None else math.nan)
+    return out
 
 
 async def _daily_reports_built(database_url: str, run_id: str, timeout: float = 600.0) -> tuple[int, float]:
