@@ -12,12 +12,14 @@ import threading
 import uuid
 from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from tests.integration.factors.test_factor_pipeline import FACTOR_TABLES, HF, HNW, IND, T0, Env, db_url, env
 
 from factors import correlation_batch, correlation_bulk_store, correlation_repository, repository
 from factors.correlation_batch import compute_batch_correlations
+from factors.correlation_compute import build_nodes, node_sums
 from factors.correlation_service import compute_portfolio_correlations
 from factors.service import FactorPipeline
 
@@ -285,3 +287,37 @@ async def test_fresh_date_bulk_write_stores_what_the_per_portfolio_path_stored(
     )
     assert len(kept) == 8 and kept[0]["calculation_date"] == T0
     assert await calculation_ids(env) == first_ids
+
+
+async def test_reuse_check_reads_full_rows_only_of_changed_books(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [HF, IND, HNW, EMPTY]
+    async with env.db.transaction() as s:
+        await compute_batch_correlations(s, portfolio_ids=ids, as_of=T0)
+    # The light read (no tags, sectors, ids) gives the numbers build_nodes hashes, bit for bit.
+    async with env.db.transaction() as s:
+        light = await correlation_repository.node_exposures_of(s, portfolio_ids=ids, as_of=T0)
+        full = await correlation_repository.position_exposures_of(s, portfolio_ids=ids, as_of=T0)
+    assert set(light) == set(full) >= {HF, IND, HNW}
+    for pid, rows in full.items():
+        nodes, sums = build_nodes(rows), node_sums(*light[pid])
+        assert sums.symbols == nodes.symbols and sums.gross == nodes.gross
+        assert np.array_equal(sums.exposure, nodes.exposure) and np.array_equal(sums.has_exposure, nodes.has_exposure)
+
+    read: list[set[uuid.UUID]] = []
+    original = correlation_repository.position_exposures_of
+
+    async def spy(session: Any, *, portfolio_ids: Any, as_of: Any) -> Any:
+        read.append(set(portfolio_ids))
+        return await original(session, portfolio_ids=portfolio_ids, as_of=as_of)
+
+    monkeypatch.setattr(correlation_batch.repo, "position_exposures_of", spy)
+    async with env.db.transaction() as s:  # HF's stored inputs no longer match its book
+        await s.execute(
+            sa.text("UPDATE factors.correlation_calculation SET inputs_hash = '\\x00' WHERE portfolio_id = :p"),
+            {"p": HF},
+        )
+    async with env.db.transaction() as s:
+        out = await compute_batch_correlations(s, portfolio_ids=ids, as_of=T0)
+    assert out[IND].reused and out[HNW].reused and not out[HF].reused and out[HF].status == "completed"
+    assert out[EMPTY].status == "skipped"
+    assert read == [{HF, EMPTY}]  # full rows of the changed book and of the one without a calculation

@@ -37,7 +37,10 @@ from factors.correlation_compute import (
     CorrelationFilters,
     build_nodes,
     candidate_mask,
+    inputs_hash,
+    node_sums,
 )
+from factors.correlation_repository import ExistingCalculation
 from factors.correlation_service import (
     CALCULATIONS,
     THREAD_THRESHOLD_CELLS,
@@ -59,14 +62,32 @@ log = logging.getLogger(__name__)
 
 async def _batch_inputs(
     session: AsyncSession, ids: list[UUID], *, as_of: date, duration_days: int, filters: CorrelationFilters
-) -> dict[UUID, _Inputs]:
-    positions = await repo.position_exposures_of(session, portfolio_ids=ids, as_of=as_of)
+) -> tuple[dict[UUID, _Inputs], dict[UUID, ExistingCalculation]]:
+    """(inputs of the portfolios to compute or skip, stored calculations kept as they are).
+
+    A re-run mostly finds every book unchanged: the reuse check needs only each node's symbol and
+    exposure (`node_sums`, the numbers `build_nodes` hashes), so the full rows (position ids, types,
+    tags, sectors) are read and grouped only for the portfolios whose inputs hash changed."""
     existing = await repo.existing_calculations(session, portfolio_ids=ids, duration_days=duration_days, as_of=as_of)
+    reused: dict[UUID, ExistingCalculation] = {}
+    if existing:
+        light = await repo.node_exposures_of(session, portfolio_ids=list(existing), as_of=as_of)
+        for pid, stored in existing.items():
+            if pid not in light:
+                continue
+            sums = node_sums(*light[pid])
+            candidates = candidate_mask(sums, filters)
+            if int(candidates.sum()) >= 2 and stored.inputs_hash == inputs_hash(
+                sums, filters, as_of=as_of, duration_days=duration_days, candidates=candidates
+            ):
+                reused[pid] = stored
+    rest = [pid for pid in ids if pid not in reused]
+    positions = await repo.position_exposures_of(session, portfolio_ids=rest, as_of=as_of) if rest else {}
     out = {}
-    for pid in ids:
+    for pid in rest:
         nodes = build_nodes(positions.get(pid, []))
         out[pid] = _Inputs(nodes, candidate_mask(nodes, filters), existing.get(pid))
-    return out
+    return out, reused
 
 
 async def compute_batch_correlations(
@@ -109,13 +130,8 @@ async def prepare_batch_correlations(
         return batch
     try:
         async with session.begin_nested():
-            inputs = await _batch_inputs(session, ids, as_of=as_of, duration_days=duration_days, filters=chosen)
-            todo = {
-                pid
-                for pid in ids
-                if not inputs[pid].reusable(chosen, as_of=as_of, duration_days=duration_days, force=False)
-            }
-            symbols = sorted({s for pid in todo for s in inputs[pid].wanted()})
+            inputs, reused = await _batch_inputs(session, ids, as_of=as_of, duration_days=duration_days, filters=chosen)
+            symbols = sorted({s for current in inputs.values() for s in current.wanted()})
             dates, closes = (
                 await cached_price_grid(
                     session, grids, symbols=symbols, as_of=as_of, days=duration_days + 1, run_id=run_id
@@ -132,10 +148,11 @@ async def prepare_batch_correlations(
     batch.inputs, batch.dates, batch.closes = inputs, dates, closes
     batch.column = {s: j for j, s in enumerate(symbols)}
     for pid in ids:
+        if pid in reused:
+            batch.outcomes[pid] = _reused(reused[pid])  # nothing to write
+            continue
         current = inputs[pid]
-        if current.existing is not None and pid not in todo:
-            batch.outcomes[pid] = _reused(current.existing)  # nothing to write
-        elif int(current.candidates.sum()) < 2:
+        if int(current.candidates.sum()) < 2:
             batch.outcomes[pid] = _skipped(current.nodes, int(current.candidates.sum()), as_of)
             if current.existing is not None:
                 batch.stale.append(pid)

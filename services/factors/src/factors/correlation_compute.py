@@ -10,6 +10,7 @@ average linkage on 1 − ρ cut at 1 − threshold.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import Counter
 from collections.abc import Sequence
@@ -20,8 +21,9 @@ from typing import Literal
 from uuid import UUID
 
 import numpy as np
-from scipy import stats
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy import special, stats
+from scipy.cluster import _hierarchy
+from scipy.cluster.hierarchy import _LINKAGE_METHODS
 from scipy.spatial.distance import squareform
 
 ENGINE_VERSION = "correlations-1.0"
@@ -38,6 +40,7 @@ NICKNAME_SHARE = 0.70
 MIN_DURATION_DAYS, MAX_DURATION_DAYS = 30, 252
 # Slack on the cut so that a merge exactly at 1 − threshold (e.g. ρ = 0.7) is inside the cluster.
 _CUT_TOLERANCE = 1e-12
+_AVERAGE = _LINKAGE_METHODS["average"]
 
 BELOW_FILTER = "below_filter"
 INSUFFICIENT_HISTORY = "insufficient_history"
@@ -159,19 +162,43 @@ class CorrelationResult:
 # ---------------------------------------------------------------- nodes and the inclusion filter
 
 
+@dataclass(frozen=True)
+class NodeSums:
+    """The numbers of a portfolio's nodes (no per-node lists): enough to filter and hash its inputs."""
+
+    symbols: list[str]
+    exposure: np.ndarray  # e_u = Σ E_i (USD, signed); 0 when no position has an exposure
+    has_exposure: np.ndarray  # bool: at least one position of the node has a dollar_exposure
+    gross: float  # G = Σ|E_i| over every priced position of the portfolio
+    inverse: np.ndarray  # node index of each position
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+
+def node_sums(underlyings: Sequence[str], exposure: np.ndarray) -> NodeSums:
+    """Positions (in position order) → node symbols (sorted), e_u (bincount sums in position order) and G.
+
+    `build_nodes` and the batch's reuse check both go through here, so the inputs hash of a stored
+    calculation and of its re-check are computed from bit-identical numbers."""
+    symbols, inverse = np.unique(np.asarray(underlyings, dtype=str), return_inverse=True)
+    k = len(symbols)
+    has_e = np.isfinite(exposure)
+    node_e = np.bincount(inverse, weights=np.where(has_e, exposure, 0.0), minlength=k)
+    node_has_e = np.bincount(inverse, weights=has_e.astype(float), minlength=k) > 0
+    gross = float(np.abs(exposure[has_e]).sum())
+    return NodeSums(symbols.tolist(), node_e, node_has_e, gross, inverse)
+
+
 def build_nodes(positions: Sequence[PositionRow]) -> Nodes:
     """Group positions by underlying: e_u = Σ E_i, MV_u = Σ MV_i (vectorised sums)."""
     if not positions:
         empty = np.zeros(0)
         return Nodes([], empty, empty, np.zeros(0, dtype=bool), [], [], [], [], 0.0)
-    underlyings = np.array([p.underlying for p in positions], dtype=object)
     exposure = np.array([np.nan if p.dollar_exposure is None else p.dollar_exposure for p in positions], dtype=float)
     mv = np.array([np.nan if p.market_value is None else p.market_value for p in positions], dtype=float)
-    symbols, inverse = np.unique(underlyings.astype(str), return_inverse=True)
-    k = len(symbols)
-    has_e = np.isfinite(exposure)
-    node_e = np.bincount(inverse, weights=np.where(has_e, exposure, 0.0), minlength=k)
-    node_has_e = np.bincount(inverse, weights=has_e.astype(float), minlength=k) > 0
+    sums = node_sums([p.underlying for p in positions], exposure)
+    inverse, k = sums.inverse, len(sums)
     has_mv = np.isfinite(mv)
     node_mv = np.bincount(inverse, weights=np.where(has_mv, mv, 0.0), minlength=k)
     node_mv[np.bincount(inverse, weights=has_mv.astype(float), minlength=k) == 0] = np.nan
@@ -181,23 +208,30 @@ def build_nodes(positions: Sequence[PositionRow]) -> Nodes:
     types: list[list[str]] = []
     tags: list[tuple[str, ...]] = []
     sectors: list[str | None] = []
-    for j in range(k):
-        members = [positions[i] for i in order[bounds[j] : bounds[j + 1]]]
+    starts, ends, members_order = bounds[:-1].tolist(), bounds[1:].tolist(), order.tolist()
+    for lo, hi in zip(starts, ends, strict=True):
+        if hi - lo == 1:  # most nodes hold one position: the same values without the set/generator work
+            m = positions[members_order[lo]]
+            ids.append([m.position_id])
+            types.append([m.position_type])
+            tags.append(tuple(sorted(set(m.tags))))
+            sectors.append(m.sector or None)
+            continue
+        members = [positions[i] for i in members_order[lo:hi]]
         ids.append([m.position_id for m in members])
         types.append(sorted({m.position_type for m in members}))
         tags.append(tuple(sorted({t for m in members for t in m.tags})))
         sectors.append(next((m.sector for m in members if m.sector), None))
-    gross = float(np.abs(exposure[has_e]).sum())
     return Nodes(
-        symbols=[str(s) for s in symbols],
-        exposure=node_e,
+        symbols=sums.symbols,
+        exposure=sums.exposure,
         market_value=node_mv,
-        has_exposure=node_has_e,
+        has_exposure=sums.has_exposure,
         position_ids=ids,
         position_types=types,
         tags=tags,
         sectors=sectors,
-        gross=gross,
+        gross=sums.gross,
     )
 
 
@@ -226,7 +260,7 @@ def passes_filter(
     return np.asarray(mask & (abs_e > 0), dtype=bool)
 
 
-def candidate_mask(nodes: Nodes, filters: CorrelationFilters) -> np.ndarray:
+def candidate_mask(nodes: Nodes | NodeSums, filters: CorrelationFilters) -> np.ndarray:
     """Nodes that pass the inclusion filter (before the history check)."""
     return passes_filter(
         nodes.exposure,
@@ -238,7 +272,7 @@ def candidate_mask(nodes: Nodes, filters: CorrelationFilters) -> np.ndarray:
 
 
 def inputs_hash(
-    nodes: Nodes, filters: CorrelationFilters, *, as_of: date, duration_days: int, candidates: np.ndarray
+    nodes: Nodes | NodeSums, filters: CorrelationFilters, *, as_of: date, duration_days: int, candidates: np.ndarray
 ) -> bytes:
     """SHA-256 of the date, window, filters, G and every node's (symbol, exposure in cents, candidate)."""
     h = hashlib.sha256()
@@ -248,8 +282,13 @@ def inputs_hash(
         f"{round(nodes.gross * 100)}".encode()
     )
     cents = np.rint(nodes.exposure * 100).astype(np.int64)
-    for sym, c, cand in zip(nodes.symbols, cents.tolist(), candidates.tolist(), strict=True):
-        h.update(f"|{sym}:{c}:{int(cand)}".encode())
+    # One update of the joined node parts: the same bytes as one update per node (SHA-256 is streaming).
+    h.update(
+        "".join(
+            f"|{sym}:{c}:{int(cand)}"
+            for sym, c, cand in zip(nodes.symbols, cents.tolist(), candidates.tolist(), strict=True)
+        ).encode()
+    )
     return h.digest()
 
 
@@ -304,7 +343,9 @@ def pairwise_correlations(returns: np.ndarray, *, min_overlap: int = POS_CORR_MI
     with np.errstate(invalid="ignore", divide="ignore"):
         # |ρ| = 1 gives t = ±inf and p = 0; NULL pairs stay NaN.
         t_stat = rho * np.sqrt(dof) / np.sqrt(1.0 - rho * rho)
-    p = np.where(np.isnan(rho), np.nan, 2.0 * stats.t.sf(np.abs(t_stat), dof))
+    # stats.t.sf(x, df) is special.stdtr(df, -x) behind per-call argument handling (0 at x = inf,
+    # NaN for NaN, as stdtr gives): the ufunc directly returns the same numbers.
+    p = np.where(np.isnan(rho), np.nan, 2.0 * special.stdtr(dof, -np.abs(t_stat)))
     np.fill_diagonal(p, np.nan)
     np.fill_diagonal(t_stat, np.nan)
     return PairStats(rho=rho, n=n_int, p_value=p, t_stat=t_stat)
@@ -345,6 +386,15 @@ def _complete_subset(valid: np.ndarray, abs_e: np.ndarray) -> np.ndarray:
     return keep
 
 
+@functools.lru_cache(maxsize=64)
+def upper_pairs(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.triu_indices(k, 1), built once per book size (read-only: shared between calls)."""
+    rows, cols = np.triu_indices(k, 1)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
+
+
 def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[str]) -> PortfolioMetrics:
     """§7.3 over valid pairs u < v: plain, exposure-weighted and direction-adjusted correlation, HHI and
     correlation-adjusted effective number of positions (a in the row order of R)."""
@@ -354,7 +404,7 @@ def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[s
         hhi = 1.0 if k == 1 else None
         return PortfolioMetrics(None, None, None, hhi, hhi, 0, 0)
     abs_e = np.abs(e)
-    iu = np.triu_indices(k, 1)
+    iu = upper_pairs(k)
     r = rho[iu]
     valid = np.isfinite(r)
     w = np.outer(abs_e, abs_e)[iu]
@@ -380,7 +430,7 @@ def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[s
         np.fill_diagonal(r_k, 1.0)
         quad = float(a_k @ r_k @ a_k)
         if quad > 0:
-            eff_corr = float(np.clip(1.0 / quad, 1.0, float(keep.sum())))
+            eff_corr = min(max(1.0 / quad, 1.0), float(keep.sum()))  # np.clip of a finite scalar
         else:
             flags.append("effective_positions_undefined")
     if dropped:
@@ -412,9 +462,17 @@ def cluster_labels(rho: np.ndarray, threshold: float) -> tuple[np.ndarray, np.nd
     d = 1.0 - np.where(np.isnan(rho), 0.0, rho)
     d = np.clip((d + d.T) / 2.0, 0.0, 2.0)
     np.fill_diagonal(d, 0.0)
-    z = linkage(squareform(d, checks=False), method="average")
-    labels = fcluster(z, t=(1.0 - threshold) + _CUT_TOLERANCE, criterion="distance")
-    return np.asarray(labels), np.asarray(z[:, 2])
+    z = _average_linkage(squareform(d, checks=False), k)
+    labels = np.zeros(k, dtype=np.int32)
+    _hierarchy.cluster_dist(z, labels, float((1.0 - threshold) + _CUT_TOLERANCE), k)
+    return labels, np.asarray(z[:, 2])
+
+
+def _average_linkage(y: np.ndarray, k: int) -> np.ndarray:
+    """`linkage(y, "average")` without its input validation (d is finite, symmetric and non-negative by
+    construction; the checks cost more than the clustering of a 20-node book). The same compiled
+    routines as `linkage` + `fcluster(criterion="distance")` (tests/unit/factors compares them)."""
+    return np.asarray(_hierarchy.nn_chain(np.ascontiguousarray(y, dtype=np.float64), k, _AVERAGE))
 
 
 def _nickname(

@@ -126,6 +126,29 @@ async def position_exposures_of(
     return out
 
 
+# Only what the reuse check hashes (underlying, exposure), one row per portfolio: no tag or sector
+# joins, and asyncpg decodes the arrays in C (numeric → float8 in SQL is correctly rounded, as is
+# Python's float(Decimal), so the sums equal those of `position_exposures_of`).
+_NODE_EXPOSURES_OF_SQL = """
+SELECT v.portfolio_id,
+       array_agg(COALESCE(NULLIF(v.underlying_symbol, ''), v.symbol) ORDER BY v.position_id),
+       array_agg(v.dollar_exposure::float8 ORDER BY v.position_id)
+FROM ingest.api_position_valuation v
+WHERE v.portfolio_id = ANY($1::uuid[]) AND v.valuation_date = $2
+GROUP BY v.portfolio_id
+"""
+
+
+async def node_exposures_of(
+    session: AsyncSession, *, portfolio_ids: Sequence[UUID], as_of: date
+) -> dict[UUID, tuple[list[str], np.ndarray]]:
+    """{portfolio_id: (underlying of each position, its dollar_exposure or NaN)} in position_id order,
+    the order of `position_exposures_of` (portfolios without a valued position are absent)."""
+    conn = await raw_connection(session)
+    rows = await conn.fetch(_NODE_EXPOSURES_OF_SQL, list(portfolio_ids), as_of)
+    return {r[0]: (list(r[1]), np.array(r[2], dtype=np.float64)) for r in rows}
+
+
 # ---------------------------------------------------------------- marketdata views
 
 

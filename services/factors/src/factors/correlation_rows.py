@@ -15,7 +15,7 @@ from uuid import UUID
 import numpy as np
 
 from common.formatting import nan_as_null, round_money
-from factors.correlation_compute import ENGINE_VERSION, CorrelationFilters, CorrelationResult
+from factors.correlation_compute import ENGINE_VERSION, CorrelationFilters, CorrelationResult, upper_pairs
 
 INT2_MAX = 32767
 
@@ -137,7 +137,7 @@ def pair_columns(result: CorrelationResult, rho_dir: np.ndarray) -> PairColumns:
     k = len(idx)
     if k < 2:
         return PairColumns([], [], [], [], [], [])
-    iu, ju = np.triu_indices(k, 1)
+    iu, ju = upper_pairs(k)
     symbols = np.array([result.nodes.symbols[i] for i in idx], dtype=object)
     pairs = result.pairs
     return PairColumns(

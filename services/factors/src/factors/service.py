@@ -324,7 +324,10 @@ class FactorPipeline:
         codes = registry.regression_codes
         underlyings = sorted(set(valued.underlying))
         # Positions valued on `as_of` but no longer held (a re-run of a past day) are regressed too.
-        await self._ensure(session, as_of=as_of, run_id=run_id, symbols=underlyings)
+        # A symbol whose regression row this run already read (the beta cache) needs no re-check.
+        cached = self.betas.get(as_of, run_id)
+        known = cached.beta if cached is not None and cached.codes == tuple(codes) else {}
+        await self._ensure(session, as_of=as_of, run_id=run_id, symbols=[s for s in underlyings if s not in known])
         stored = await self._betas(session, as_of=as_of, run_id=run_id, symbols=underlyings, codes=codes)
         computed = _compute(registry, ids, valued, stored, underlyings)
         positions, portfolios = _rows(registry, ids, valued, underlyings, computed, as_of=as_of, run_id=run_id)
