@@ -1,8 +1,7 @@
 """`replace_results` keeps exactly the rows it is given: results of scenarios no longer run go.
 
-The stale-result DELETE groups the runs by the scenarios they keep (one statement per group), so a
-batch where runs keep different scenario sets — one fewer, none at all, all — must still leave each
-run with precisely its own rows.
+A run's results are one stress_result_set row replaced whole, so a batch where runs keep different
+scenario sets — one fewer, none at all, all — must still leave each run with precisely its own rows.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@
 bulk upsert serialising the documents with orjson). The column-wise rows must carry the very same
 JSON text for every document and the same value in every other column — for the Example 7 books,
 a portfolio without positions, an option-only one, a portfolio without a run id (no rows), and a
-computation without a correlated part — and the database must store identical rows from either.
+computation without a correlated part — and the database must store identical rows from either,
+and from the per-run sets the daily step writes (read back through the view stress.stress_result).
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from tests.integration.stress.stress_dataset import AS_OF
 from tests.integration.stress.test_stress_batch_equivalence import portfolios, run  # noqa: F401  (fixture)
 
 from common.formatting import round_money
-from stress import bulk_upsert
 from stress import stress_repository as repo
 from stress import stress_service as svc
-from stress.scenarios_present import ScenarioPresenter, pct
+from stress.compute.market_risk import market_risk
+from stress.scenarios_present import ScenarioPresenter, loss_exceeds_equity, market_risk_rows, pct
 
 pytestmark = pytest.mark.integration
 
@@ -128,26 +129,26 @@ async def test_columnar_rows_are_the_per_row_rows(stress_db, portfolios) -> None
         assert len(columnar) == 3 * len(pr.c.scenarios)
         assert any(r["top_positions"] not in ('{"direct":[]}', '{"correlated":[]}') for r in columnar)  # not all empty
         assert any("loss_exceeds_equity" in r["flags"] or r["worst_factor"] for r in columnar)
+        assert pr.summaries() == [pr.summary(p) for p in range(len(ids))]  # the column-wise summaries
 
 
 async def test_the_database_stores_the_same_rows_from_either_builder(
     harness,
     stress_db,
     portfolios,  # noqa: F811  (the imported fixture)
-    monkeypatch,
 ) -> None:
     ids = sorted(portfolios[:4])
     pr, stored = await run_presenter(harness, stress_db, ids)  # stress runs to hang the results on
     run_ids: list[uuid.UUID | None] = list(stored)
 
-    real_check = bulk_upsert._json_safe
-
-    async def store(rows: list[dict[str, Any]], *, per_row: bool = False) -> list[str]:
-        monkeypatch.setattr(bulk_upsert, "_json_safe", (lambda _rows: False) if per_row else real_check)
+    async def store(rows: list[dict[str, Any]] | None = None) -> list[str]:
         async with stress_db.transaction() as s:
-            await repo.replace_results(s, [r for r in run_ids if r is not None], rows)
+            if rows is None:  # the daily step's path: one stress_result_set row per run
+                await repo.replace_result_sets(s, pr.result_sets(run_ids, AS_OF))
+            else:
+                await repo.replace_results(s, [r for r in run_ids if r is not None], rows)
             # Every column but created_at (each write refreshes it); to_jsonb compares the json
-            # documents by value (the per-row path spaces its JSON text differently).
+            # documents by value.
             text = sa.text(
                 "SELECT (to_jsonb(r) - 'created_at')::text FROM stress.stress_result r WHERE portfolio_id = ANY(:ids)"
                 " ORDER BY stress_run_id, scenario_id"
@@ -157,4 +158,59 @@ async def test_the_database_stores_the_same_rows_from_either_builder(
     reference = await store(reference_rows(pr, run_ids))
     assert len(reference) == 4 * len(pr.c.scenarios)
     assert await store(pr.result_rows(run_ids, AS_OF)) == reference
-    assert await store(pr.result_rows(run_ids, AS_OF), per_row=True) == reference
+    assert await store() == reference
+
+
+def reference_market_rows(assembled: Any, result: Any, run_id: uuid.UUID | None) -> list[dict[str, Any]]:
+    """The per-row market_risk_result builder `market_risk_rows` replaced (money as Decimal)."""
+    rows = []
+    impacts = result.impacts
+    for p, pid in enumerate(assembled.portfolio_ids):
+        equity = float(assembled.book.equity[p])
+        base_flags = [
+            f for f in assembled.flags[p] if f in ("default_betas", "options_linear_only", "positions_excluded")
+        ]
+        for s, key in enumerate(result.scenarios.keys):
+            total, linear = float(impacts.total[s, p]), float(impacts.linear[s, p])
+            flags = list(base_flags)
+            if not impacts.computed[s]:
+                flags.append("rate_data_missing" if result.kinds[s] == "interest_rate" else "factor_unavailable")
+            if loss_exceeds_equity(total, equity):
+                flags.append("loss_exceeds_equity")
+            rows.append(
+                {
+                    "portfolio_id": pid,
+                    "calculation_date": AS_OF,
+                    "scenario_key": key,
+                    "kind": result.kinds[s],
+                    "shock": float(result.scenarios.shocks[s][result.scenarios.shocked[s]][0]),
+                    "predicted_pnl": round_money(total),
+                    "linear_pnl": round_money(linear),
+                    "nonlinear_adjustment": round_money(total - linear),
+                    "predicted_pnl_pct": pct(total, equity),
+                    "exposure_dollar": round_money(float(result.exposure[s, p])),
+                    "flags": flags,
+                    "run_id": run_id,
+                }
+            )
+    return rows
+
+
+async def test_columnar_market_risk_rows_are_the_per_row_rows(stress_db, portfolios) -> None:  # noqa: F811
+    ids = sorted(portfolios[:4])
+    async with stress_db.transaction() as s:
+        live = await repo.portfolios(s, ids)
+        loaded = await svc.load_books(s, ids, [live[p].cash_balance for p in ids], AS_OF)
+    result = market_risk(loaded.assembled.book, loaded.assembled.available)
+    run_id = uuid.uuid4()
+    reference = reference_market_rows(loaded.assembled, result, run_id)
+    columnar = market_risk_rows(loaded.assembled, result, AS_OF, run_id)
+    assert len(columnar) == len(reference) == 10 * len(ids)
+    assert any(r["predicted_pnl"] is not None for r in reference)
+    for old, new in zip(reference, columnar, strict=True):
+        assert list(new) == list(old)
+        for key, value in old.items():
+            if isinstance(value, Decimal):  # money: the same cents, as text for numeric_in
+                assert isinstance(new[key], str) and Decimal(new[key]) == value, key
+            else:
+                assert type(new[key]) is type(value) and new[key] == value, key

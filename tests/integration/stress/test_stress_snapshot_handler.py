@@ -333,9 +333,15 @@ async def store_day_analytics(seeder, pid: uuid.UUID, day: date) -> uuid.UUID:
         {"r": run, "p": pid, "d": day},
     )
     await seeder.execute(
-        "INSERT INTO stress.stress_result (stress_run_id, scenario_id, portfolio_id, calculation_date, direct_pnl,"
-        " direct_linear_pnl, correlated_pnl, correlated_linear_pnl)"
-        " SELECT :r, id, :p, :d, pnl, pnl, pnl - 10, pnl - 10 FROM stress.stress_scenario"
+        # The run's two results as its one stress_result_set row (read back through stress.stress_result).
+        "INSERT INTO stress.stress_result_set (stress_run_id, portfolio_id, calculation_date, scenario_ids,"
+        " direct_pnl, direct_linear_pnl, correlated_pnl, correlated_linear_pnl, correlation_effect, direct_pnl_pct,"
+        " correlated_pnl_pct, worst_factor, implied_factor_moves, direct_factor_impacts, correlated_factor_impacts,"
+        " top_positions, floored_positions, correlated_floored_positions, flags)"
+        " SELECT :r, :p, :d, array_agg(id ORDER BY k), array_agg(pnl ORDER BY k), array_agg(pnl ORDER BY k),"
+        " array_agg(pnl - 10 ORDER BY k), array_agg(pnl - 10 ORDER BY k), '{NULL,NULL}', '{NULL,NULL}',"
+        " '{NULL,NULL}', '{NULL,NULL}', '[null,null]', '[null,null]', '[null,null]', '[null,null]', '{0,0}',"
+        " '{0,0}', '[[],[]]' FROM stress.stress_scenario"
         " JOIN (VALUES ('market_crash_35', -9000.00), ('market_up_10', 3000.00)) AS v(k, pnl) ON v.k = scenario_key",
         {"r": run, "p": pid, "d": day},
     )

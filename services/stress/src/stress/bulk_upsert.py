@@ -91,10 +91,15 @@ def _upsert_sql(
     )
 
 
-def _document(value: Any) -> str | None:
-    if value is None or isinstance(value, RawJson):
+def json_text(value: Any) -> RawJson:
+    """A value's JSON text as the bulk upsert sends it (RawJson unchanged)."""
+    if isinstance(value, RawJson):
         return value
-    return orjson.dumps(value, default=_default).decode()
+    return RawJson(orjson.dumps(value, default=_default).decode())
+
+
+def _document(value: Any) -> str | None:
+    return None if value is None else json_text(value)
 
 
 def _per_row_value(table: sa.Table, column: str, value: Any) -> Any:

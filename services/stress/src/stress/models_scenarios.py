@@ -1,7 +1,8 @@
 """Tables of the scenario part of the `stress` schema (data-model.md §8.1–8.4).
 
 They share `stress.models.metadata` with the rest of the service; migration `stress_0002` creates
-them (and the published view `stress.api_stress_run`).
+them (and the published view `stress.api_stress_run`); stress_0007 stores a run's results as one
+`stress_result_set` row behind the view `stress.stress_result`.
 """
 
 from __future__ import annotations
@@ -74,8 +75,13 @@ stress_run = sa.Table(
     schema=SCHEMA,
 )
 
-stress_result = sa.Table(
-    "stress_result",
+# The results of one stress run (data-model.md §8.3), stored as ONE row per run (migration stress_0007):
+# element i of every array (and of every JSON document, itself a JSON array) is the scenario
+# `scenario_ids[i]`. A run's 18 results used to be 18 rows, each with its own heap tuple, two index
+# entries and two foreign-key checks: that write was the costliest statement of the daily cycle.
+# Readers see one row per (run, scenario) through the view `stress.stress_result` (`stress_result`).
+stress_result_set = sa.Table(
+    "stress_result_set",
     metadata,
     sa.Column(
         "stress_run_id",
@@ -83,9 +89,48 @@ stress_result = sa.Table(
         sa.ForeignKey(f"{SCHEMA}.stress_run.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("scenario_id", pg.UUID(as_uuid=True), sa.ForeignKey(f"{SCHEMA}.stress_scenario.id"), primary_key=True),
     sa.Column("portfolio_id", pg.UUID(as_uuid=True), nullable=False),
     sa.Column("calculation_date", sa.Date, nullable=False),
+    sa.Column("scenario_ids", pg.ARRAY(pg.UUID(as_uuid=True)), nullable=False),
+    sa.Column("direct_pnl", pg.ARRAY(MONEY), nullable=False),
+    sa.Column("direct_linear_pnl", pg.ARRAY(MONEY), nullable=False),
+    sa.Column("correlated_pnl", pg.ARRAY(MONEY), nullable=False),
+    sa.Column("correlated_linear_pnl", pg.ARRAY(MONEY), nullable=False),
+    sa.Column("correlation_effect", pg.ARRAY(MONEY), nullable=False),
+    sa.Column("direct_pnl_pct", pg.ARRAY(sa.Float), nullable=False),
+    sa.Column("correlated_pnl_pct", pg.ARRAY(sa.Float), nullable=False),
+    sa.Column("worst_factor", pg.ARRAY(sa.Text), nullable=False),
+    # JSON arrays with one document (or null) per scenario.
+    sa.Column("implied_factor_moves", pg.JSON, nullable=False),
+    sa.Column("direct_factor_impacts", pg.JSON, nullable=False),
+    sa.Column("correlated_factor_impacts", pg.JSON, nullable=False),
+    sa.Column("top_positions", pg.JSON, nullable=False),
+    sa.Column("floored_positions", pg.ARRAY(sa.SmallInteger), nullable=False),
+    sa.Column("correlated_floored_positions", pg.ARRAY(sa.SmallInteger), nullable=False),
+    # A JSON array of each scenario's flag list (the lists differ in length: no text[][]).
+    sa.Column("flags", pg.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.CheckConstraint(
+        "0 <= ALL(floored_positions) AND 0 <= ALL(correlated_floored_positions)",
+        name="stress_result_set_floored_check",
+    ),
+    sa.CheckConstraint(
+        "cardinality(direct_pnl) = cardinality(scenario_ids)"
+        " AND cardinality(correlated_pnl) = cardinality(scenario_ids)",
+        name="stress_result_set_shape_check",
+    ),
+    schema=SCHEMA,
+)
+
+# The view `stress.stress_result`: one row per (run, scenario), the columns of data-model.md §8.3.
+# Only read (never created from metadata), so it lives outside the service's table metadata.
+stress_result = sa.Table(
+    "stress_result",
+    sa.MetaData(),
+    sa.Column("stress_run_id", pg.UUID(as_uuid=True)),
+    sa.Column("scenario_id", pg.UUID(as_uuid=True)),
+    sa.Column("portfolio_id", pg.UUID(as_uuid=True)),
+    sa.Column("calculation_date", sa.Date),
     sa.Column("direct_pnl", MONEY),
     sa.Column("direct_linear_pnl", MONEY),
     sa.Column("correlated_pnl", MONEY),
@@ -99,18 +144,9 @@ stress_result = sa.Table(
     sa.Column("correlated_factor_impacts", pg.JSON),
     sa.Column("top_positions", pg.JSON),
     sa.Column("floored_positions", sa.SmallInteger),
-    # Additive: the correlated method floors underlyings of its own.
     sa.Column("correlated_floored_positions", sa.SmallInteger),
-    sa.Column("flags", pg.ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'::text[]")),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
-    sa.CheckConstraint(
-        "floored_positions >= 0 AND correlated_floored_positions >= 0", name="stress_result_floored_check"
-    ),
-    sa.CheckConstraint(
-        "(direct_pnl IS NOT NULL AND direct_linear_pnl IS NOT NULL)"
-        " OR flags && ARRAY['factor_unavailable', 'invalid_scenario']::text[]",
-        name="stress_result_computed_check",
-    ),
+    sa.Column("flags", pg.ARRAY(sa.Text)),
+    sa.Column("created_at", sa.DateTime(timezone=True)),
     schema=SCHEMA,
 )
 

@@ -109,8 +109,11 @@ class ResultDocuments:
         pr = self.pr
         n_factors = pr.exposures.shape[1]
         exposure = _json_money(pr.exposures)  # (P, k) flattened
-        pnl = _json_money(impacts.factor_pnl)  # (s, P, k) flattened
-        n_port = pr.exposures.shape[0]
+        # Only the shocked factors' P&L is written (≈ 2 of the k factors per scenario): scenario s's
+        # block of `pnl` is factor_pnl[s][:, shocked] flattened (P, m_s), starting at offsets[s].
+        chosen = [impacts.factor_pnl[s][:, ks].ravel() for s, ks in enumerate(pr._shocked)]
+        pnl = _json_money(np.concatenate(chosen)) if chosen else []
+        offsets = np.cumsum([0, *(x.size for x in chosen)]).tolist()
         heads: list[list[tuple[int, str, str]]] = []
         for s, ks in enumerate(pr._shocked):
             row = []
@@ -123,8 +126,8 @@ class ResultDocuments:
             heads.append(row)
         out = []
         for p, s in zip(self.p_of.tolist(), self.s_of.tolist(), strict=True):
-            base_e, base_p = p * n_factors, (s * n_port + p) * n_factors
-            parts = [f'{h}{exposure[base_e + k]},"pnl":{pnl[base_p + k]}{t}' for k, h, t in heads[s]]
+            base_e, base_p = p * n_factors, offsets[s] + p * len(heads[s])
+            parts = [f'{h}{exposure[base_e + k]},"pnl":{pnl[base_p + j]}{t}' for j, (k, h, t) in enumerate(heads[s])]
             out.append(RawJson("[" + ",".join(parts) + "]"))
         return out
 
@@ -167,15 +170,16 @@ class ResultDocuments:
                 out.append("ill_conditioned_scenario")
             per_scenario.append(out)
         equity = pr.a.book.equity[self.p_of]
-        loss = _loss_exceeds(c.direct.total[self.s_of, self.p_of], equity)
+        loss = loss_exceeds_values(c.direct.total[self.s_of, self.p_of], equity)
         if c.correlated is not None:
-            loss |= _loss_exceeds(c.correlated.impacts.total[self.s_of, self.p_of], equity)
+            loss |= loss_exceeds_values(c.correlated.impacts.total[self.s_of, self.p_of], equity)
         return [
             [*per_scenario[s], "loss_exceeds_equity"] if lost else list(per_scenario[s])
             for s, lost in zip(self.s_of.tolist(), loss.tolist(), strict=True)
         ]
 
-    def rows(self, scenario_ids: Sequence[UUID], portfolio_ids: Sequence[UUID], as_of: date) -> list[dict[str, Any]]:
+    def columns(self) -> dict[str, list[Any]]:
+        """Every stored column but the keys, one value per row (p-major)."""
         c = self.pr.c
         s_of, p_of = self.s_of, self.p_of
         direct, corr = c.direct, c.correlated
@@ -184,14 +188,14 @@ class ResultDocuments:
         c_total = corr.impacts.total[s_of, p_of] if corr is not None else nan
         c_lin = corr.impacts.linear[s_of, p_of] if corr is not None else nan
         equity = self.pr.a.book.equity[p_of]
-        columns: dict[str, list[Any]] = {
+        return {
             "direct_pnl": money_strings(d_total),
             "direct_linear_pnl": money_strings(d_lin),
             "correlated_pnl": money_strings(c_total),
             "correlated_linear_pnl": money_strings(c_lin),
             "correlation_effect": money_strings(c_total - d_total),
-            "direct_pnl_pct": _pct(d_total, equity),
-            "correlated_pnl_pct": _pct(c_total, equity),
+            "direct_pnl_pct": pct_values(d_total, equity),
+            "correlated_pnl_pct": pct_values(c_total, equity),
             "worst_factor": self.worst_factors(),
             "implied_factor_moves": self.implied_moves(),
             "direct_factor_impacts": self.factor_impacts(direct, with_move=False),
@@ -205,6 +209,10 @@ class ResultDocuments:
             ),
             "flags": self.flags(),
         }
+
+    def rows(self, scenario_ids: Sequence[UUID], portfolio_ids: Sequence[UUID], as_of: date) -> list[dict[str, Any]]:
+        """One dict per (run, scenario): the rows the view `stress.stress_result` returns."""
+        columns = self.columns()
         run_of = np.repeat(np.arange(len(self.ports)), self.n_scen).tolist()
         names = list(columns)
         return [
@@ -215,17 +223,61 @@ class ResultDocuments:
                 "calculation_date": as_of,
                 **dict(zip(names, values, strict=True)),
             }
-            for r, s, p, *values in zip(run_of, s_of.tolist(), p_of.tolist(), *columns.values(), strict=True)
+            for r, s, p, *values in zip(run_of, self.s_of.tolist(), self.p_of.tolist(), *columns.values(), strict=True)
         ]
 
+    def sets(self, scenario_ids: Sequence[UUID], portfolio_ids: Sequence[UUID], as_of: date) -> list[dict[str, Any]]:
+        """One `stress.stress_result_set` row per run: each column's values of the run's scenarios."""
+        return result_sets(self.columns(), self.run_ids, [portfolio_ids[p] for p in self.ports], scenario_ids, as_of)
 
-def _loss_exceeds(pnl: np.ndarray, equity: np.ndarray) -> np.ndarray:
+
+def result_sets(
+    columns: dict[str, list[Any]],
+    run_ids: Sequence[UUID | None],
+    portfolio_ids: Sequence[UUID],
+    scenario_ids: Sequence[UUID],
+    as_of: date,
+) -> list[dict[str, Any]]:
+    """`stress_result_set` rows from per-row columns (run-major, `len(scenario_ids)` rows per run).
+
+    Array columns take the run's slice; a JSON column becomes one JSON array of the run's documents
+    (`null` for a missing one, as the per-row table stored SQL None); flags a JSON array of lists.
+    Percentages are finite or None (`stat` maps ±inf to None), so every value fits in JSON."""
+    n = len(scenario_ids)
+    ids = [str(i) for i in scenario_ids]
+    out = []
+    for r, (run_id, pid) in enumerate(zip(run_ids, portfolio_ids, strict=True)):
+        b, e = r * n, (r + 1) * n
+        row: dict[str, Any] = {
+            "stress_run_id": run_id,
+            "portfolio_id": pid,
+            "calculation_date": as_of,
+            "scenario_ids": ids,
+        }
+        for name, values in columns.items():
+            part = values[b:e]
+            if name in DOCUMENT_COLUMNS:
+                row[name] = RawJson("[" + ",".join("null" if v is None else v for v in part) + "]")
+            elif name == "flags":
+                row[name] = RawJson(_dumps(part))
+            else:
+                row[name] = part
+        out.append(row)
+    return out
+
+
+DOCUMENT_COLUMNS = frozenset(
+    {"implied_factor_moves", "direct_factor_impacts", "correlated_factor_impacts", "top_positions"}
+)
+
+
+def loss_exceeds_values(pnl: np.ndarray, equity: np.ndarray) -> np.ndarray:
     """`loss_exceeds_equity` element-wise (the same float comparisons)."""
     with np.errstate(invalid="ignore"):
         return np.isfinite(pnl) & np.isfinite(equity) & (-pnl > equity) & (pnl < 0)
 
 
-def _pct(pnl: np.ndarray, equity: np.ndarray) -> list[float | None]:
+def pct_values(pnl: np.ndarray, equity: np.ndarray) -> list[float | None]:
     """`pct` element-wise: stat(pnl / equity), None when equity ≤ 0 or either is not finite."""
     ok = np.isfinite(pnl) & np.isfinite(equity) & (equity > 0)
     return [

@@ -58,6 +58,9 @@ class ClosePanel:
 
     days: np.ndarray
     closes: dict[str, np.ndarray] = field(default_factory=dict)
+    # Stored market betas of t0 found so far (a symbol without one is asked again: a later factors
+    # batch of the run may store it); cached with the panel, i.e. for one run.
+    betas: dict[str, float] = field(default_factory=dict)
 
 
 async def views_present(session: AsyncSession, names: tuple[str, ...]) -> set[str]:

@@ -159,7 +159,10 @@ class RiskMetricsEngine:
         wanted = symbols | {repo.MARKET_SYMBOL}
         await repo.load_closes(session, panel, wanted)
         ordered = tuple(sorted(wanted))
-        betas = await repo.market_betas(session, as_of, list(ordered), present)
+        unknown = [s for s in ordered if s not in panel.betas]
+        if unknown:  # every batch of a run asked again for the betas of the symbols it shares with others
+            panel.betas.update(await repo.market_betas(session, as_of, unknown, present))
+        betas = panel.betas
         start = panel.days[0].item() if panel.days.size else as_of
         rf_dates, rf_values = await repo.risk_free(session, start, as_of)
         closes = np.column_stack([panel.closes[s] for s in ordered]) if panel.days.size else np.zeros((0, len(ordered)))

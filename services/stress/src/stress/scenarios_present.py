@@ -1,8 +1,9 @@
 """Rows and response bodies from scenario computations (pure: no I/O).
 
-Money leaves as Decimal cents for storage (`round_money`) and as 2-dp strings in JSON
-(`common.formatting.money`); fractions of equity (`_pct`) and factor moves stay floats. Equity-
-relative numbers are null when equity ≤ 0 (calculations.md §2.1, flag `equity_undefined`).
+Money leaves as 2-dp strings (`common.formatting.money`; `money_strings` over whole arrays for the
+stored rows, which numeric_in stores as the very cents `round_money` gives), Decimal cents elsewhere;
+fractions of equity (`_pct`) and factor moves stay floats. Equity-relative numbers are null when
+equity ≤ 0 (calculations.md §2.1, flag `equity_undefined`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ from stress.catalogue import SEVERITY_ORDER
 from stress.compute.market_risk import MarketRisk
 from stress.compute.scenarios import MODEL_FACTORS, CorrelatedImpacts, Impacts, ScenarioSet, summarise, top_positions
 from stress.money_vector import money_strings
-from stress.result_documents import ResultDocuments
+from stress.result_documents import ResultDocuments, loss_exceeds_values, pct_values
 from stress.scenarios_inputs import AssembledBook, ScenarioMeta
+from stress.summary_vector import summary_blocks
 
 TOP_POSITIONS = 10
 
@@ -222,16 +224,41 @@ class ScenarioPresenter:
     # -- stored rows -----------------------------------------------------------------------
 
     def result_rows(self, run_ids: Sequence[UUID | None], as_of: date) -> list[dict[str, Any]]:
-        """stress.stress_result rows for every (portfolio with a run id, scenario), built column-wise
+        """stress.stress_result (view) rows for every (portfolio with a run id, scenario), built column-wise
         (`stress.result_documents`): the same values the blocks above give, jsonb documents as text."""
         documents = ResultDocuments(self, run_ids)
         return documents.rows(self.meta.ids, self.a.portfolio_ids, as_of)
+
+    def result_sets(self, run_ids: Sequence[UUID | None], as_of: date) -> list[dict[str, Any]]:
+        """The same results as `result_rows`, one stress.stress_result_set row per run (what is stored)."""
+        documents = ResultDocuments(self, run_ids)
+        return documents.sets(self.meta.ids, self.a.portfolio_ids, as_of)
 
     def correlated_or_direct(self, p: int) -> tuple[np.ndarray, str]:
         """The per-scenario P&L the summary is over: correlated when computed, else direct."""
         if self.c.correlated is not None:
             return self.c.correlated.impacts.total[:, p], "correlated_pnl"
         return self.c.direct.total[:, p], "direct_pnl"
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """`summary(p)` of every portfolio: the all-finite ones column-wise (`summary_blocks`)."""
+        corr, direct = self.c.correlated, self.c.direct
+        values, basis = (corr.impacts.total, "correlated_pnl") if corr is not None else (direct.total, "direct_pnl")
+        blocks = summary_blocks(
+            values,
+            corr.impacts.total - direct.total if corr is not None else None,
+            keys=[k or "" for k in self.meta.keys],
+            categories=self.meta.categories,
+            basis=basis,
+        )
+        not_computed = [self.meta.keys[s] for s in range(len(self.c.scenarios)) if not direct.computed[s]]
+        return [
+            self.summary(p)
+            if block is None
+            else block
+            | {"coverage": self.a.coverage[p], "flags": self.a.flags[p], "scenarios_not_computed": list(not_computed)}
+            for p, block in enumerate(blocks)
+        ]
 
     def summary(self, p: int) -> dict[str, Any]:
         """stress_run.summary of portfolio p (calculations.md §6.6)."""
@@ -341,38 +368,47 @@ def summary_block(
 def market_risk_rows(
     assembled: AssembledBook, result: MarketRisk, as_of: date, run_id: UUID | None
 ) -> list[dict[str, Any]]:
-    """stress.market_risk_result rows of every portfolio (rate rows NULL with `rate_data_missing`)."""
-    rows = []
+    """stress.market_risk_result rows of every portfolio, p-major (rate rows NULL with `rate_data_missing`).
+
+    Built column-wise: money as the exact `money()` strings (`money_strings`, stored by numeric_in as
+    the very cents `round_money` gave), percentages and loss flags element-wise with the per-value
+    rules (`pct`, `loss_exceeds_equity`)."""
     impacts = result.impacts
-    for p, pid in enumerate(assembled.portfolio_ids):
-        equity = float(assembled.book.equity[p])
-        base_flags = [
-            f for f in assembled.flags[p] if f in ("default_betas", "options_linear_only", "positions_excluded")
-        ]
-        for s, key in enumerate(result.scenarios.keys):
-            total, linear = float(impacts.total[s, p]), float(impacts.linear[s, p])
-            flags = list(base_flags)
-            if not impacts.computed[s]:
-                flags.append("rate_data_missing" if result.kinds[s] == "interest_rate" else "factor_unavailable")
-            if loss_exceeds_equity(total, equity):
-                flags.append("loss_exceeds_equity")
-            rows.append(
-                {
-                    "portfolio_id": pid,
-                    "calculation_date": as_of,
-                    "scenario_key": key,
-                    "kind": result.kinds[s],
-                    "shock": float(result.scenarios.shocks[s][result.scenarios.shocked[s]][0]),
-                    "predicted_pnl": round_money(total),
-                    "linear_pnl": round_money(linear),
-                    "nonlinear_adjustment": round_money(total - linear),
-                    "predicted_pnl_pct": pct(total, equity),
-                    "exposure_dollar": round_money(float(result.exposure[s, p])),
-                    "flags": flags,
-                    "run_id": run_id,
-                }
-            )
-    return rows
+    n_s, n_p = len(result.scenarios.keys), len(assembled.portfolio_ids)
+    # (s, P) arrays flattened p-major: row r is portfolio r // n_s, scenario r % n_s.
+    total, linear = impacts.total.T.ravel(), impacts.linear.T.ravel()
+    equity = np.repeat(np.asarray(assembled.book.equity, dtype=np.float64), n_s)
+    predicted, linear_s = money_strings(total), money_strings(linear)
+    nonlinear, exposure = money_strings(total - linear), money_strings(result.exposure.T.ravel())
+    pcts = pct_values(total, equity)
+    loss = loss_exceeds_values(total, equity).tolist()
+    shocks = [float(result.scenarios.shocks[s][result.scenarios.shocked[s]][0]) for s in range(n_s)]
+    missing = [
+        []
+        if impacts.computed[s]
+        else ["rate_data_missing" if result.kinds[s] == "interest_rate" else "factor_unavailable"]
+        for s in range(n_s)
+    ]
+    kept = ("default_betas", "options_linear_only", "positions_excluded")
+    base = [[f for f in assembled.flags[p] if f in kept] for p in range(n_p)]
+    keys, kinds, pids = result.scenarios.keys, result.kinds, assembled.portfolio_ids
+    return [
+        {
+            "portfolio_id": pids[r // n_s],
+            "calculation_date": as_of,
+            "scenario_key": keys[r % n_s],
+            "kind": kinds[r % n_s],
+            "shock": shocks[r % n_s],
+            "predicted_pnl": predicted[r],
+            "linear_pnl": linear_s[r],
+            "nonlinear_adjustment": nonlinear[r],
+            "predicted_pnl_pct": pcts[r],
+            "exposure_dollar": exposure[r],
+            "flags": [*base[r // n_s], *missing[r % n_s], *(["loss_exceeds_equity"] if loss[r] else [])],
+            "run_id": run_id,
+        }
+        for r in range(n_s * n_p)
+    ]
 
 
 def decimal_or_none(value: float) -> Decimal | None:

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stress import bulk_upsert
 from stress.compute.scenarios import MODEL_FACTORS
-from stress.models_scenarios import market_risk_result, stress_result, stress_run, stress_scenario
+from stress.models_scenarios import market_risk_result, stress_result, stress_result_set, stress_run, stress_scenario
+from stress.result_documents import DOCUMENT_COLUMNS, result_sets
 
 COVARIANCE_LOOKBACK = 252
 
@@ -335,32 +336,45 @@ async def insert_run(session: AsyncSession, run: dict[str, Any]) -> UUID:
     return ident
 
 
+async def replace_result_sets(session: AsyncSession, sets: list[dict[str, Any]]) -> None:
+    """Make each set the whole result of its run (`stress_result_set`, one row per run): the upsert
+    replaces the run's arrays, so results of scenarios no longer run go with the old row."""
+    if sets:
+        await bulk_upsert.upsert_rows(session, stress_result_set, sets, ("stress_run_id",))
+
+
 async def replace_results(session: AsyncSession, run_ids: Sequence[UUID], rows: list[dict[str, Any]]) -> None:
-    """Make `rows` the results of `run_ids`: upsert them and drop results of scenarios no longer run."""
+    """Make `rows` (one per run and scenario, as the view returns them) the results of `run_ids`;
+    a run without rows keeps none."""
     if not run_ids:
         return
-    keep: dict[UUID, list[UUID]] = {rid: [] for rid in run_ids}
+    await replace_result_sets(session, sets_from_rows(rows))
+    empty = sorted(set(run_ids) - {r["stress_run_id"] for r in rows})
+    if empty:
+        await session.execute(sa.delete(stress_result_set).where(stress_result_set.c.stress_run_id.in_(empty)))
+
+
+def sets_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`stress_result_set` rows from per-scenario rows (money as Decimal or text, documents as
+    Python values or JSON text), in the order of the rows."""
+    by_run: dict[UUID, list[dict[str, Any]]] = {}
     for row in rows:
-        keep[row["stress_run_id"]].append(row["scenario_id"])
-    if rows:
-        await bulk_upsert.upsert_rows(session, stress_result, rows, ("stress_run_id", "scenario_id"))
-    # Runs that keep the same scenarios (every run of a batch) share one DELETE driven by the run ids
-    # (primary-key index) with `scenario_id <> ALL(…)`: its plan is cheap, whereas the row-wise
-    # NOT IN over (run, scenario) pairs was costed high enough to trigger JIT (~100 ms a batch).
-    by_kept: dict[frozenset[UUID], list[UUID]] = {}
-    for rid, ids in keep.items():
-        by_kept.setdefault(frozenset(ids), []).append(rid)
-    for kept, runs in by_kept.items():
-        await session.execute(
-            sa.text(
-                """
-                DELETE FROM stress.stress_result r
-                WHERE r.stress_run_id = ANY(CAST(:run_ids AS uuid[]))
-                  AND r.scenario_id <> ALL(CAST(:scenario_ids AS uuid[]))
-                """
-            ),
-            {"run_ids": runs, "scenario_ids": sorted(kept)},
-        )
+        by_run.setdefault(row["stress_run_id"], []).append(row)
+    sets = []
+    for rid, mine in by_run.items():
+        columns = {c: [r[c] for r in mine] for c in mine[0] if c not in _KEYS}
+        for c in _MONEY & columns.keys():
+            columns[c] = [None if v is None else str(v) for v in columns[c]]
+        for c in DOCUMENT_COLUMNS & columns.keys():
+            columns[c] = [None if v is None else bulk_upsert.json_text(v) for v in columns[c]]
+        first = mine[0]
+        scenario_ids = [r["scenario_id"] for r in mine]
+        sets.extend(result_sets(columns, [rid], [first["portfolio_id"]], scenario_ids, first["calculation_date"]))
+    return sets
+
+
+_KEYS = frozenset({"stress_run_id", "scenario_id", "portfolio_id", "calculation_date"})
+_MONEY = frozenset({"direct_pnl", "direct_linear_pnl", "correlated_pnl", "correlated_linear_pnl", "correlation_effect"})
 
 
 async def delete_portfolio(session: AsyncSession, portfolio_id: UUID) -> int:

@@ -5,7 +5,8 @@ The daily orchestration (stress.handlers, on `factors.computed`) calls, inside i
 * `compute_market_risk(session, portfolio_id=, as_of=, run_id=)` → `MarketRiskOutcome`: stores the ten
   `stress.market_risk_result` rows (§5) and returns them with X_M, X_R and DV01;
 * `run_stress_tests(session, portfolio_id=, as_of=, trigger=, categories=, scenario_ids=, run_id=, job_id=)`
-  → `StressRunOutcome`: stores one `stress.stress_run` with a `stress.stress_result` per scenario (§6).
+  → `StressRunOutcome`: stores one `stress.stress_run` with its results (one `stress.stress_result_set` row, read per
+  scenario through the view `stress.stress_result`, §6).
 
 `compute_market_risk_many` / `run_stress_tests_many` do the same for many portfolios with one set of
 reads, one vectorised computation and bulk upserts (the daily cycle runs them for every book).
@@ -31,11 +32,12 @@ from common.db import is_transient_db_error
 from common.events import StepError, StepInfo
 from common.formatting import round_money, utcnow
 from stress import stress_repository as repo
+from stress.beta_cache import beta_table
 from stress.catalogue import active_factor_codes, validate_shocks
 from stress.compute.market_risk import MarketRisk, market_risk
 from stress.compute.scenarios import MARKET, MODEL_FACTORS, ScenarioSet, correlated_impact, direct_impact
 from stress.errors import StressError
-from stress.scenarios_inputs import AssembledBook, BetaTable, ScenarioMeta, assemble, factor_availability
+from stress.scenarios_inputs import AssembledBook, ScenarioMeta, assemble, factor_availability
 from stress.scenarios_present import ScenarioPresenter, StressComputation, market_risk_rows
 
 log = logging.getLogger(__name__)
@@ -168,16 +170,18 @@ async def load_books(
     as_of: date,
     *,
     matrix: repo.ModelMatrix | None = None,
+    run_id: UUID | None = None,
 ) -> LoadedBooks:
     """Positions valued on `as_of`, betas and covariance of the latest model on or before it.
 
     Memoised for the unit of work (`session.info`): the market-risk and stress-test parts of one
-    batch read the very same books, and nothing in between writes what they read."""
+    batch read the very same books, and nothing in between writes what they read. Within a run
+    (`run_id`), underlying betas already read by an earlier batch come from `beta_cache`."""
     key = ("stress.loaded_books", as_of, tuple(portfolio_ids), tuple(cash))
     if matrix is None and key in session.info:
         cached: LoadedBooks = session.info[key]
         return cached
-    loaded = await _load_books(session, portfolio_ids, cash, as_of, matrix=matrix)
+    loaded = await _load_books(session, portfolio_ids, cash, as_of, matrix=matrix, run_id=run_id)
     if matrix is None:
         session.info[key] = loaded
     return loaded
@@ -190,6 +194,7 @@ async def _load_books(
     as_of: date,
     *,
     matrix: repo.ModelMatrix | None = None,
+    run_id: UUID | None = None,
 ) -> LoadedBooks:
     if matrix is None:
         matrix = await repo.latest_model_matrix(session, as_of)
@@ -197,9 +202,8 @@ async def _load_books(
         raise NoFactorModel(f"no factor model stored on or before {as_of.isoformat()}")
     columns = await repo.position_rows(session, portfolio_ids, as_of)
     underlyings = sorted(set(columns["underlying_symbol"]))
-    rows = await repo.underlying_betas(session, underlyings, matrix.calculation_date)
+    table = await beta_table(session, underlyings, matrix.calculation_date, as_of=as_of, run_id=run_id)
     codes = frozenset(await active_factor_codes(session))
-    table = BetaTable.from_rows(rows, underlyings)
     available = factor_availability(matrix, codes, table)
     assembled = assemble(portfolio_ids, cash, columns, table, available)
     dates = await repo.exposure_dates(session, portfolio_ids, as_of)
@@ -243,7 +247,7 @@ async def compute_market_risk_many(
     """The `risk_scenarios` step for many portfolios at once (one load, one computation, one upsert)."""
 
     async def body(present: list[UUID], cash: list[Any], started: datetime) -> dict[UUID, MarketRiskOutcome]:
-        loaded = await load_books(session, present, cash, as_of)
+        loaded = await load_books(session, present, cash, as_of, run_id=run_id)
         if not loaded.assembled.available[MODEL_FACTORS.index(MARKET)]:
             raise NoFactorModel("the market factor has no data in the factor model")
         result = await asyncio.to_thread(market_risk, loaded.assembled.book, loaded.assembled.available)
@@ -382,7 +386,7 @@ async def run_stress_tests_many(
             categories=list(categories) if categories else None,
             active_only=not scenario_ids,
         )
-        loaded = await load_books(session, present, cash, as_of)
+        loaded = await load_books(session, present, cash, as_of, run_id=run_id)
         scenarios, meta = scenario_set(rows, loaded.active_codes)
         computation = await asyncio.to_thread(compute_stress, loaded, scenarios)
         presenter = ScenarioPresenter(loaded.assembled, meta, computation)
@@ -412,9 +416,8 @@ async def _store_runs(
     runs: list[dict[str, Any]] = []
     partial_flags: list[list[str]] = []
     summaries: list[dict[str, Any]] = []
-    for p, pid in enumerate(assembled.portfolio_ids):
+    for p, (pid, summary) in enumerate(zip(assembled.portfolio_ids, presenter.summaries(), strict=True)):
         flags = _partial_flags(loaded, p)
-        summary = presenter.summary(p)
         if summary["scenarios_not_computed"]:
             flags.append("factor_unavailable")
         summary["partial_reasons"] = flags
@@ -443,8 +446,7 @@ async def _store_runs(
         ordered = [run_ids[pid] for pid in assembled.portfolio_ids]
     else:
         ordered = [await repo.insert_run(session, run) for run in runs]
-    rows = presenter.result_rows(ordered, loaded.as_of)
-    await repo.replace_results(session, ordered, rows)
+    await repo.replace_result_sets(session, presenter.result_sets(ordered, loaded.as_of))
     out = {}
     for p, pid in enumerate(assembled.portfolio_ids):
         summary = summaries[p]
