@@ -223,7 +223,9 @@ def evaluate_run(
                 current = step
                 break
 
-    relevant = [r for r in rows if r.portfolio_id is None or r.portfolio_id in scope or not scope]
+    # A set: `in` on the scope list made this O(rows × portfolios), ~0.3 s at the end of a 1,000-portfolio run.
+    in_scope = set(scope)
+    relevant = [r for r in rows if r.portfolio_id is None or r.portfolio_id in in_scope or not scope]
     failed_pids = sorted({r.portfolio_id for r in relevant if r.status == "failed" and r.portfolio_id}, key=str)
     any_failed = any(r.status == "failed" for r in relevant)
     if not any_failed:
@@ -264,6 +266,7 @@ def aggregate_steps(
     cascade beyond the plan) follow. A planned step with no report in a finished run is `skipped`.
     """
     scope = [only_portfolio] if only_portfolio is not None else list(dict.fromkeys(portfolio_ids))
+    in_scope = set(scope)  # membership per row (a list made it O(rows × portfolios))
     rows = _latest_per_key(rows)
     names = list(steps) + sorted({r.job for r in rows} - set(steps), key=step_order)
     out: list[dict[str, Any]] = []
@@ -272,7 +275,7 @@ def aggregate_steps(
         if market_wide:
             mine = [r for r in rows if r.job == step and r.portfolio_id is None]
         else:
-            mine = [r for r in rows if r.job == step and r.portfolio_id is not None and r.portfolio_id in scope]
+            mine = [r for r in rows if r.job == step and r.portfolio_id is not None and r.portfolio_id in in_scope]
         final = [r for r in mine if r.status in FINAL_JOB_RUN_STATUSES]
         completed = sum(1 for r in final if r.status == "completed")
         failed = sum(1 for r in final if r.status == "failed")
