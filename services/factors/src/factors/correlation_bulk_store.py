@@ -19,12 +19,14 @@ from uuid import UUID, uuid4
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common import pg_binary as pgb
 from factors.correlation_compute import CorrelationFilters, CorrelationResult
 from factors.correlation_repository import KEEP_CALCULATIONS
 from factors.correlation_rows import (
     CLUSTER_COLUMNS,
     MEMBER_COLUMNS,
     NODE_COLUMNS,
+    PAIR_COLUMNS,
     calculation_values,
     cluster_rows,
     node_rows,
@@ -142,34 +144,51 @@ async def store_calculations(
     return cid
 
 
-# Each calculation's row takes its slice [a, b] (1-based, inclusive) of the flat pair columns: asyncpg
-# encodes six flat arrays in C, where COPY records of per-row lists are encoded element by element.
-_PAIRS_SQL = """
-INSERT INTO factors.pairwise_correlation (calculation_id, symbols_1, symbols_2, correlations, correlations_dir,
-                                          observations, p_values)
-SELECT t.cid, ($4::text[])[t.a:t.b], ($5::text[])[t.a:t.b], ($6::float8[])[t.a:t.b], ($7::float8[])[t.a:t.b],
-       ($8::int2[])[t.a:t.b], ($9::float8[])[t.a:t.b]
-FROM unnest($1::uuid[], $2::int4[], $3::int4[]) AS t(cid, a, b)
-"""
+# asyncpg encodes COPY records and array parameters element by element; the pair arrays (thousands of
+# floats per calculation) go instead as one binary COPY stream built column-wise (common.pg_binary).
 
 
-async def _insert_pairs(conn: Any, items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> None:
-    """One factors.pairwise_correlation row (arrays) per calculation with at least one pair."""
+def pairs_copy_stream(items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> bytes | None:
+    """The binary COPY of one factors.pairwise_correlation row per calculation with at least one pair
+    (NaN correlations and p-values as NULL elements, as `PairColumns.stored_columns`)."""
     ids: list[UUID] = []
-    starts: list[int] = []
-    ends: list[int] = []
-    flat: list[list[Any]] = [[] for _ in range(6)]
+    counts: list[int] = []
+    columns: list[list[Any]] = [[] for _ in range(6)]
     for i in items:
         pairs = pair_columns(i.result, i.rho_dir)
         if not len(pairs):
             continue
         ids.append(cid[i.portfolio_id])
-        starts.append(len(flat[0]) + 1)
-        ends.append(len(flat[0]) + len(pairs))
-        for target, source in zip(flat, pairs.stored_columns(), strict=True):
+        counts.append(len(pairs))
+        sources: tuple[list[Any], ...] = (
+            pairs.symbol_1,
+            pairs.symbol_2,
+            pairs.rho,
+            pairs.rho_dir,
+            pairs.observations,
+            pairs.p_value,
+        )
+        for target, source in zip(columns, sources, strict=True):
             target.extend(source)
-    if ids:
-        await conn.execute(_PAIRS_SQL, ids, starts, ends, *flat)
+    if not ids:
+        return None
+    s1, s2, rho, rho_dir, observations, p_value = columns
+    return pgb.copy_stream(
+        pgb.uuids(ids),
+        pgb.array(pgb.text(s1), counts, pgb.OID_TEXT),
+        pgb.array(pgb.text(s2), counts, pgb.OID_TEXT),
+        pgb.array(pgb.float8(rho), counts, pgb.OID_FLOAT8),
+        pgb.array(pgb.float8(rho_dir), counts, pgb.OID_FLOAT8),
+        pgb.array(pgb.int2(observations), counts, pgb.OID_INT2),
+        pgb.array(pgb.float8(p_value), counts, pgb.OID_FLOAT8),
+    )
+
+
+async def _insert_pairs(conn: Any, items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> None:
+    """One factors.pairwise_correlation row (arrays) per calculation with at least one pair."""
+    stream = pairs_copy_stream(items, cid)
+    if stream is not None:
+        await pgb.copy_binary(conn, "pairwise_correlation", schema=SCHEMA, columns=PAIR_COLUMNS, stream=stream)
 
 
 async def delete_calculations(

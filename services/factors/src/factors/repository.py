@@ -21,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.formatting import nan_as_null
+from common import pg_binary as pgb
 from factors.models import (
     factor_definition,
     factor_matrix,
@@ -483,25 +483,109 @@ PORTFOLIO_COLUMNS = (
 )
 
 
-# One row per position (migration factors_0004): the per-position columns go in as column arrays
-# through unnest() (asyncpg encodes a float8[] in C; COPY records would convert every cell in Python),
-# and each row's betas / dollar exposures are its slice of the flat position-major arrays (position i,
-# 1-based, holds elements (i - 1)·k + 1 … i·k, k = number of factors). A NaN exposure is stored as NULL;
-# NaN betas and dollar exposures become NULL array elements.
+# One row per position (migration factors_0004). asyncpg would encode the nested float arrays element
+# by element, so the rows travel as one binary COPY (common.pg_binary, built column-wise) into a
+# temporary table with the per-row arrays already cut; the INSERT then casts exactly as a direct insert
+# would (float8 exposure → numeric(20,2), rounded by PostgreSQL). NaN exposures, betas and dollar
+# exposures arrive as NULL values / NULL array elements.
+_STAGE_POSITIONS = """
+CREATE TEMP TABLE {tmp} (i int4, position_id uuid, portfolio_id uuid, symbol text, underlying_symbol text,
+                         exposure float8, beta_source text, quality_flag text, betas float8[],
+                         exposure_dollars float8[]) ON COMMIT DROP
+"""
+_STAGE_COLUMNS = (
+    "i",
+    "position_id",
+    "portfolio_id",
+    "symbol",
+    "underlying_symbol",
+    "exposure",
+    "beta_source",
+    "quality_flag",
+    "betas",
+    "exposure_dollars",
+)
 _INSERT_POSITIONS = """
 INSERT INTO factors.position_factor_exposure (position_id, calculation_date, portfolio_id, symbol, underlying_symbol,
                                               exposure, beta_source, quality_flag, factor_ids, betas,
                                               exposure_dollars, run_id)
-SELECT p.position_id, $1::date, p.portfolio_id, p.symbol, p.underlying_symbol, NULLIF(p.exposure, 'NaN'::float8),
-       p.beta_source, p.quality_flag, $3::uuid[],
-       ($11::float8[])[(p.i - 1) * cardinality($3::uuid[]) + 1 : p.i * cardinality($3::uuid[])],
-       ($12::float8[])[(p.i - 1) * cardinality($3::uuid[]) + 1 : p.i * cardinality($3::uuid[])],
-       $2::uuid
-FROM unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::float8[], $9::text[], $10::text[])
-     WITH ORDINALITY AS p(position_id, portfolio_id, symbol, underlying_symbol, exposure, beta_source,
-                          quality_flag, i)
+SELECT p.position_id, $1::date, p.portfolio_id, p.symbol, p.underlying_symbol, p.exposure, p.beta_source,
+       p.quality_flag, $3::uuid[], p.betas, p.exposure_dollars, $2::uuid
+FROM {tmp} AS p
 ORDER BY p.i
 """
+
+
+# portfolio_factor_exposure rows (PORTFOLIO_COLUMNS tuples) are staged the same way; money goes as
+# exact decimal text cast to numeric(20,2) and excluded as JSON text cast to jsonb, which store what
+# asyncpg's numeric/jsonb encoders would (the same values through the same typmod rounding).
+_STAGE_PORTFOLIOS = """
+CREATE TEMP TABLE {tmp} (i int4, portfolio_id uuid, calculation_date date, factor_id uuid, exposure_dollar text,
+                         beta float8, beta_gross float8, equity text, gross_exposure text,
+                         contributing_positions int4, largest_contributor text, coverage_pct float8,
+                         positions_full int4, positions_limited int4, positions_default int4, status text,
+                         reason text, flags text[], excluded text, engine_version text, run_id uuid) ON COMMIT DROP
+"""
+_PORTFOLIO_CASTS = {"exposure_dollar": "numeric", "equity": "numeric", "gross_exposure": "numeric", "excluded": "jsonb"}
+_INSERT_PORTFOLIOS = f"""
+INSERT INTO factors.portfolio_factor_exposure ({", ".join(PORTFOLIO_COLUMNS)})
+SELECT {", ".join(f"p.{c}::{_PORTFOLIO_CASTS[c]}" if c in _PORTFOLIO_CASTS else f"p.{c}" for c in PORTFOLIO_COLUMNS)}
+FROM {{tmp}} AS p
+ORDER BY p.i
+"""
+_PORTFOLIO_ENCODERS = {
+    "portfolio_id": pgb.uuids,
+    "calculation_date": pgb.dates,
+    "factor_id": pgb.uuids,
+    "exposure_dollar": pgb.decimal_text,
+    "beta": pgb.float8_or_none,
+    "beta_gross": pgb.float8_or_none,
+    "equity": pgb.decimal_text,
+    "gross_exposure": pgb.decimal_text,
+    "contributing_positions": pgb.int4_or_none,
+    "largest_contributor": pgb.text,
+    "coverage_pct": pgb.float8_or_none,
+    "positions_full": pgb.int4_or_none,
+    "positions_limited": pgb.int4_or_none,
+    "positions_default": pgb.int4_or_none,
+    "status": pgb.text,
+    "reason": pgb.text,
+    "excluded": pgb.text,
+    "engine_version": pgb.text,
+    "run_id": pgb.uuids,
+}
+
+
+def portfolios_copy_stream(rows: list[tuple[Any, ...]]) -> bytes:
+    """The binary COPY of the staging rows (i, then PORTFOLIO_COLUMNS) of `rows`, column by column."""
+    columns = dict(zip(PORTFOLIO_COLUMNS, zip(*rows, strict=True), strict=True))
+    flags = columns.pop("flags")
+    counts = np.fromiter(map(len, flags), dtype=np.int64, count=len(flags))
+    encoded = {c: _PORTFOLIO_ENCODERS[c](v) for c, v in columns.items()}
+    encoded_flags = pgb.array(pgb.text([f for row in flags for f in row]), counts, pgb.OID_TEXT)
+    return pgb.copy_stream(
+        pgb.int4(np.arange(1, len(rows) + 1)),
+        *(encoded_flags if c == "flags" else encoded[c] for c in PORTFOLIO_COLUMNS),
+    )
+
+
+def positions_copy_stream(p: PositionExposureColumns) -> bytes:
+    """The binary COPY of the staging rows (_STAGE_COLUMNS) of `p`: row i's betas and dollar exposures
+    are its k consecutive elements of the position-major flat columns (k = number of factors)."""
+    n, k = len(p.position_id), len(p.factor_id)
+    counts = np.full(n, k, dtype=np.int64)
+    return pgb.copy_stream(
+        pgb.int4(np.arange(1, n + 1)),
+        pgb.uuids(p.position_id),
+        pgb.uuids(p.portfolio_id),
+        pgb.text(p.symbol),
+        pgb.text(p.underlying_symbol),
+        pgb.float8(p.exposure),
+        pgb.text(p.beta_source),
+        pgb.text(p.quality_flag),
+        pgb.array(pgb.float8(p.beta), counts, pgb.OID_FLOAT8),
+        pgb.array(pgb.float8(p.exposure_dollar), counts, pgb.OID_FLOAT8),
+    )
 
 
 @dataclass(frozen=True)
@@ -548,26 +632,20 @@ async def replace_exposures(
         as_of,
     )
     if positions.position_id:
-        p = positions
-        await conn.execute(
-            _INSERT_POSITIONS,
-            as_of,
-            p.run_id,
-            p.factor_id,
-            p.position_id,
-            p.portfolio_id,
-            p.symbol,
-            p.underlying_symbol,
-            p.exposure,
-            p.beta_source,
-            p.quality_flag,
-            nan_as_null(p.beta),
-            nan_as_null(p.exposure_dollar),
+        tmp = f"_fac_pos_{uuid.uuid4().hex[:12]}"
+        await conn.execute(_STAGE_POSITIONS.format(tmp=tmp))
+        await pgb.copy_binary(
+            conn, tmp, schema="pg_temp", columns=_STAGE_COLUMNS, stream=positions_copy_stream(positions)
         )
+        await conn.execute(_INSERT_POSITIONS.format(tmp=tmp), as_of, positions.run_id, positions.factor_id)
+        await conn.execute(f"DROP TABLE {tmp}")
     if portfolios:
-        await conn.copy_records_to_table(
-            "portfolio_factor_exposure", schema_name="factors", records=portfolios, columns=list(PORTFOLIO_COLUMNS)
-        )
+        tmp = f"_fac_pfe_{uuid.uuid4().hex[:12]}"
+        await conn.execute(_STAGE_PORTFOLIOS.format(tmp=tmp))
+        stream = portfolios_copy_stream(portfolios)
+        await pgb.copy_binary(conn, tmp, schema="pg_temp", columns=("i", *PORTFOLIO_COLUMNS), stream=stream)
+        await conn.execute(_INSERT_PORTFOLIOS.format(tmp=tmp))
+        await conn.execute(f"DROP TABLE {tmp}")
 
 
 async def delete_portfolio(session: AsyncSession, *, portfolio_id: UUID) -> int:
