@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 import sqlalchemy as sa
+from tests.integration.stress.result_rows import store_rows, view_rows
 from tests.integration.stress.stress_dataset import AS_OF
 from tests.integration.stress.test_stress_batch_equivalence import portfolios, run  # noqa: F401  (fixture)
 
@@ -124,7 +125,7 @@ async def test_columnar_rows_are_the_per_row_rows(stress_db, portfolios) -> None
     run_ids: list[uuid.UUID | None] = [uuid.uuid4(), None, uuid.uuid4(), uuid.uuid4()]
     for pr in await presenters(stress_db, ids):
         reference = reference_rows(pr, run_ids)
-        columnar = pr.result_rows(run_ids, AS_OF)
+        columnar = view_rows(pr, run_ids, AS_OF)
         assert_same_rows(reference, columnar)
         assert len(columnar) == 3 * len(pr.c.scenarios)
         assert any(r["top_positions"] not in ('{"direct":[]}', '{"correlated":[]}') for r in columnar)  # not all empty
@@ -146,7 +147,7 @@ async def test_the_database_stores_the_same_rows_from_either_builder(
             if rows is None:  # the daily step's path: one stress_result_set row per run
                 await repo.replace_result_sets(s, pr.result_sets(run_ids, AS_OF))
             else:
-                await repo.replace_results(s, [r for r in run_ids if r is not None], rows)
+                await store_rows(s, [r for r in run_ids if r is not None], rows)
             # Every column but created_at (each write refreshes it); to_jsonb compares the json
             # documents by value.
             text = sa.text(
@@ -157,7 +158,7 @@ async def test_the_database_stores_the_same_rows_from_either_builder(
 
     reference = await store(reference_rows(pr, run_ids))
     assert len(reference) == 4 * len(pr.c.scenarios)
-    assert await store(pr.result_rows(run_ids, AS_OF)) == reference
+    assert await store(view_rows(pr, run_ids, AS_OF)) == reference
     assert await store() == reference
 
 

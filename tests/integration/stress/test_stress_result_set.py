@@ -18,6 +18,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from tests.integration.stress.result_rows import store_rows, view_rows
 from tests.integration.stress.stress_dataset import AS_OF
 from tests.integration.stress.test_stress_batch_equivalence import portfolios  # noqa: F401  (fixture)
 from tests.integration.stress.test_stress_result_documents import DOCUMENTS, run_presenter
@@ -65,7 +66,7 @@ async def test_the_view_returns_every_scenario_row_as_built(
 ) -> None:
     ids = sorted(portfolios[:4])
     pr, run_ids = await run_presenter(harness, stress_db, ids)
-    expected = {(r["stress_run_id"], r["scenario_id"]): r for r in pr.result_rows(list(run_ids), AS_OF)}
+    expected = {(r["stress_run_id"], r["scenario_id"]): r for r in view_rows(pr, list(run_ids), AS_OF)}
     async with stress_db.transaction() as s:
         assert [tuple(r) for r in (await s.execute(sa.text(SHAPE_SQL))).all()] == VIEW_COLUMNS
         # one stored row per run, its arrays in catalogue order
@@ -115,7 +116,7 @@ async def test_a_rerun_with_fewer_scenarios_replaces_the_whole_set(
             )
         ).scalar_one()
         assert count == len(pr.meta.ids)
-        await repo.replace_results(s, [run_ids[0]], [])  # a run that keeps no scenario
+        await store_rows(s, [run_ids[0]], [])  # a run that keeps no scenario
         left = (
             await s.execute(
                 sa.text("SELECT count(*) FROM stress.stress_result_set WHERE stress_run_id = :r"), {"r": run_ids[0]}

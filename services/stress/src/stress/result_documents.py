@@ -210,22 +210,6 @@ class ResultDocuments:
             "flags": self.flags(),
         }
 
-    def rows(self, scenario_ids: Sequence[UUID], portfolio_ids: Sequence[UUID], as_of: date) -> list[dict[str, Any]]:
-        """One dict per (run, scenario): the rows the view `stress.stress_result` returns."""
-        columns = self.columns()
-        run_of = np.repeat(np.arange(len(self.ports)), self.n_scen).tolist()
-        names = list(columns)
-        return [
-            {
-                "stress_run_id": self.run_ids[r],
-                "scenario_id": scenario_ids[s],
-                "portfolio_id": portfolio_ids[p],
-                "calculation_date": as_of,
-                **dict(zip(names, values, strict=True)),
-            }
-            for r, s, p, *values in zip(run_of, self.s_of.tolist(), self.p_of.tolist(), *columns.values(), strict=True)
-        ]
-
     def sets(self, scenario_ids: Sequence[UUID], portfolio_ids: Sequence[UUID], as_of: date) -> list[dict[str, Any]]:
         """One `stress.stress_result_set` row per run: each column's values of the run's scenarios."""
         return result_sets(self.columns(), self.run_ids, [portfolio_ids[p] for p in self.ports], scenario_ids, as_of)

@@ -223,14 +223,9 @@ class ScenarioPresenter:
 
     # -- stored rows -----------------------------------------------------------------------
 
-    def result_rows(self, run_ids: Sequence[UUID | None], as_of: date) -> list[dict[str, Any]]:
-        """stress.stress_result (view) rows for every (portfolio with a run id, scenario), built column-wise
-        (`stress.result_documents`): the same values the blocks above give, jsonb documents as text."""
-        documents = ResultDocuments(self, run_ids)
-        return documents.rows(self.meta.ids, self.a.portfolio_ids, as_of)
-
     def result_sets(self, run_ids: Sequence[UUID | None], as_of: date) -> list[dict[str, Any]]:
-        """The same results as `result_rows`, one stress.stress_result_set row per run (what is stored)."""
+        """The stored results: one stress.stress_result_set row per run (the view `stress.stress_result`
+        returns one row per run and scenario), built column-wise (`stress.result_documents`)."""
         documents = ResultDocuments(self, run_ids)
         return documents.sets(self.meta.ids, self.a.portfolio_ids, as_of)
 

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stress import bulk_upsert
 from stress.compute.scenarios import MODEL_FACTORS
 from stress.models_scenarios import market_risk_result, stress_result, stress_result_set, stress_run, stress_scenario
-from stress.result_documents import DOCUMENT_COLUMNS, result_sets
 
 COVARIANCE_LOOKBACK = 252
 
@@ -341,40 +340,6 @@ async def replace_result_sets(session: AsyncSession, sets: list[dict[str, Any]])
     replaces the run's arrays, so results of scenarios no longer run go with the old row."""
     if sets:
         await bulk_upsert.upsert_rows(session, stress_result_set, sets, ("stress_run_id",))
-
-
-async def replace_results(session: AsyncSession, run_ids: Sequence[UUID], rows: list[dict[str, Any]]) -> None:
-    """Make `rows` (one per run and scenario, as the view returns them) the results of `run_ids`;
-    a run without rows keeps none."""
-    if not run_ids:
-        return
-    await replace_result_sets(session, sets_from_rows(rows))
-    empty = sorted(set(run_ids) - {r["stress_run_id"] for r in rows})
-    if empty:
-        await session.execute(sa.delete(stress_result_set).where(stress_result_set.c.stress_run_id.in_(empty)))
-
-
-def sets_from_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`stress_result_set` rows from per-scenario rows (money as Decimal or text, documents as
-    Python values or JSON text), in the order of the rows."""
-    by_run: dict[UUID, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_run.setdefault(row["stress_run_id"], []).append(row)
-    sets = []
-    for rid, mine in by_run.items():
-        columns = {c: [r[c] for r in mine] for c in mine[0] if c not in _KEYS}
-        for c in _MONEY & columns.keys():
-            columns[c] = [None if v is None else str(v) for v in columns[c]]
-        for c in DOCUMENT_COLUMNS & columns.keys():
-            columns[c] = [None if v is None else bulk_upsert.json_text(v) for v in columns[c]]
-        first = mine[0]
-        scenario_ids = [r["scenario_id"] for r in mine]
-        sets.extend(result_sets(columns, [rid], [first["portfolio_id"]], scenario_ids, first["calculation_date"]))
-    return sets
-
-
-_KEYS = frozenset({"stress_run_id", "scenario_id", "portfolio_id", "calculation_date"})
-_MONEY = frozenset({"direct_pnl", "direct_linear_pnl", "correlated_pnl", "correlated_linear_pnl", "correlation_effect"})
 
 
 async def delete_portfolio(session: AsyncSession, portfolio_id: UUID) -> int:
