@@ -15,8 +15,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -25,7 +23,6 @@ import numpy as np
 HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
 TRAILER = b"\xff\xff"
 # Element type oids of the arrays written here (pg_type).
-_PG_EPOCH = date(2000, 1, 1).toordinal()
 OID_INT2, OID_INT4, OID_TEXT, OID_FLOAT8, OID_UUID = 21, 23, 25, 701, 2950
 
 
@@ -68,45 +65,6 @@ def float8(values: Sequence[float] | np.ndarray) -> Fields:
     """float8 fields; NaN → NULL."""
     v = np.asarray(values, dtype=np.float64)
     return _fixed(v, ">f8", np.isnan(v))
-
-
-def float8_or_none(values: Sequence[float | None]) -> Fields:
-    """float8 fields of a column that may hold None (→ NULL); NaN stays a NaN value, as asyncpg sends it."""
-    nulls = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    return _fixed(np.array(values, dtype=np.float64), ">f8", nulls)  # None → NaN, masked as NULL
-
-
-def int4_or_none(values: Sequence[int | None]) -> Fields:
-    """int4 fields of a column that may hold None (→ NULL)."""
-    nulls = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-    v = np.array([0 if x is None else x for x in values] if nulls.any() else values, dtype=np.int64)
-    if len(v) and (v.min() < -(2**31) or v.max() >= 2**31):
-        raise OverflowError("value out of int4 range")
-    return _fixed(v, ">i4", nulls)
-
-
-def dates(values: Sequence[date]) -> Fields:
-    """date fields (days since 2000-01-01)."""
-    days = np.fromiter(map(date.toordinal, values), dtype=np.int64, count=len(values)) - _PG_EPOCH
-    return _fixed(days, ">i4", np.zeros(len(values), dtype=bool))
-
-
-def decimal_text(values: Sequence[float | Decimal | None]) -> Fields:
-    """Decimal strings for a text staging column cast to numeric with scale 2 (money) in SQL, storing
-    what asyncpg's numeric encoder stores: it sends a float's exact binary expansion, which the typmod
-    then rounds to cents. A float equal to its own rounding to cents (and below 1e13) is the double
-    nearest some k/100; its repr is k/100 and its exact expansion lies within half an ulp (< 0.001) of
-    k/100, so both round to k/100 and the short repr serves. Any other value (NaN, ±inf, Decimal, int,
-    more decimals) goes exactly, as str(Decimal(v)). None → NULL."""
-    v = np.array(values, dtype=np.float64)  # None → NaN
-    with np.errstate(invalid="ignore"):
-        cents = np.isfinite(v) & (v == np.round(v, 2)) & (np.abs(v) < 1e13)
-    if (cents | np.fromiter((x is None for x in values), dtype=bool, count=len(values))).all():
-        try:  # float.__repr__ rejects a Decimal or int: those take the exact path below
-            return text([None if x is None else float.__repr__(x) for x in values])
-        except TypeError:
-            pass
-    return text([None if x is None else str(x if isinstance(x, Decimal) else Decimal(x)) for x in values])
 
 
 def int2(values: Sequence[int] | np.ndarray) -> Fields:

@@ -516,59 +516,6 @@ ORDER BY p.i
 """
 
 
-# portfolio_factor_exposure rows (PORTFOLIO_COLUMNS tuples) are staged the same way; money goes as
-# exact decimal text cast to numeric(20,2) and excluded as JSON text cast to jsonb, which store what
-# asyncpg's numeric/jsonb encoders would (the same values through the same typmod rounding).
-_STAGE_PORTFOLIOS = """
-CREATE TEMP TABLE {tmp} (i int4, portfolio_id uuid, calculation_date date, factor_id uuid, exposure_dollar text,
-                         beta float8, beta_gross float8, equity text, gross_exposure text,
-                         contributing_positions int4, largest_contributor text, coverage_pct float8,
-                         positions_full int4, positions_limited int4, positions_default int4, status text,
-                         reason text, flags text[], excluded text, engine_version text, run_id uuid) ON COMMIT DROP
-"""
-_PORTFOLIO_CASTS = {"exposure_dollar": "numeric", "equity": "numeric", "gross_exposure": "numeric", "excluded": "jsonb"}
-_INSERT_PORTFOLIOS = f"""
-INSERT INTO factors.portfolio_factor_exposure ({", ".join(PORTFOLIO_COLUMNS)})
-SELECT {", ".join(f"p.{c}::{_PORTFOLIO_CASTS[c]}" if c in _PORTFOLIO_CASTS else f"p.{c}" for c in PORTFOLIO_COLUMNS)}
-FROM {{tmp}} AS p
-ORDER BY p.i
-"""
-_PORTFOLIO_ENCODERS = {
-    "portfolio_id": pgb.uuids,
-    "calculation_date": pgb.dates,
-    "factor_id": pgb.uuids,
-    "exposure_dollar": pgb.decimal_text,
-    "beta": pgb.float8_or_none,
-    "beta_gross": pgb.float8_or_none,
-    "equity": pgb.decimal_text,
-    "gross_exposure": pgb.decimal_text,
-    "contributing_positions": pgb.int4_or_none,
-    "largest_contributor": pgb.text,
-    "coverage_pct": pgb.float8_or_none,
-    "positions_full": pgb.int4_or_none,
-    "positions_limited": pgb.int4_or_none,
-    "positions_default": pgb.int4_or_none,
-    "status": pgb.text,
-    "reason": pgb.text,
-    "excluded": pgb.text,
-    "engine_version": pgb.text,
-    "run_id": pgb.uuids,
-}
-
-
-def portfolios_copy_stream(rows: list[tuple[Any, ...]]) -> bytes:
-    """The binary COPY of the staging rows (i, then PORTFOLIO_COLUMNS) of `rows`, column by column."""
-    columns = dict(zip(PORTFOLIO_COLUMNS, zip(*rows, strict=True), strict=True))
-    flags = columns.pop("flags")
-    counts = np.fromiter(map(len, flags), dtype=np.int64, count=len(flags))
-    encoded = {c: _PORTFOLIO_ENCODERS[c](v) for c, v in columns.items()}
-    encoded_flags = pgb.array(pgb.text([f for row in flags for f in row]), counts, pgb.OID_TEXT)
-    return pgb.copy_stream(
-        pgb.int4(np.arange(1, len(rows) + 1)),
-        *(encoded_flags if c == "flags" else encoded[c] for c in PORTFOLIO_COLUMNS),
-    )
-
-
 def positions_copy_stream(p: PositionExposureColumns) -> bytes:
     """The binary COPY of the staging rows (_STAGE_COLUMNS) of `p`: row i's betas and dollar exposures
     are its k consecutive elements of the position-major flat columns (k = number of factors)."""
@@ -640,12 +587,9 @@ async def replace_exposures(
         await conn.execute(_INSERT_POSITIONS.format(tmp=tmp), as_of, positions.run_id, positions.factor_id)
         await conn.execute(f"DROP TABLE {tmp}")
     if portfolios:
-        tmp = f"_fac_pfe_{uuid.uuid4().hex[:12]}"
-        await conn.execute(_STAGE_PORTFOLIOS.format(tmp=tmp))
-        stream = portfolios_copy_stream(portfolios)
-        await pgb.copy_binary(conn, tmp, schema="pg_temp", columns=("i", *PORTFOLIO_COLUMNS), stream=stream)
-        await conn.execute(_INSERT_PORTFOLIOS.format(tmp=tmp))
-        await conn.execute(f"DROP TABLE {tmp}")
+        await conn.copy_records_to_table(
+            "portfolio_factor_exposure", schema_name="factors", records=portfolios, columns=list(PORTFOLIO_COLUMNS)
+        )
 
 
 async def delete_portfolio(session: AsyncSession, *, portfolio_id: UUID) -> int:
