@@ -202,7 +202,7 @@ async def load_many(
 # each conflicting row before looking at the WHERE. The WHERE of DO UPDATE still guards the race.
 _SAVE_MANY = """
 WITH u AS MATERIALIZED (
-  SELECT u.position_id, (CAST(:batch AS uuid[]))[u.portfolio] AS portfolio_id,
+  SELECT u.position_id, (CAST(:pids AS uuid[]))[u.portfolio] AS portfolio_id,
          NULLIF(u.last_price, :na) * 0.0001 AS last_price, NULLIF(u.underlying_price, :na) * 0.0001 AS underlying_price,
          DATE '1970-01-01' + CAST(NULLIF(u.price_date, :na) AS int4) AS price_date, u.price_source,
          NULLIF(u.market_value, :na) * 0.01 AS market_value, NULLIF(u.dollar_exposure, :na) * 0.01 AS dollar_exposure,
@@ -228,7 +228,7 @@ saved AS (
   WHERE NOT EXISTS (
     SELECT 1 FROM ingest.position_valuation o
     WHERE o.position_id = u.position_id AND o.valuation_date = CAST(:t AS date)
-      AND o.portfolio_id = ANY(CAST(:batch AS uuid[]))
+      AND o.portfolio_id = ANY(CAST(:pids AS uuid[]))
       AND (o.portfolio_id, o.last_price, o.underlying_price, o.price_date, o.price_source, o.market_value,
            o.dollar_exposure, o.notional, o.unrealized_pnl, o.daily_pnl, o.quantity, o.delta, o.flags)
           IS NOT DISTINCT FROM
@@ -255,7 +255,7 @@ current AS (
       notional = u.notional, unrealized_pnl = u.unrealized_pnl, daily_pnl = u.daily_pnl,
       valuation_date = CAST(:t AS date), valued_at = now()
   FROM u
-  WHERE p.id = u.position_id AND p.portfolio_id = ANY(CAST(:batch AS uuid[])) AND p.status = 'open'
+  WHERE p.id = u.position_id AND p.portfolio_id = ANY(CAST(:pids AS uuid[])) AND p.status = 'open'
     AND (p.valuation_date IS NULL OR p.valuation_date <= :t) AND (p.price_date IS NULL OR p.price_date <= :t)
     AND (p.last_price, p.price_date, p.price_source, p.underlying_price, p.market_value, p.dollar_exposure,
          p.notional, p.unrealized_pnl, p.daily_pnl, p.valuation_date)
@@ -263,14 +263,14 @@ current AS (
         (u.last_price, u.price_date, u.price_source, u.underlying_price, u.market_value, u.dollar_exposure,
          u.notional, u.unrealized_pnl, u.daily_pnl, CAST(:t AS date))
 )
-UPDATE ingest.portfolio SET valuation_date = :t, valued_at = now()
-WHERE id = ANY(CAST(:batch AS uuid[])) AND (valuation_date IS NULL OR valuation_date <= :t)
 """
 
+# The portfolios' stamp: the last part of _SAVE_MANY, or alone for a batch without positions.
 _UPDATE_PORTFOLIOS = """
 UPDATE ingest.portfolio SET valuation_date = :t, valued_at = now()
 WHERE id = ANY(CAST(:pids AS uuid[])) AND (valuation_date IS NULL OR valuation_date <= :t)
 """
+_SAVE_MANY += _UPDATE_PORTFOLIOS
 
 _SOURCE_LABELS = np.array([compute.SOURCE_NAMES.get(code) for code in range(4)], dtype=object)
 
@@ -299,7 +299,7 @@ async def save_many(
             "na": NA,
             "run_id": run_id,
             "ids": loaded.ids,
-            # Per row: the 1-based index of its portfolio in `batch` and days since 1970-01-01 (NaT →
+            # Per row: the 1-based index of its portfolio in `pids` and days since 1970-01-01 (NaT →
             # NA): integers are encoded far faster than UUID and date objects.
             "portfolio": (_segments(portfolio_ids, loaded) + 1).tolist(),
             "last_price": result.last_price.tolist(),
@@ -314,7 +314,7 @@ async def save_many(
             "quantity": loaded.inputs.quantity.tolist(),
             "delta": np.where(np.isfinite(delta), delta, np.nan).tolist(),  # ±inf stored as NULL too
             "flags": _flag_labels(result.flags),
-            "batch": portfolio_ids,
+            "pids": portfolio_ids,
         }
         await session.execute(sa.text(_SAVE_MANY), params)
     else:
