@@ -37,7 +37,6 @@ from factors.correlation_compute import (
     CorrelationFilters,
     build_nodes,
     candidate_mask,
-    inputs_hash,
     node_sums,
 )
 from factors.correlation_repository import ExistingCalculation
@@ -54,6 +53,7 @@ from factors.correlation_service import (
     _reused,
     _skipped,
     compute_portfolio_correlations,
+    unchanged,
 )
 from factors.run_grid import RunGrid, cached_price_grid
 
@@ -76,9 +76,8 @@ async def _batch_inputs(
             if pid not in light:
                 continue
             sums = node_sums(*light[pid])
-            candidates = candidate_mask(sums, filters)
-            if int(candidates.sum()) >= 2 and stored.inputs_hash == inputs_hash(
-                sums, filters, as_of=as_of, duration_days=duration_days, candidates=candidates
+            if unchanged(
+                sums, candidate_mask(sums, filters), stored, filters, as_of=as_of, duration_days=duration_days
             ):
                 reused[pid] = stored
     rest = [pid for pid in ids if pid not in reused]

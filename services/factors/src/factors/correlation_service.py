@@ -34,6 +34,7 @@ from factors.correlation_compute import (
     CorrelationFilters,
     CorrelationResult,
     Nodes,
+    NodeSums,
     build_nodes,
     candidate_mask,
     compute_correlations,
@@ -116,6 +117,25 @@ def _reused(existing: repo.ExistingCalculation) -> CorrelationOutcome:
     )
 
 
+def unchanged(
+    nodes: Nodes | NodeSums,
+    candidates: np.ndarray,
+    existing: repo.ExistingCalculation | None,
+    filters: CorrelationFilters,
+    *,
+    as_of: date,
+    duration_days: int,
+) -> bool:
+    """The stored calculation still describes the book: at least two candidate nodes and the same
+    inputs hash (full `Nodes`, or the `NodeSums` the batch's light read gives: same numbers)."""
+    return (
+        int(candidates.sum()) >= 2
+        and existing is not None
+        and existing.inputs_hash
+        == inputs_hash(nodes, filters, as_of=as_of, duration_days=duration_days, candidates=candidates)
+    )
+
+
 @dataclass(frozen=True)
 class _Inputs:
     """One portfolio's nodes at `as_of`, its filter mask and the calculation stored under its key."""
@@ -129,11 +149,8 @@ class _Inputs:
 
     def reusable(self, filters: CorrelationFilters, *, as_of: date, duration_days: int, force: bool) -> bool:
         """Inputs unchanged since the stored calculation (the step would only rewrite the same rows)."""
-        return (
-            not force
-            and int(self.candidates.sum()) >= 2
-            and self.existing is not None
-            and self.existing.inputs_hash == self.digest(filters, as_of=as_of, duration_days=duration_days)
+        return not force and unchanged(
+            self.nodes, self.candidates, self.existing, filters, as_of=as_of, duration_days=duration_days
         )
 
     def wanted(self) -> list[str]:
