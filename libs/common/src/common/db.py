@@ -29,17 +29,30 @@ def asyncpg_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def server_settings(url: str, application_name: str | None) -> dict[str, str]:
+    """Session settings sent when a connection opens: `application_name` names the process's
+    connections in pg_stat_activity (and in logs with `%a`), so an operator sees which service runs
+    a query or holds a lock. An `application_name` already in the URL wins."""
+    if not application_name or "application_name" in make_url(url).query:
+        return {}
+    return {"application_name": application_name[:63]}  # PostgreSQL truncates names to 63 bytes
+
+
 class Database:
     """One database, shared by the services of a process. Sessions never outlive a request/handler."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, echo: bool = False, application_name: str | None = None
+    ) -> None:
         self.url = url
+        self.server_settings = server_settings(url, application_name)
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url),
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_pre_ping=False,
             echo=echo,
+            connect_args={"server_settings": self.server_settings} if self.server_settings else {},
         )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._pool: asyncpg.Pool | None = None
@@ -72,6 +85,7 @@ class Database:
                 max_size=self.pool_size,
                 statement_cache_size=256,
                 reset=_reset_connection,
+                server_settings=self.server_settings or None,
             )
         return self._pool
 

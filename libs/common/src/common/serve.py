@@ -66,7 +66,7 @@ async def serve_service(service: str, *, host: str, port: int) -> None:
     settings = service_settings(service, mode="distributed")
     configure(service, settings.log_level)
     settings.require_distributed()
-    db = Database(settings.database_url, pool_size=settings.db_pool_size)
+    db = Database(settings.database_url, pool_size=settings.db_pool_size, application_name=f"sigmasight-{service}")
     bus = AmqpBus(settings.amqp_url, namespace=settings.bus_namespace, prefetch=settings.bus_prefetch)
     svc = build_distributed(service, settings, db, bus)
     await bus.connect()

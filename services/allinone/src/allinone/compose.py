@@ -68,7 +68,7 @@ def build_allinone(database_url: str, **overrides: Any) -> AllInOne:
     """Compose all services in one process against `database_url`."""
     from gateway.main import create_service as create_gateway
 
-    db = Database(database_url, pool_size=int(overrides.pop("db_pool_size", 10)))
+    db = Database(database_url, pool_size=int(overrides.pop("db_pool_size", 10)), application_name="sigmasight")
     bus = InProcessBus()
     common_overrides = {"database_url": database_url, "mode": "allinone", **overrides}
     engines = {name: build_service(name, db, bus, **common_overrides) for name in ENGINES}
