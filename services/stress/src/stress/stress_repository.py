@@ -224,31 +224,46 @@ POSITION_COLUMNS = (
     "is_call",
 )
 
+# One sort, not seventeen: on PostgreSQL 15 every `array_agg(… ORDER BY …)` sorts its input again,
+# which made this read ~2× slower. The rows are ranked once by (portfolio, position) and aggregated
+# unordered; `position_rows` puts the columns in rank order (they arrive in it in practice, but SQL
+# does not promise an aggregate's input order, so the rank is what the order rests on).
 _POSITIONS_SQL = sa.text(
     """
-    SELECT array_agg(v.portfolio_id ORDER BY v.portfolio_id, v.position_id) AS portfolio_id,
-           array_agg(v.position_id ORDER BY v.portfolio_id, v.position_id) AS position_id,
-           array_agg(v.symbol::text ORDER BY v.portfolio_id, v.position_id) AS symbol,
-           array_agg(v.underlying_symbol::text ORDER BY v.portfolio_id, v.position_id) AS underlying_symbol,
-           array_agg(v.instrument_type = 'option' ORDER BY v.portfolio_id, v.position_id) AS is_option,
-           array_agg(v.quantity::float8 ORDER BY v.portfolio_id, v.position_id) AS quantity,
-           array_agg(v.multiplier::float8 ORDER BY v.portfolio_id, v.position_id) AS multiplier,
-           array_agg(v.market_value::float8 ORDER BY v.portfolio_id, v.position_id) AS market_value,
-           array_agg(v.dollar_exposure::float8 ORDER BY v.portfolio_id, v.position_id) AS dollar_exposure,
-           array_agg(g.status ORDER BY v.portfolio_id, v.position_id) AS greek_status,
-           array_agg(g.underlying_price::float8 ORDER BY v.portfolio_id, v.position_id) AS spot,
-           array_agg(g.strike_price::float8 ORDER BY v.portfolio_id, v.position_id) AS strike,
-           array_agg(g.time_to_expiry_years ORDER BY v.portfolio_id, v.position_id) AS time_to_expiry,
-           array_agg(g.risk_free_rate ORDER BY v.portfolio_id, v.position_id) AS rate,
-           array_agg(g.dividend_yield ORDER BY v.portfolio_id, v.position_id) AS dividend_yield,
-           array_agg(g.implied_volatility ORDER BY v.portfolio_id, v.position_id) AS sigma,
-           array_agg(g.option_type = 'C' ORDER BY v.portfolio_id, v.position_id) AS is_call
-    FROM ingest.api_position_valuation v
-    LEFT JOIN greeks.api_position_greek g
-           ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
-    WHERE v.portfolio_id = ANY(CAST(:pids AS uuid[])) AND v.valuation_date = :d
+    SELECT array_agg(x.rank) AS rank,
+           array_agg(x.portfolio_id) AS portfolio_id, array_agg(x.position_id) AS position_id,
+           array_agg(x.symbol) AS symbol, array_agg(x.underlying_symbol) AS underlying_symbol,
+           array_agg(x.is_option) AS is_option, array_agg(x.quantity) AS quantity,
+           array_agg(x.multiplier) AS multiplier, array_agg(x.market_value) AS market_value,
+           array_agg(x.dollar_exposure) AS dollar_exposure, array_agg(x.greek_status) AS greek_status,
+           array_agg(x.spot) AS spot, array_agg(x.strike) AS strike, array_agg(x.time_to_expiry) AS time_to_expiry,
+           array_agg(x.rate) AS rate, array_agg(x.dividend_yield) AS dividend_yield,
+           array_agg(x.sigma) AS sigma, array_agg(x.is_call) AS is_call
+    FROM (
+        SELECT row_number() OVER (ORDER BY v.portfolio_id, v.position_id) AS rank,
+               v.portfolio_id, v.position_id, v.symbol::text AS symbol,
+               v.underlying_symbol::text AS underlying_symbol, v.instrument_type = 'option' AS is_option,
+               v.quantity::float8 AS quantity, v.multiplier::float8 AS multiplier,
+               v.market_value::float8 AS market_value, v.dollar_exposure::float8 AS dollar_exposure,
+               g.status AS greek_status, g.underlying_price::float8 AS spot, g.strike_price::float8 AS strike,
+               g.time_to_expiry_years AS time_to_expiry, g.risk_free_rate AS rate,
+               g.dividend_yield AS dividend_yield, g.implied_volatility AS sigma, g.option_type = 'C' AS is_call
+        FROM ingest.api_position_valuation v
+        LEFT JOIN greeks.api_position_greek g
+               ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
+        WHERE v.portfolio_id = ANY(CAST(:pids AS uuid[])) AND v.valuation_date = :d
+    ) x
     """
 )
+
+
+def in_rank_order(columns: dict[str, list[Any]], rank: Sequence[int]) -> dict[str, list[Any]]:
+    """`columns` (parallel lists) reordered so that `rank` ascends; unchanged when it already does."""
+    ranks = np.asarray(rank, dtype=np.int64)
+    if ranks.size < 2 or bool(np.all(ranks[1:] > ranks[:-1])):
+        return columns
+    order = np.argsort(ranks, kind="stable").tolist()
+    return {name: [values[i] for i in order] for name, values in columns.items()}
 
 
 async def position_rows(session: AsyncSession, portfolio_ids: Sequence[UUID], on: date) -> dict[str, list[Any]]:
@@ -257,7 +272,7 @@ async def position_rows(session: AsyncSession, portfolio_ids: Sequence[UUID], on
     row = (await session.execute(_POSITIONS_SQL, {"pids": list(portfolio_ids), "d": on})).one()
     if row.position_id is None:
         return {name: [] for name in POSITION_COLUMNS}
-    return {name: list(getattr(row, name)) for name in POSITION_COLUMNS}
+    return in_rank_order({name: list(getattr(row, name)) for name in POSITION_COLUMNS}, row.rank)
 
 
 async def data_source(session: AsyncSession, as_of: date) -> str:
