@@ -75,6 +75,7 @@ from allinone.bench_load import (
     choose_tool,
     machine_busy_seconds,
     measure,
+    postgres_backend_cpu_by_pid,
     postgres_backends_cpu_seconds,
     process_cpu_seconds,
     rabbitmq_cpu_seconds,
@@ -714,6 +715,7 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
     cpu: list[dict[str, float]] = []
     reports: list[tuple[int, float]] = []
     timelines: list[dict[str, tuple[float, float]]] = []
+    database_cpu: list[dict[str, float]] = []
     try:
         await cluster.start()
         probes = _cluster_probes(b, cluster)
@@ -722,6 +724,7 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
             admin = await api.token(ADMIN_EMAIL, b.secrets.admin_password)
             for i in range(SAMPLES):
                 before = {name: probe() for name, probe in probes.items()}
+                backends_before = postgres_backend_cpu_by_pid(b.database_name())
                 t0 = time.perf_counter()
                 status, body = await api.post_json(
                     "/api/v1/admin/batch/run-all", admin, {"as_of_date": FIXTURE_AS_OF.isoformat(), "force": True}
@@ -733,6 +736,9 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
                 job = await _wait_job(api, admin, body["data"]["status_url"], timeout=900, every=0.1)
                 took = time.perf_counter() - t0
                 cpu.append({name: probe() - before[name] for name, probe in probes.items()})
+                database_cpu.append(
+                    await _database_cpu_by_service(url, backends_before, postgres_backend_cpu_by_pid(b.database_name()))
+                )
                 # The daily reports of the run are built after it (api.md §5.2); wait for them so their
                 # work is timed on its own and never lands in the next run's figures.
                 timelines.append(await _run_timeline(url, body["data"]["run_id"]))
@@ -754,11 +760,13 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
             f"Full daily cycle, distributed, {CYCLE1000_PORTFOLIOS:,} generated portfolios × {CYCLE1000_POSITIONS} "
             f"positions ({CYCLE1000_SYMBOLS:,} symbols, {CYCLE1000_OPTION_SHARE:.0%} options), trigger → last "
             "snapshot.created",
-            # Run 1 is the date's first run (factor model, regressions, new correlation calculations);
-            # later runs re-run the same date with force. Both are stated.
+            # Run 1 is the date's first run: the daily cycle proper (factor model, regressions, new
+            # correlation calculations). Later runs re-run the same date with force and reuse the
+            # correlation calculations whose inputs did not change, so they are cheaper. Both are
+            # stated, and the goal counts as met only when the first run meets it too.
             f"{median:.2f} s (median of {SAMPLES}; first run of the date {elapsed[0]:.2f} s)",
             f"≤ {CYCLE1000_GOAL_SECONDS:.0f} s",
-            median <= CYCLE1000_GOAL_SECONDS,
+            max(median, elapsed[0]) <= CYCLE1000_GOAL_SECONDS,
         )
     )
     steps = [s["job"] for s in runs[0]["steps"]]
@@ -787,6 +795,18 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
     ]
     for i, used in enumerate(cpu, 1):
         part.details.append(f"| {i} | " + " | ".join(f"{used[n]:.2f}" for n in names) + " |")
+    apps = sorted({app for used in database_cpu for app in used}, key=lambda a: (a == "other", a))
+    part.details += [
+        "",
+        "PostgreSQL CPU seconds of each run by the service whose connection ran the work (backends named by "
+        "their `application_name`, `sigmasight-<service>`; `other` is the benchmark's own connections and "
+        "backends that ended before the run did):",
+        "",
+        "| Run | " + " | ".join(a.removeprefix("sigmasight-") for a in apps) + " |",
+        "|---:|" + "---:|" * len(apps),
+    ]
+    for i, used in enumerate(database_cpu, 1):
+        part.details.append(f"| {i} | " + " | ".join(f"{used.get(a, 0.0):.2f}" for a in apps) + " |")
     part.details += [
         "",
         "When each step ran, in seconds after the run was created (first portfolio started → last portfolio "
@@ -806,6 +826,27 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
         + "; ".join(f"run {i}: {n:,} reports in {s:.1f} s" for i, (n, s) in enumerate(reports, 1))
         + ".",
     ]
+
+
+async def _database_cpu_by_service(
+    database_url: str, before: dict[int, float], after: dict[int, float]
+) -> dict[str, float]:
+    """CPU seconds the database's backends used between two samples, summed by application_name.
+    A backend that started in between counts from zero; one that ended in between is lost (and its
+    last sample with it), which the bench's pools, kept open for the whole part, make rare."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        rows = await conn.fetch("SELECT pid, application_name FROM pg_stat_activity WHERE datname = current_database()")
+    finally:
+        await conn.close()
+    names = {r["pid"]: r["application_name"] or "other" for r in rows}
+    out: dict[str, float] = {}
+    for pid, seconds in after.items():
+        name = names.get(pid, "other")
+        out[name] = out.get(name, 0.0) + seconds - before.get(pid, 0.0)
+    return out
 
 
 async def _run_timeline(database_url: str, run_id: str) -> dict[str, tuple[float, float]]:

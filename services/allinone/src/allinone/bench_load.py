@@ -224,9 +224,9 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _clock_ticks()
 
 
-def _cpu_of_processes(matches: Callable[[bytes], bool]) -> float:
-    """CPU seconds of every process whose command line (NUL-separated /proc cmdline) `matches`."""
-    total = 0.0
+def _cpu_by_process(matches: Callable[[bytes], bool]) -> dict[int, float]:
+    """CPU seconds of every process whose command line (NUL-separated /proc cmdline) `matches`, by pid."""
+    out: dict[int, float] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -235,14 +235,24 @@ def _cpu_of_processes(matches: Callable[[bytes], bool]) -> float:
         except OSError:
             continue
         if matches(title):
-            total += process_cpu_seconds(int(entry.name))
-    return total
+            out[int(entry.name)] = process_cpu_seconds(int(entry.name))
+    return out
+
+
+def _cpu_of_processes(matches: Callable[[bytes], bool]) -> float:
+    """CPU seconds of every process whose command line `matches`, summed."""
+    return sum(_cpu_by_process(matches).values())
+
+
+def postgres_backend_cpu_by_pid(database: str) -> dict[int, float]:
+    """CPU seconds of each PostgreSQL backend connected to `database` (matched by its process title)."""
+    marker = f" {database} ".encode()
+    return _cpu_by_process(lambda title: title.startswith(b"postgres: ") and marker in title)
 
 
 def postgres_backends_cpu_seconds(database: str) -> float:
-    """CPU seconds of the PostgreSQL backends connected to `database` (matched by their process title)."""
-    marker = f" {database} ".encode()
-    return _cpu_of_processes(lambda title: title.startswith(b"postgres: ") and marker in title)
+    """CPU seconds of the PostgreSQL backends connected to `database`, summed."""
+    return sum(postgres_backend_cpu_by_pid(database).values())
 
 
 def rabbitmq_cpu_seconds() -> float:
