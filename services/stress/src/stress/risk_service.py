@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime
+from itertools import chain
 from typing import Any, Literal
 from uuid import UUID
 
@@ -23,18 +25,20 @@ from common.events import StepError
 from common.formatting import utcnow
 from common.run_cache import RunCache
 from stress import risk_repository as repo
+from stress.compute.risk_batch import portfolio_risk_many
 from stress.compute.risk_metrics import (
     MarketWindow,
     PortfolioRiskInputs,
     RiskMetrics,
     build_window,
-    portfolio_risk,
-    suspect_columns,
 )
+from stress.compute.segments import masked_nansums, owners, segment_counts
+from stress.compute.window_returns import WindowReturns
 
 log = logging.getLogger(__name__)
 
 StepStatus = Literal["completed", "partial", "failed"]
+WINDOWS_KEPT = 2  # as many as the close panels a RunCache keeps
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,24 @@ class RiskOutcome:
     finished_at: datetime
     error: StepError | None = None
     flags: tuple[str, ...] = ()
+
+
+def _factor_context(
+    rows: repo.PortfolioRows, equity: float | None, flags: list[str]
+) -> tuple[float | None, float | None]:
+    """(ex-ante market beta, rate exposure) from the factor rows; flags a missing market factor."""
+    market = rows.factors.get("market")
+    rate = rows.factors.get("interest_rate")
+    if market is None:
+        flags.append("factor_exposures_missing")
+    beta_ex_ante = None
+    if market is not None:
+        x_m, beta = market
+        if beta is not None and math.isfinite(beta):
+            beta_ex_ante = beta
+        elif x_m is not None and equity is not None and equity > 0:
+            beta_ex_ante = x_m / equity
+    return beta_ex_ante, None if rate is None else rate[0]
 
 
 def build_inputs(rows: repo.PortfolioRows, column: dict[str, int], upstream_failed: bool) -> PortfolioRiskInputs:
@@ -83,18 +105,7 @@ def build_inputs(rows: repo.PortfolioRows, column: dict[str, int], upstream_fail
     if cash is None:
         flags.append("cash_unknown")
     equity = (cash or 0.0) + float(np.nansum(mv[priced])) if rows.live else None
-
-    market = rows.factors.get("market")
-    rate = rows.factors.get("interest_rate")
-    if market is None:
-        flags.append("factor_exposures_missing")
-    beta_ex_ante = None
-    if market is not None:
-        x_m, beta = market
-        if beta is not None and math.isfinite(beta):
-            beta_ex_ante = beta
-        elif x_m is not None and equity is not None and equity > 0:
-            beta_ex_ante = x_m / equity
+    beta_ex_ante, rate_exposure = _factor_context(rows, equity, flags)
 
     idx = np.flatnonzero(included)
     return PortfolioRiskInputs(
@@ -105,10 +116,95 @@ def build_inputs(rows: repo.PortfolioRows, column: dict[str, int], upstream_fail
         positions_total=max(rows.positions_total, int(included.sum())),
         positions_included=int(included.sum()),
         beta_ex_ante=beta_ex_ante,
-        rate_exposure=None if rate is None else rate[0],
+        rate_exposure=rate_exposure,
         history=rows.history,
         input_flags=tuple(flags),
     )
+
+
+_HOLDING_FIELDS = ("underlying", "is_option", "market_value", "dollar_exposure", "gamma", "underlying_price")
+
+
+def _parallel(h: repo.HoldingRows | None) -> bool:
+    return h is None or len({len(getattr(h, name)) for name in _HOLDING_FIELDS}) == 1
+
+
+def build_inputs_many(
+    batch: Sequence[repo.PortfolioRows], column: dict[str, int], upstream_failed: Sequence[bool]
+) -> list[PortfolioRiskInputs | Exception]:
+    """`build_inputs` of every portfolio, its arrays built once for the whole batch (the positions of
+    all portfolios back to back). A failure is returned in the portfolio's place, not raised."""
+    out: dict[int, PortfolioRiskInputs | Exception] = {}
+    for i in (i for i, rows in enumerate(batch) if not _parallel(rows.holdings)):
+        try:  # ragged parallel lists: the one-portfolio code decides what they give
+            out[i] = build_inputs(batch[i], column, upstream_failed[i])
+        except Exception as exc:
+            out[i] = exc
+    index = [i for i, rows in enumerate(batch) if _parallel(rows.holdings)]
+    present = [batch[i].holdings for i in index]
+    holdings = [h for h in present if h is not None]
+    counts = np.array([0 if h is None else len(h.market_value) for h in present], dtype=np.int64)
+
+    def flat(name: str, dtype: type) -> np.ndarray:
+        return np.asarray(list(chain.from_iterable(getattr(h, name) for h in holdings)), dtype=dtype)
+
+    mv = flat("market_value", np.float64)
+    de = flat("dollar_exposure", np.float64)
+    gamma = flat("gamma", np.float64)
+    spot = flat("underlying_price", np.float64)
+    is_option = flat("is_option", bool)
+    owner = owners(counts)
+    p = len(index)
+    priced = np.isfinite(mv)
+    included = np.isfinite(de)
+    n_priced = segment_counts(priced, owner, p).tolist()
+    n_included = segment_counts(included, owner, p)
+    without_delta = segment_counts(priced & is_option & ~included, owner, p).tolist()
+    # Γ$_u = Σ Γ_i q_i m_i S_u² (greeks stores the position gamma Γ_i q_i m_i); stocks have none.
+    option_gamma = gamma * spot * spot
+    without_gamma = segment_counts(included & is_option & ~np.isfinite(option_gamma), owner, p).tolist()
+    gamma_dollar = np.where(is_option & np.isfinite(option_gamma), option_gamma, 0.0)[included]
+    market_value = masked_nansums(mv, priced, owner, p).tolist()
+
+    # Panel column of each included position (-1: an underlying the window does not have).
+    underlying = list(chain.from_iterable(h.underlying for h in holdings))
+    columns = np.array([column.get(underlying[k], -1) for k in np.flatnonzero(included).tolist()], dtype=np.int64)
+    unknown = segment_counts(columns < 0, owner[included], p).tolist()
+    exposure = de[included]
+    bounds = np.concatenate(([0], np.cumsum(n_included))).tolist()
+    for j, i in enumerate(index):
+        rows = batch[i]
+        a, b = bounds[j], bounds[j + 1]
+        if unknown[j]:  # the first such underlying fails the portfolio, as in build_inputs
+            names = [underlying[k] for k in np.flatnonzero(included & (owner == j)).tolist()]
+            out[i] = KeyError(next(n for n in names if n not in column))
+            continue
+        flags: list[str] = []
+        if upstream_failed[i]:
+            flags.append("upstream_step_failed")
+        if rows.positions_total > n_priced[j]:
+            flags.append("positions_unpriced")
+        if without_delta[j]:
+            flags.append("options_without_delta")
+        if without_gamma[j]:
+            flags.append("options_without_gamma")  # those options enter delta-only
+        if rows.cash is None:
+            flags.append("cash_unknown")
+        equity = (rows.cash or 0.0) + market_value[j] if rows.live else None
+        beta_ex_ante, rate_exposure = _factor_context(rows, equity, flags)
+        out[i] = PortfolioRiskInputs(
+            equity=equity,
+            columns=columns[a:b],
+            exposure=exposure[a:b],
+            gamma_dollar=gamma_dollar[a:b],
+            positions_total=max(rows.positions_total, b - a),
+            positions_included=b - a,
+            beta_ex_ante=beta_ex_ante,
+            rate_exposure=rate_exposure,
+            history=rows.history,
+            input_flags=tuple(flags),
+        )
+    return [out[i] for i in range(len(batch))]
 
 
 def compute_batch(
@@ -118,31 +214,35 @@ def compute_batch(
     upstream_failed: frozenset[UUID],
 ) -> dict[UUID, RiskMetrics | Exception]:
     """Risk metrics of every portfolio (pure; run in a worker thread). A failure is returned, not raised."""
-    column = window.column
-    out: dict[UUID, RiskMetrics | Exception] = {}
-    for pid, r in rows.items():
-        try:
-            inputs = build_inputs(r, column, pid in upstream_failed)
-            metrics = portfolio_risk(window, inputs)
-            extra: list[str] = []
-            if window.dates.size and window.dates[-1] != np.datetime64(as_of, "D"):
-                extra.append("market_data_missing")
-            if suspect_columns(window, inputs.columns):
+    ids = list(rows)
+    built = build_inputs_many([rows[pid] for pid in ids], window.column, [pid in upstream_failed for pid in ids])
+    ready = [i for i, x in enumerate(built) if isinstance(x, PortfolioRiskInputs)]
+    inputs = [built[i] for i in ready]
+    metrics = portfolio_risk_many(window, inputs)  # type: ignore[arg-type]
+    out: dict[UUID, RiskMetrics | Exception] = {ids[i]: x for i, x in enumerate(built) if isinstance(x, Exception)}
+    market_missing = bool(window.dates.size) and window.dates[-1] != np.datetime64(as_of, "D")
+    # §0.4 warning: an observed return above 50 % in absolute value, per panel column.
+    suspect = (np.abs(window.panel.returns) > 0.5).any(axis=0) if window.dates.size else None
+    for i, result in zip(ready, metrics, strict=True):
+        if isinstance(result, RiskMetrics):
+            extra: list[str] = ["market_data_missing"] if market_missing else []
+            cols = built[i].columns  # type: ignore[union-attr]
+            if suspect is not None and cols.size and suspect[cols].any():
                 extra.append("suspect_returns")
             if extra:
-                metrics = RiskMetrics(**{**metrics.__dict__, "flags": sorted(set(metrics.flags) | set(extra))})
-            out[pid] = metrics
-        except Exception as exc:  # reported per portfolio by the caller
-            out[pid] = exc
-    return out
+                result = replace(result, flags=sorted(set(result.flags) | set(extra)))
+        out[ids[i]] = result
+    return {pid: out[pid] for pid in ids}
 
 
 class RiskMetricsEngine:
     """Computes and stores risk metrics for batches of portfolios of one date."""
 
     def __init__(self) -> None:
-        # A run never changes its own prices: one close panel per run serves all its batches.
+        # A run never changes its own prices: one close panel per run serves all its batches, and so
+        # do the window returns derived from it.
         self.closes: RunCache[repo.ClosePanel] = RunCache()
+        self._window_returns: list[tuple[repo.ClosePanel, WindowReturns]] = []
 
     async def close_panel(self, session: AsyncSession, as_of: date, run_id: UUID | None) -> repo.ClosePanel:
         """The close panel of (as_of, run_id): cached for a run, else read afresh."""
@@ -151,6 +251,15 @@ class RiskMetricsEngine:
             panel = repo.ClosePanel(days=await repo.calendar_days(session, as_of))
             self.closes.put(as_of, run_id, panel)
         return panel
+
+    def window_returns(self, panel: repo.ClosePanel) -> WindowReturns:
+        """The window returns over `panel` (≥ 2 days), kept with the panel: the last two panels used."""
+        for known, returns in self._window_returns:
+            if known is panel:
+                return returns
+        returns = WindowReturns(panel.days, panel.closes[repo.MARKET_SYMBOL])
+        self._window_returns = [(panel, returns), *self._window_returns][:WINDOWS_KEPT]
+        return returns
 
     async def market_window(
         self, session: AsyncSession, as_of: date, panel: repo.ClosePanel, symbols: set[str], present: set[str]
@@ -165,8 +274,11 @@ class RiskMetricsEngine:
         betas = panel.betas
         start = panel.days[0].item() if panel.days.size else as_of
         rf_dates, rf_values = await repo.risk_free(session, start, as_of)
-        closes = np.column_stack([panel.closes[s] for s in ordered]) if panel.days.size else np.zeros((0, len(ordered)))
         stored = np.asarray([betas.get(s, math.nan) for s in ordered], dtype=np.float64)
+        if panel.days.size >= 2:
+            returns = self.window_returns(panel)
+            return await asyncio.to_thread(returns.window, ordered, panel.closes, stored, rf_dates, rf_values)
+        closes = np.column_stack([panel.closes[s] for s in ordered]) if panel.days.size else np.zeros((0, len(ordered)))
         return await asyncio.to_thread(
             build_window,
             panel.days,

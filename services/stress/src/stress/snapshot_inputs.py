@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stress.compute.snapshot import (
     ChainAnchor,
+    ChainResult,
     ClosedPositions,
     HeldPositions,
     SnapshotAnalytics,
@@ -27,6 +28,7 @@ from stress.compute.snapshot import (
     build_snapshot,
     chain_returns,
 )
+from stress.compute.snapshot_batch import build_snapshots, chainable, concat_closed, concat_held, first_day_chains
 from stress.errors import PortfolioUnavailable
 from stress.repository import (
     CLOSED_SQL,
@@ -174,6 +176,16 @@ async def load_inputs(
     return out
 
 
+def _chain(inputs: SnapshotInputs, figures: SnapshotFigures) -> ChainResult:
+    """The return chain from this day's figures through the later snapshots (§9)."""
+    later = inputs.later
+    return chain_returns(
+        inputs.anchor,
+        [figures.equity, *later.equity],
+        np.array([figures.daily_pnl, *later.daily_pnl], dtype=np.float64),
+    )
+
+
 def _build_one(portfolio_id: UUID, inputs: SnapshotInputs, upstream_failed: bool) -> tuple[SnapshotFigures, Any]:
     """Figures and return chain of one portfolio, as `_write_snapshot` computes them."""
     if not inputs.live:
@@ -183,23 +195,56 @@ def _build_one(portfolio_id: UUID, inputs: SnapshotInputs, upstream_failed: bool
     if upstream_failed:
         missing.append("upstream_step_failed")
     figures = replace(figures, missing=tuple(missing))
-    later = inputs.later
-    chain = chain_returns(
-        inputs.anchor,
-        [figures.equity, *later.equity],
-        np.array([figures.daily_pnl, *later.daily_pnl], dtype=np.float64),
+    return figures, _chain(inputs, figures)
+
+
+def _aligned(positions: HeldPositions | ClosedPositions) -> bool:
+    """True when the parallel position arrays are 1-D and of one length (what the batched pass needs)."""
+    shapes = {getattr(positions, name).shape for name in positions.__dataclass_fields__}
+    return len(shapes) == 1 and len(shapes.pop()) == 1
+
+
+def _build_batch(
+    inputs: list[SnapshotInputs], upstream_failed: list[bool]
+) -> list[tuple[SnapshotFigures, Any] | BaseException]:
+    """`_build_one` of live portfolios with aligned arrays, in one array pass over all their positions."""
+    figures = build_snapshots(
+        concat_held([one.held for one in inputs]),
+        np.array([one.held.quantity.size for one in inputs], dtype=np.int64),
+        concat_closed([one.closed for one in inputs]),
+        np.array([one.closed.quantity.size for one in inputs], dtype=np.int64),
+        [one.cash for one in inputs],
+        [
+            (*one.analytics.missing(), *(("upstream_step_failed",) if failed else ()))
+            for one, failed in zip(inputs, upstream_failed, strict=True)
+        ],
     )
-    return figures, chain
+    out: dict[int, tuple[SnapshotFigures, Any] | BaseException] = {}
+    # Most books have no later snapshot to re-chain: their one-day chains are one array pass too.
+    one_day = [j for j, one in enumerate(inputs) if not one.later.ids and chainable(one.anchor)]
+    chains = first_day_chains([inputs[j].anchor for j in one_day], [figures[j].daily_pnl for j in one_day])
+    out.update((j, (figures[j], chain)) for j, chain in zip(one_day, chains, strict=True))
+    for j in sorted(set(range(len(inputs))) - set(one_day)):
+        try:
+            out[j] = (figures[j], _chain(inputs[j], figures[j]))
+        except Exception as exc:  # reported per portfolio by the caller
+            out[j] = exc
+    return [out[j] for j in range(len(inputs))]
 
 
 def build_all(
     inputs: dict[UUID, SnapshotInputs], upstream_failed: dict[UUID, bool]
 ) -> dict[UUID, tuple[SnapshotFigures, Any] | BaseException]:
-    """Every portfolio's figures (pure; one worker thread per batch). A failure is returned, not raised."""
+    """Every portfolio's figures (pure; one worker thread per batch), as `_build_one` computes them.
+    A failure is returned, not raised."""
     out: dict[UUID, tuple[SnapshotFigures, Any] | BaseException] = {}
-    for pid, one in inputs.items():
-        try:
-            out[pid] = _build_one(pid, one, upstream_failed[pid])
+    batchable = {pid: one.live and _aligned(one.held) and _aligned(one.closed) for pid, one in inputs.items()}
+    for pid in (pid for pid, ok in batchable.items() if not ok):
+        try:  # not live, or arrays the batched pass cannot line up: the one-portfolio code decides
+            out[pid] = _build_one(pid, inputs[pid], upstream_failed[pid])
         except Exception as exc:  # reported per portfolio by the caller
             out[pid] = exc
-    return out
+    batch = [pid for pid, ok in batchable.items() if ok]
+    built = _build_batch([inputs[pid] for pid in batch], [upstream_failed[pid] for pid in batch]) if batch else []
+    out.update(zip(batch, built, strict=True))
+    return {pid: out[pid] for pid in inputs}

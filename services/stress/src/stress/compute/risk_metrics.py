@@ -233,7 +233,8 @@ def suspect_columns(window: MarketWindow, columns: np.ndarray) -> bool:
     return bool((np.abs(observed) > 0.5).any())
 
 
-def _day(value: np.datetime64 | None) -> date | None:
+def as_date(value: np.datetime64 | None) -> date | None:
+    """The calendar date of a datetime64 (None for None / NaT)."""
     if value is None or np.isnat(value):
         return None
     result: date = value.astype("datetime64[D]").item()
@@ -264,14 +265,14 @@ def performance_from_series(
     def at(index: int | None) -> date | None:
         if index is None:
             return None
-        return _day(base_date) if index == 0 else _day(r_dates[index - 1])
+        return as_date(base_date) if index == 0 else as_date(r_dates[index - 1])
 
     mdd = stats.max_drawdown
     return Performance(
         series_type=series_type,
         observations=int(r.size),
-        start_date=_day(r_dates[0]) if r.size else None,
-        end_date=_day(r_dates[-1]) if r.size else None,
+        start_date=as_date(r_dates[0]) if r.size else None,
+        end_date=as_date(r_dates[-1]) if r.size else None,
         volatility=stats.annualized_volatility,
         beta=_finite(reg.beta) if reg else None,
         alpha_daily=_finite(reg.alpha) if reg else None,
@@ -298,13 +299,30 @@ def realized_series(history: SnapshotHistory) -> tuple[np.ndarray, np.ndarray, n
     return history.daily_return[known], history.dates[known], base
 
 
+def proxied_underlyings(window: MarketWindow, columns: np.ndarray) -> list[dict[str, Any]]:
+    """The stored `proxied` entries of the underlyings in `columns` that have filled days (§8.1)."""
+    proxied: list[dict[str, Any]] = []
+    if columns.size:
+        reasons = window.panel.reason[columns]
+        counts = window.panel.proxied[columns]
+        for i in np.flatnonzero(counts > 0):
+            proxied.append(
+                {
+                    "symbol": window.symbols[int(columns[i])],
+                    "reason": str(reasons[i]),
+                    "days_proxied": int(counts[i]),
+                    "beta": _finite(float(window.panel.beta[columns[i]])),
+                }
+            )
+    return proxied
+
+
 def backtest_block(history: SnapshotHistory) -> dict[str, Any]:
     """VaR backtest over the snapshot history: the VaR stored at prev(t) against the P&L of t, only
     where the two snapshots are consecutive trading days."""
     d = history.dates
-    if d.size < 2:
-        bt = var_backtest(np.zeros(0), np.zeros(0), np.zeros(0))
-        return _backtest_dict(bt, np.zeros(0, dtype="datetime64[D]"))
+    if d.size < 2:  # no day with a forecast: a fresh copy of the one empty block
+        return {**_NO_BACKTEST, "levels": [dict(level) for level in _NO_BACKTEST["levels"]]}
     consecutive = history.previous_trading[1:] == d[:-1]
     f95 = np.where(consecutive, history.var95[:-1], np.nan)
     f99 = np.where(consecutive, history.var99[:-1], np.nan)
@@ -313,8 +331,8 @@ def backtest_block(history: SnapshotHistory) -> dict[str, Any]:
 
 
 def _backtest_dict(bt: Backtest, dates: np.ndarray) -> dict[str, Any]:
-    start = _day(dates[bt.start_index]) if bt.start_index is not None else None
-    end = _day(dates[bt.end_index]) if bt.end_index is not None else None
+    start = as_date(dates[bt.start_index]) if bt.start_index is not None else None
+    end = as_date(dates[bt.end_index]) if bt.end_index is not None else None
     return {
         "method": "historical",
         "horizon_days": 1,
@@ -326,6 +344,9 @@ def _backtest_dict(bt: Backtest, dates: np.ndarray) -> dict[str, Any]:
         "test_size": 0.05,
         "levels": [level.as_dict() for level in bt.levels],
     }
+
+
+_NO_BACKTEST = _backtest_dict(var_backtest(np.zeros(0), np.zeros(0), np.zeros(0)), np.zeros(0, dtype="datetime64[D]"))
 
 
 def portfolio_risk(window: MarketWindow, inputs: PortfolioRiskInputs) -> RiskMetrics:
@@ -344,20 +365,7 @@ def portfolio_risk(window: MarketWindow, inputs: PortfolioRiskInputs) -> RiskMet
     if not equity_ok:
         flags.append("equity_undefined")
 
-    proxied: list[dict[str, Any]] = []
-    cols = book.columns
-    if cols.size:
-        reasons = window.panel.reason[cols]
-        counts = window.panel.proxied[cols]
-        for i in np.flatnonzero(counts > 0):
-            proxied.append(
-                {
-                    "symbol": window.symbols[int(cols[i])],
-                    "reason": str(reasons[i]),
-                    "days_proxied": int(counts[i]),
-                    "beta": _finite(float(window.panel.beta[cols[i]])),
-                }
-            )
+    proxied = proxied_underlyings(window, book.columns)
     if proxied:
         flags.append("proxied_returns")
 
@@ -379,8 +387,8 @@ def portfolio_risk(window: MarketWindow, inputs: PortfolioRiskInputs) -> RiskMet
     rate = inputs.rate_exposure
     return RiskMetrics(
         equity=equity,
-        window_start=_day(window.dates[0]) if window.dates.size else None,
-        window_end=_day(window.dates[-1]) if window.dates.size else None,
+        window_start=as_date(window.dates[0]) if window.dates.size else None,
+        window_end=as_date(window.dates[-1]) if window.dates.size else None,
         var=var,
         ex_ante_volatility=ex_ante_vol,
         beta_ex_ante=inputs.beta_ex_ante,

@@ -145,15 +145,22 @@ def window_betas(returns: np.ndarray, market: np.ndarray) -> np.ndarray:
 
 
 def fill_panel(
-    returns: np.ndarray, market: np.ndarray, stored_beta: np.ndarray, *, min_obs: int = PROXY_MIN_OBS
+    returns: np.ndarray,
+    market: np.ndarray,
+    stored_beta: np.ndarray,
+    *,
+    min_obs: int = PROXY_MIN_OBS,
+    estimated: np.ndarray | None = None,
 ) -> FilledPanel:
     """Fill missing returns with β·r_M (§8.1): β = 1 for symbols with fewer than `min_obs` returns,
-    else the stored factor-model market beta, else (no stored beta) the window OLS beta."""
+    else the stored factor-model market beta, else (no stored beta) the window OLS beta
+    (`estimated`: those betas when already known, else computed here)."""
     r = np.asarray(returns, dtype=np.float64)
     valid = np.isfinite(r)
     observed = valid.sum(axis=0)
     stored = np.asarray(stored_beta, dtype=np.float64)
-    estimated = window_betas(r, market)
+    if estimated is None:
+        estimated = window_betas(r, market)
     has_stored = np.isfinite(stored)
     default = (observed < min_obs) | ~(has_stored | np.isfinite(estimated))
     beta = np.where(default, 1.0, np.where(has_stored, stored, estimated))
