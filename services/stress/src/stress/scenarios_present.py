@@ -21,7 +21,8 @@ import numpy as np
 from common.formatting import money, round_money, stat
 from stress.catalogue import SEVERITY_ORDER
 from stress.compute.market_risk import MarketRisk
-from stress.compute.scenarios import MODEL_FACTORS, CorrelatedImpacts, Impacts, ScenarioSet, summarise, top_positions
+from stress.compute.scenarios import MODEL_FACTORS, CorrelatedImpacts, Impacts, ScenarioSet, summarise
+from stress.doc_ranking import Ranking
 from stress.money_vector import money_strings
 from stress.result_documents import ResultDocuments, loss_exceeds_values, pct_values
 from stress.scenarios_inputs import AssembledBook, ScenarioMeta
@@ -67,14 +68,7 @@ class ScenarioPresenter:
         self.meta = meta
         self.c = computation
         self.exposures = assembled.book.factor_exposures()  # (P, k)
-        n_port = assembled.book.n_portfolios
-        pidx = assembled.book.portfolio_index
-        self._top_direct_cache: list[list[np.ndarray]] | None = None
-        self._top_corr = (
-            [top_positions(row, pidx, n_port, TOP_POSITIONS) for row in computation.correlated.impacts.position_pnl]
-            if computation.correlated is not None
-            else None
-        )
+        self._rankings: dict[int, Ranking] = {}
         self._position_ids = [str(x) for x in assembled.position_ids]
         self._money_rows: dict[tuple[int, int], list[str | None]] = {}
         # Formatted once per presenter, not once per (portfolio, scenario) row.
@@ -85,17 +79,28 @@ class ScenarioPresenter:
         self._shocked = [np.flatnonzero(row).tolist() for row in scenarios.shocked]
         self._shock_stats = [{k: stat(float(scenarios.shocks[s, k])) for k in ks} for s, ks in enumerate(self._shocked)]
 
+    # -- rankings ----------------------------------------------------------------------------
+
+    def ranking(self, impacts: Impacts) -> Ranking:
+        """Largest |P&L| positions of every (scenario, portfolio) of `impacts`, ranked on first use (the
+        stored rows of a correlated run keep only the correlated ranking). Keyed by the impacts'
+        identity, which is stable: they belong to `self.c` and live as long as the presenter."""
+        ranking = self._rankings.get(id(impacts))
+        if ranking is None:
+            book = self.a.book
+            ranking = Ranking(impacts.position_pnl, book.portfolio_index, book.n_portfolios, TOP_POSITIONS)
+            self._rankings[id(impacts)] = ranking
+        return ranking
+
     @property
     def _top_direct(self) -> list[list[np.ndarray]]:
-        """Largest |direct P&L| positions per (scenario, portfolio), ranked on first use: the stored rows
-        of a correlated run keep only the correlated ranking, so the daily step never needs this one."""
-        if self._top_direct_cache is None:
-            book = self.a.book
-            self._top_direct_cache = [
-                top_positions(row, book.portfolio_index, book.n_portfolios, TOP_POSITIONS)
-                for row in self.c.direct.position_pnl
-            ]
-        return self._top_direct_cache
+        """`top_positions` of every direct P&L row: per scenario, one index array per portfolio."""
+        return self.ranking(self.c.direct).lists()
+
+    @property
+    def _top_corr(self) -> list[list[np.ndarray]] | None:
+        """The same of the correlated P&L (None without a correlated computation)."""
+        return None if self.c.correlated is None else self.ranking(self.c.correlated.impacts).lists()
 
     # -- blocks ----------------------------------------------------------------------------
 
@@ -386,23 +391,31 @@ def market_risk_rows(
     ]
     kept = ("default_betas", "options_linear_only", "positions_excluded")
     base = [[f for f in assembled.flags[p] if f in kept] for p in range(n_p)]
-    keys, kinds, pids = result.scenarios.keys, result.kinds, assembled.portfolio_ids
+    # Per row (p-major): the portfolio's and the scenario's values repeated, so one zip builds the rows.
+    flags = [
+        [*b, *m, "loss_exceeds_equity"] if lost else [*b, *m]
+        for b, m, lost in zip([b for b in base for _ in range(n_s)], missing * n_p, loss, strict=True)
+    ]
+    pids = [pid for pid in assembled.portfolio_ids for _ in range(n_s)]
+    keys, kinds = list(result.scenarios.keys) * n_p, list(result.kinds) * n_p
     return [
         {
-            "portfolio_id": pids[r // n_s],
+            "portfolio_id": pid,
             "calculation_date": as_of,
-            "scenario_key": keys[r % n_s],
-            "kind": kinds[r % n_s],
-            "shock": shocks[r % n_s],
-            "predicted_pnl": predicted[r],
-            "linear_pnl": linear_s[r],
-            "nonlinear_adjustment": nonlinear[r],
-            "predicted_pnl_pct": pcts[r],
-            "exposure_dollar": exposure[r],
-            "flags": [*base[r // n_s], *missing[r % n_s], *(["loss_exceeds_equity"] if loss[r] else [])],
+            "scenario_key": key,
+            "kind": kind,
+            "shock": shock,
+            "predicted_pnl": p_pnl,
+            "linear_pnl": l_pnl,
+            "nonlinear_adjustment": nonlinear_pnl,
+            "predicted_pnl_pct": pnl_pct,
+            "exposure_dollar": exposure_dollar,
+            "flags": row_flags,
             "run_id": run_id,
         }
-        for r in range(n_s * n_p)
+        for pid, key, kind, shock, p_pnl, l_pnl, nonlinear_pnl, pnl_pct, exposure_dollar, row_flags in zip(
+            pids, keys, kinds, shocks * n_p, predicted, linear_s, nonlinear, pcts, exposure, flags, strict=True
+        )
     ]
 
 
