@@ -27,7 +27,7 @@ from stress.compute.risk_metrics import (
     Performance,
     PortfolioRiskInputs,
     RiskMetrics,
-    as_date,
+    assemble_metrics,
     backtest_block,
     performance_from_series,
     portfolio_risk,
@@ -143,8 +143,6 @@ def _risk_of_fitting(window: MarketWindow, batch: Sequence[PortfolioRiskInputs])
 
     equity_ok = [x.equity is not None and x.equity > 0 for x in batch]
     performances, simulated = _performances(window, batch, var, equity_ok)
-    window_start = as_date(window.dates[0]) if window.dates.size else None
-    window_end = as_date(window.dates[-1]) if window.dates.size else None
     root_annual = math.sqrt(ANNUALIZATION)
 
     out: list[RiskMetrics | Exception] = []
@@ -171,28 +169,10 @@ def _risk_of_fitting(window: MarketWindow, batch: Sequence[PortfolioRiskInputs])
             flags.append("simulated_history")
         if performance.risk_free_default:
             flags.append("risk_free_rate_default")
-        rate = inputs.rate_exposure
         try:
             backtest = backtest_block(inputs.history)
         except Exception as exc:  # a malformed history fails its portfolio only
             out.append(exc)
             continue
-        out.append(
-            RiskMetrics(
-                equity=inputs.equity,
-                window_start=window_start,
-                window_end=window_end,
-                var=v,
-                ex_ante_volatility=ex_ante_vol,
-                beta_ex_ante=inputs.beta_ex_ante,
-                performance=performance,
-                rate_exposure=rate,
-                dv01=None if rate is None else rate / 10_000.0,
-                proxied=proxied,
-                positions_total=inputs.positions_total,
-                positions_included=inputs.positions_included,
-                backtest=backtest,
-                flags=sorted(set(flags)),
-            )
-        )
+        out.append(assemble_metrics(window, inputs, v, ex_ante_vol, performance, proxied, backtest, flags))
     return out

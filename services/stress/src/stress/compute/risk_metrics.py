@@ -384,9 +384,26 @@ def portfolio_risk(window: MarketWindow, inputs: PortfolioRiskInputs) -> RiskMet
     if performance.risk_free_default:
         flags.append("risk_free_rate_default")
 
+    return assemble_metrics(
+        window, inputs, var, ex_ante_vol, performance, proxied, backtest_block(inputs.history), flags
+    )
+
+
+def assemble_metrics(
+    window: MarketWindow,
+    inputs: PortfolioRiskInputs,
+    var: VarResult,
+    ex_ante_vol: float | None,
+    performance: Performance,
+    proxied: list[dict[str, Any]],
+    backtest: dict[str, Any],
+    flags: list[str],
+) -> RiskMetrics:
+    """The RiskMetrics of one portfolio from its computed parts (the per-portfolio and the batched
+    paths both end here); DV01 is the rate exposure per basis point."""
     rate = inputs.rate_exposure
     return RiskMetrics(
-        equity=equity,
+        equity=inputs.equity,
         window_start=as_date(window.dates[0]) if window.dates.size else None,
         window_end=as_date(window.dates[-1]) if window.dates.size else None,
         var=var,
@@ -398,7 +415,7 @@ def portfolio_risk(window: MarketWindow, inputs: PortfolioRiskInputs) -> RiskMet
         proxied=proxied,
         positions_total=inputs.positions_total,
         positions_included=inputs.positions_included,
-        backtest=backtest_block(inputs.history),
+        backtest=backtest,
         flags=sorted(set(flags)),
     )
 
