@@ -130,13 +130,14 @@ async def report_flow(client: httpx.AsyncClient, headers: dict[str, str], who: s
         pdf_text = "\n".join(p.extract_text() for p in pypdf.PdfReader(io.BytesIO(got["pdf"])).pages)
         for value in (live["equity"], live["exposure"]["gross"], live["exposure"]["net"]):
             assert usd(value) in pdf_text, value
-    # 4. listed newest first, with the daily report made after the run's snapshots (R-AC7; it is built once
-    # the run has finished, so it may take a moment to appear).
+    # 4. listed newest first, with the daily report made after the run's snapshots (R-AC7; it is queued
+    # once the run has finished and built in the background, so it may take a moment to appear and to
+    # finish: wait for a terminal status, not only for the row).
     deadline = loop.time() + 30
     while True:
         listed = await call(client, "GET", "/api/v1/reports", headers, 200, params={"portfolio_id": pid})
         daily = [r for r in listed if r["trigger"] == "batch" and r["as_of_date"] == AS_OF]
-        if daily or loop.time() > deadline:
+        if any(r["status"] in ("completed", "failed") for r in daily) or loop.time() > deadline:
             break
         await asyncio.sleep(1)
     assert len(daily) == 1 and daily[0]["status"] == "completed", listed
