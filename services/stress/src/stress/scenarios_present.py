@@ -94,7 +94,7 @@ class ScenarioPresenter:
 
     @property
     def _top_direct(self) -> list[list[np.ndarray]]:
-        """`top_positions` of every direct P&L row: per scenario, one index array per portfolio."""
+        """The ranked positions of every direct P&L row: per scenario, one index array per portfolio."""
         return self.ranking(self.c.direct).lists()
 
     @property

@@ -267,17 +267,6 @@ def correlated_impact(
     return CorrelatedImpacts(impacts, conditional)
 
 
-def top_positions(pnl: np.ndarray, portfolio_index: np.ndarray, n_portfolios: int, n_top: int) -> list[np.ndarray]:
-    """For one scenario row: per portfolio, the indices of its `n_top` largest |P&L| positions (largest first)."""
-    n = pnl.shape[0]
-    if n == 0:
-        return [np.zeros(0, dtype=np.int64) for _ in range(n_portfolios)]
-    magnitude = np.where(np.isfinite(pnl), np.abs(pnl), -1.0)
-    order = np.lexsort((-magnitude, portfolio_index))
-    starts = np.searchsorted(portfolio_index[order], np.arange(n_portfolios + 1))
-    return [order[starts[p] : min(starts[p] + n_top, starts[p + 1])] for p in range(n_portfolios)]
-
-
 @dataclass(frozen=True)
 class Summary:
     """Across scenarios of one portfolio (over the finite values only)."""
