@@ -32,12 +32,22 @@ from stress.compute.risk_metrics import (
     backtest_block,
     build_window,
     portfolio_risk,
-    suspect_columns,
 )
 from stress.compute.window_returns import WindowReturns
 from stress.risk_service import build_inputs, compute_batch
 
 START = np.datetime64("2025-01-02", "D")
+
+
+# The former per-portfolio check `compute_batch` now makes once per panel column, as the reference.
+def suspect_columns(window: MarketWindow, columns: np.ndarray) -> bool:
+    """True when an observed return of these columns exceeds 50 % in absolute value (§0.4 warning)."""
+    if not columns.size or not window.dates.size:
+        return False
+    observed = window.panel.returns[:, columns]
+    return bool((np.abs(observed) > 0.5).any())
+
+
 NAN = math.nan
 
 

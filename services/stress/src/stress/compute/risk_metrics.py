@@ -225,14 +225,6 @@ def build_window(
     )
 
 
-def suspect_columns(window: MarketWindow, columns: np.ndarray) -> bool:
-    """True when an observed return of these columns exceeds 50 % in absolute value (§0.4 warning)."""
-    if not columns.size or not window.dates.size:
-        return False
-    observed = window.panel.returns[:, columns]
-    return bool((np.abs(observed) > 0.5).any())
-
-
 def as_date(value: np.datetime64 | None) -> date | None:
     """The calendar date of a datetime64 (None for None / NaT)."""
     if value is None or np.isnat(value):
