@@ -770,6 +770,7 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
         )
     )
     steps = [s["job"] for s in runs[0]["steps"]]
+    durations = [{st["job"]: st.get("duration_ms") for st in run["steps"]} for run in runs]
     part.details += [
         f"Book written with COPY by `allinone.bench_universe.generate` ({universe.positions:,} positions, "
         f"{universe.option_contracts:,} option contracts, {universe.price_rows:,} price rows; the demo books are "
@@ -778,23 +779,19 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
         "gateway, the run's job polled every 100 ms until terminal (the run completes when the last portfolio's "
         "snapshot.created is recorded).",
         "",
-        "| Run | Trigger → completed s | " + " | ".join(f"{s} ms" for s in steps) + " |",
-        "|---:|---:|" + "---:|" * len(steps),
+        *_per_run_table(
+            ["Trigger → completed s", *(f"{s} ms" for s in steps)],
+            [[f"{took:.2f}", *(str(ms.get(s)) for s in steps)] for took, ms in zip(elapsed, durations, strict=True)],
+        ),
     ]
-    for i, (took, run) in enumerate(zip(elapsed, runs, strict=True), 1):
-        by_step = {st["job"]: st.get("duration_ms") for st in run["steps"]}
-        part.details.append(f"| {i} | {took:.2f} | " + " | ".join(str(by_step.get(s)) for s in steps) + " |")
     names = list(cpu[0]) if cpu else []
     part.details += [
         "",
         "CPU seconds used during each run (utime + stime from /proc, trigger → completed). On 2 cores a run "
         "cannot finish faster than (all CPU it needs) / 2, however the work overlaps:",
         "",
-        "| Run | " + " | ".join(names) + " |",
-        "|---:|" + "---:|" * len(names),
+        *_per_run_table(names, [[f"{used[n]:.2f}" for n in names] for used in cpu]),
     ]
-    for i, used in enumerate(cpu, 1):
-        part.details.append(f"| {i} | " + " | ".join(f"{used[n]:.2f}" for n in names) + " |")
     apps = sorted({app for used in database_cpu for app in used}, key=lambda a: (a == "other", a))
     part.details += [
         "",
@@ -802,23 +799,27 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
         "their `application_name`, `sigmasight-<service>`; `other` is the benchmark's own connections and "
         "backends that ended before the run did):",
         "",
-        "| Run | " + " | ".join(a.removeprefix("sigmasight-") for a in apps) + " |",
-        "|---:|" + "---:|" * len(apps),
+        *_per_run_table(
+            [a.removeprefix("sigmasight-") for a in apps],
+            [[f"{used.get(a, 0.0):.2f}" for a in apps] for used in database_cpu],
+        ),
     ]
-    for i, used in enumerate(database_cpu, 1):
-        part.details.append(f"| {i} | " + " | ".join(f"{used.get(a, 0.0):.2f}" for a in apps) + " |")
     part.details += [
         "",
         "When each step ran, in seconds after the run was created (first portfolio started → last portfolio "
         "finished, from `marketdata.batch_job_run`); `run` is the run's own completion:",
         "",
-        "| Run | " + " | ".join(steps) + " | run |",
-        "|---:|" + "---:|" * (len(steps) + 1),
+        *_per_run_table(
+            [*steps, "run"],
+            [
+                [
+                    *(f"{t[s][0]:.1f} → {t[s][1]:.1f}" if s in t else "—" for s in steps),
+                    f"{t.get('run', (0.0, math.nan))[1]:.1f}",
+                ]
+                for t in timelines
+            ],
+        ),
     ]
-    for i, timeline in enumerate(timelines, 1):
-        cells = [f"{timeline[s][0]:.1f} → {timeline[s][1]:.1f}" if s in timeline else "—" for s in steps]
-        done = timeline.get("run", (0.0, math.nan))[1]
-        part.details.append(f"| {i} | " + " | ".join(cells) + f" | {done:.1f} |")
     part.details += [
         "",
         "Daily reports (md, json, csv per portfolio; stress builds them once the run is over, §5.2), waited for "
@@ -826,6 +827,12 @@ async def bench_cycle1000(b: Bench, part: PartResult) -> None:
         + "; ".join(f"run {i}: {n:,} reports in {s:.1f} s" for i, (n, s) in enumerate(reports, 1))
         + ".",
     ]
+
+
+def _per_run_table(columns: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table with one numbered line per run (`| Run | columns… |`, right-aligned)."""
+    lines = ["| Run | " + " | ".join(columns) + " |", "|---:|" + "---:|" * len(columns)]
+    return lines + [f"| {i} | " + " | ".join(cells) + " |" for i, cells in enumerate(rows, 1)]
 
 
 async def _database_cpu_by_service(
