@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from common.formatting import stat
+from stress.money_vector import scaled_product
 
 # Relative slack around a half unit: far above the product's rounding error, far below one unit.
 _TIE_TOLERANCE = 1e-9
@@ -24,14 +25,8 @@ _MAX_SCALED = 2.0**52
 
 def stat_values(values: np.ndarray, digits: int = 6) -> list[float | None]:
     """`[stat(v, digits) for v in values]` (None for NaN/inf) for a float array, in C order."""
-    v = np.asarray(values, dtype=np.float64).ravel()
     scale = float(10**digits)  # exact for digits ≤ 22
-    finite = np.isfinite(v)
-    with np.errstate(over="ignore", invalid="ignore"):  # a product overflowing to inf is not exact
-        scaled = np.where(finite, v, 0.0) * scale
-        frac = np.abs(scaled - np.trunc(scaled))
-    size = np.abs(scaled)
-    exact = finite & (size < _MAX_SCALED) & (np.abs(frac - 0.5) > _TIE_TOLERANCE * (1.0 + size))
+    v, _, scaled, exact = scaled_product(values, scale, limit=_MAX_SCALED, tolerance=_TIE_TOLERANCE)
     out: list[float | None] = (np.rint(scaled) / scale).tolist()
     for i in np.flatnonzero(~exact).tolist():
         out[i] = stat(float(v[i]), digits)

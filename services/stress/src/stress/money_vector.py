@@ -38,18 +38,30 @@ _QUOTE, _MINUS, _POINT, _ZERO = (float(ord(c)) for c in '"-.0')
 _FILLER = "\x01"
 
 
+def scaled_product(
+    values: np.ndarray, scale: float, *, limit: float, tolerance: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(values, finite, values × scale, exact) for a float array (flattened, C order). `exact` marks
+    where rounding the binary product half-even gives the same whole number as the exact decimal
+    rounding: the value is finite, the product below `limit` (whole numbers still exact) and farther
+    than `tolerance` (relative) from a half unit. Elsewhere the callers use the scalar function."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    finite = np.isfinite(v)
+    with np.errstate(over="ignore", invalid="ignore"):  # a product overflowing to inf is not exact
+        scaled = np.where(finite, v, 0.0) * scale
+        frac = np.abs(scaled - np.trunc(scaled))
+    size = np.abs(scaled)
+    exact = finite & (size < limit) & (np.abs(frac - 0.5) > tolerance * (1.0 + size))
+    return v, finite, scaled, exact
+
+
 class _Cents:
     """Exact whole cents (as floats) of a float array wherever `exact` (0 elsewhere)."""
 
     def __init__(self, values: np.ndarray) -> None:
-        v = np.asarray(values, dtype=np.float64).ravel()
-        self.values = v
-        self.finite = np.isfinite(v)
-        with np.errstate(over="ignore", invalid="ignore"):  # beyond ~1e306 the product is inf: not exact
-            scaled = np.where(self.finite, v, 0.0) * 100.0
-            frac = np.abs(scaled - np.trunc(scaled))
-        size = np.abs(scaled)
-        self.exact = self.finite & (size < _MAX_CENTS) & (np.abs(frac - 0.5) > _TIE_TOLERANCE * (1.0 + size))
+        self.values, self.finite, scaled, self.exact = scaled_product(
+            values, 100.0, limit=_MAX_CENTS, tolerance=_TIE_TOLERANCE
+        )
         self.cents = np.where(self.exact, np.rint(scaled), 0.0)
         # Digits of the largest whole-dollar part (at least the units digit).
         self.n_digits = max(1, len(str(int(np.abs(self.cents).max(initial=0.0)) // 100)))
