@@ -182,6 +182,14 @@ class RiskMetrics:
         return self.var.parametric.get(alpha)
 
 
+def simple_returns(closes: np.ndarray) -> np.ndarray:
+    """Close-to-close returns of consecutive days, NaN where either close is missing (§0.4)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = closes[1:] / closes[:-1] - 1.0
+    returns[~np.isfinite(returns)] = np.nan
+    return returns
+
+
 def build_window(
     days: np.ndarray,
     closes: np.ndarray,
@@ -209,9 +217,7 @@ def build_window(
             rf_dates=rf_dates,
             rf_values=rf_values,
         )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = closes[1:] / closes[:-1] - 1.0
-    returns[~np.isfinite(returns)] = np.nan
+    returns = simple_returns(closes)
     market = returns[:, market_column]
     rows = np.flatnonzero(np.isfinite(market))[-window:]
     return MarketWindow(

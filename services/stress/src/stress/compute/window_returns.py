@@ -14,16 +14,8 @@ import threading
 
 import numpy as np
 
-from stress.compute.risk_metrics import MarketWindow
+from stress.compute.risk_metrics import MarketWindow, simple_returns
 from stress.compute.var import VAR_WINDOW, fill_panel, window_betas
-
-
-def _simple_returns(closes: np.ndarray) -> np.ndarray:
-    """Close-to-close returns of consecutive days, NaN where either close is missing (§0.4)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        returns = closes[1:] / closes[:-1] - 1.0
-    returns[~np.isfinite(returns)] = np.nan
-    return returns
 
 
 class WindowReturns:
@@ -33,7 +25,7 @@ class WindowReturns:
         if days.size < 2:
             raise ValueError("a VaR window needs at least two days of closes")
         self.days = days
-        market = _simple_returns(market_closes)
+        market = simple_returns(market_closes)
         self.rows = np.flatnonzero(np.isfinite(market))[-window:]
         self.dates = days[1:][self.rows]
         self.base_date = days[self.rows[0]] if self.rows.size else None
@@ -45,7 +37,7 @@ class WindowReturns:
 
     def _add(self, symbols: list[str], closes: np.ndarray) -> None:
         """Append the window returns and OLS betas of new symbols (closes: days × symbols)."""
-        returns = np.ascontiguousarray(_simple_returns(closes)[self.rows])
+        returns = np.ascontiguousarray(simple_returns(closes)[self.rows])
         # numpy sums a one-column matrix down its column pairwise but a wider one row by row, as
         # build_window's panel is summed: a lone new symbol is computed beside a copy of itself.
         wide = returns if len(symbols) > 1 else np.column_stack((returns, returns))
