@@ -20,16 +20,14 @@ Underlyings whose sample is the whole factor sample share one X'X (the common ca
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
+
+from factors.student_t import t_and_p  # re-exported: callers and tests use compute.t_and_p
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -342,80 +340,6 @@ def build_factor_model(
 # ---------------------------------------------------------------------------------------------
 
 
-_POOL: ThreadPoolExecutor | None = None
-_PARALLEL_MIN = 40_000
-_TABLE_MIN = 4_000
-_TABLE_STEP, _TABLE_MAX = 0.01, 40.0
-
-
-@functools.lru_cache(maxsize=32)
-def _log_sf2_table(df: float) -> tuple[F64, F64]:
-    """log(2·P(T_df > x)) and its derivative on a grid of x (step 0.01 up to 40) for one df."""
-    x = np.arange(0.0, _TABLE_MAX + 2 * _TABLE_STEP, _TABLE_STEP)
-    tail = special.stdtr(df, -x)
-    log_pdf = (
-        special.gammaln((df + 1.0) / 2.0)
-        - special.gammaln(df / 2.0)
-        - 0.5 * np.log(df * np.pi)
-        - (df + 1.0) / 2.0 * np.log1p(x * x / df)
-    )
-    return np.log(2.0 * tail), -np.exp(log_pdf - np.log(tail))
-
-
-def _sf2_from_table(df: float, a: F64) -> F64:
-    """Cubic Hermite interpolation of log p on the exact table (relative error < 1e-10; 0 ≤ a ≤ 40)."""
-    y, dy = _log_sf2_table(df)
-    pos = a / _TABLE_STEP
-    i = np.minimum(pos.astype(np.int64), y.size - 2)
-    u = pos - i
-    u2 = u * u
-    u3 = u2 * u
-    h = _TABLE_STEP
-    f = (
-        (2 * u3 - 3 * u2 + 1) * y[i]
-        + (u3 - 2 * u2 + u) * h * dy[i]
-        + (3 * u2 - 2 * u3) * y[i + 1]
-        + (u3 - u2) * h * dy[i + 1]
-    )
-    out: F64 = np.exp(f)
-    return out
-
-
-def _student_sf2(df: F64, t: F64) -> F64:
-    """2·P(T_df > |t|): scipy's stdtr, or an exact-table interpolation when one df serves a big batch
-    (the shared-sample case); big mixed batches run in parallel chunks (the ufunc releases the GIL)."""
-    global _POOL
-    a = np.abs(t)
-    df_b = np.broadcast_to(df, a.shape)
-    if a.size >= _TABLE_MIN:
-        d0 = float(df_b.flat[0])
-        if d0 > 0 and np.all(df_b == d0):
-            inside = a <= _TABLE_MAX
-            out_t = np.full(a.shape, np.nan)
-            out_t[inside] = _sf2_from_table(d0, a[inside])
-            outside = np.isfinite(a) & ~inside
-            if outside.any():
-                out_t[outside] = 2.0 * special.stdtr(d0, -a[outside])
-            return out_t
-    workers = min(os.cpu_count() or 1, 8)
-    if a.size < _PARALLEL_MIN or workers < 2:
-        out: F64 = 2.0 * special.stdtr(df_b, -a)
-        return out
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="factors-stdtr")
-    flat_t = -a.reshape(-1)
-    flat_df = np.ascontiguousarray(df_b).reshape(-1)
-    result = np.empty_like(flat_t)
-    bounds = np.linspace(0, flat_t.size, workers + 1).astype(int)
-
-    def chunk(i: int) -> None:
-        lo, hi = bounds[i], bounds[i + 1]
-        special.stdtr(flat_df[lo:hi], flat_t[lo:hi], out=result[lo:hi])
-
-    list(_POOL.map(chunk, range(workers)))
-    return 2.0 * result.reshape(a.shape)
-
-
 # OpenBLAS runs a gemm on one thread only when m·n·k ≤ 65536·4. The products here are skinny (N
 # symbols × ~250 days × ≤ 64) and fast, so its threads buy little, and on a shared 2-core host a
 # threaded gemm stalls on a descheduled worker for a timeslice (measured 2–3× slower regressions
@@ -435,13 +359,6 @@ def serial_matmul(a: F64, b: F64) -> F64:
     for start in range(0, m, rows):
         np.matmul(a[start : start + rows], b, out=out[start : start + rows])
     return out
-
-
-def t_and_p(params: F64, bse: F64, df: F64) -> tuple[F64, F64]:
-    """t = β / SE and the two-sided Student-t p-value on `df` degrees of freedom (NaN when SE = 0)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t = np.where(bse > 0, params / bse, np.nan)
-    return t, _student_sf2(df, t)
 
 
 def _small_inv(a: F64) -> F64:
@@ -491,12 +408,21 @@ class FitResult:
         return out
 
 
-def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> FitResult:
-    """OLS with intercept from centred moments.
+@dataclass(frozen=True)
+class SlopeFit:
+    """The slopes of a batch of OLS-with-intercept fits, without the intercept's estimate and SE."""
 
-    cxx (G, …, q, q) with G = 1 (one design shared by every regression) or the batch size; cxy
-    (N, …, q); cyy, n, ybar (N, …); xbar the regressor means in original units (broadcastable to cxy).
-    """
+    inv: F64  # (G, …, q, q) inverse of the centred cross-products
+    beta: F64  # (..., q)
+    bse: F64
+    rsquared: F64  # (...)
+    rsquared_adj: F64
+    ssr: F64
+    df_resid: F64
+
+
+def _ols_slopes(cxx: F64, cxy: F64, cyy: F64, n: F64) -> SlopeFit:
+    """Slopes, their SEs and R² of OLS with intercept, from centred moments (shapes as _ols_moments)."""
     inv = _small_inv(cxx)
     q = cxx.shape[-1]
     if q == 1:
@@ -516,16 +442,27 @@ def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> 
     ssr = np.maximum(cyy - np.einsum("...i,...i->...", beta, cxy), 0.0)
     df = n - (q + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        s2 = ssr / df
-        var_b = s2[..., None] * np.diagonal(inv, axis1=-2, axis2=-1)
-        quad = np.einsum("...i,...ij,...j->...", xbar, inv, xbar)
-        var_a = s2 * (1.0 / n + quad)
-        alpha = ybar - np.einsum("...i,...i->...", beta, xbar)
-        params = np.concatenate([alpha[..., None], beta], axis=-1)
-        bse = np.sqrt(np.concatenate([var_a[..., None], var_b], axis=-1))
+        bse = np.sqrt((ssr / df)[..., None] * np.diagonal(inv, axis1=-2, axis2=-1))
         r2 = 1.0 - ssr / cyy
         r2adj = 1.0 - (1.0 - r2) * (n - 1.0) / df
-    return FitResult(params, bse, r2, r2adj, ssr, df, np.broadcast_to(n, ssr.shape).astype(np.float64))
+    return SlopeFit(inv, beta, bse, r2, r2adj, ssr, df)
+
+
+def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> FitResult:
+    """OLS with intercept from centred moments.
+
+    cxx (G, …, q, q) with G = 1 (one design shared by every regression) or the batch size; cxy
+    (N, …, q); cyy, n, ybar (N, …); xbar the regressor means in original units (broadcastable to cxy).
+    """
+    s = _ols_slopes(cxx, cxy, cyy, n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        quad = np.einsum("...i,...ij,...j->...", xbar, s.inv, xbar)
+        var_a = s.ssr / s.df_resid * (1.0 / n + quad)
+        alpha = ybar - np.einsum("...i,...i->...", s.beta, xbar)
+        params = np.concatenate([alpha[..., None], s.beta], axis=-1)
+        bse = np.concatenate([np.sqrt(var_a)[..., None], s.bse], axis=-1)
+    nobs = np.broadcast_to(n, s.ssr.shape).astype(np.float64)
+    return FitResult(params, bse, s.rsquared, s.rsquared_adj, s.ssr, s.df_resid, nobs)
 
 
 @dataclass(frozen=True)
@@ -545,13 +482,47 @@ class _Moments:
         return cxx, self.cxy[:, idx], self.xbar[:, idx]
 
 
-def _y_moments(ys: F64) -> tuple[I64, F64, F64, npt.NDArray[np.bool_], F64]:
-    """(n, Σy, Σy², finite mask, ys with NaN → 0 in place) of the sample rows of N series."""
-    fin = np.isfinite(ys)
-    n = np.count_nonzero(fin, axis=0).astype(np.int64)
-    if not fin.all():
-        ys[~fin] = 0.0
-    return n, ys.sum(axis=0), np.einsum("tn,tn->n", ys, ys), fin, ys
+@dataclass(frozen=True)
+class _YMoments:
+    """Sample moments of N return series; `ys` holds the sample rows with every missing value set to 0."""
+
+    n: I64  # (N,) finite rows
+    sum_y: F64
+    syy: F64
+    ys: F64  # (T, N)
+    gappy: I64  # sorted columns with at least one missing row (usually a few per cent)
+    gappy_finite: B  # (T, gappy.size) their finite rows
+
+    def finite(self, cols: I64) -> B:
+        """Finite-row mask (T, cols.size) of `cols`, all of them gappy columns."""
+        return self.gappy_finite[:, np.searchsorted(self.gappy, cols)]
+
+    def finite_all(self) -> B:
+        """Finite-row mask (T, N) of every column."""
+        fin = np.ones(self.ys.shape, dtype=bool)
+        fin[:, self.gappy] = self.gappy_finite
+        return fin
+
+
+def _y_moments(ys: F64) -> _YMoments:
+    """Moments of the sample rows `ys` (T, N) of N series, zeroing their missing values in place.
+
+    A column's plain sum is non-finite exactly when it has a missing (NaN/inf) row, so one sum over
+    all columns finds the gappy few and only those are masked and summed again (column by column
+    in the same order, so the sums are bitwise those of a masked pass over everything).
+    """
+    sum_y = ys.sum(axis=0)
+    gappy = np.flatnonzero(~np.isfinite(sum_y))
+    n = np.full(ys.shape[1], ys.shape[0], dtype=np.int64)
+    gappy_finite = np.ones((ys.shape[0], 0), dtype=bool)
+    if gappy.size:
+        sub = ys[:, gappy]
+        gappy_finite = np.isfinite(sub)
+        sub[~gappy_finite] = 0.0
+        ys[:, gappy] = sub
+        n[gappy] = np.count_nonzero(gappy_finite, axis=0)
+        sum_y[gappy] = sub.sum(axis=0)
+    return _YMoments(n, sum_y, np.einsum("tn,tn->n", ys, ys), ys, gappy, gappy_finite)
 
 
 def _group_moments(xcs: F64, mu: F64, n: F64, sum_y: F64, syy: F64, sxy: F64, weights: F64 | None) -> _Moments:
@@ -588,9 +559,9 @@ def batched_ols(x: F64, y: F64, mask: B | None = None) -> FitResult:
     xs = x[rows]
     mu = xs.mean(axis=0)
     xcs = xs - mu
-    n, sum_y, syy, fin, ys = _y_moments(y[rows].copy())
-    sxy = serial_matmul(ys.T, xcs)
-    m = _group_moments(xcs, mu, n.astype(np.float64), sum_y, syy, sxy, fin.astype(np.float64))
+    ym = _y_moments(y[rows].copy())
+    sxy = serial_matmul(ym.ys.T, xcs)
+    m = _group_moments(xcs, mu, ym.n.astype(np.float64), ym.sum_y, ym.syy, sxy, ym.finite_all().astype(np.float64))
     return _ols_moments(m.cxx, m.cxy, m.xbar, m.cyy, m.n, m.ybar).with_pvalues()
 
 
@@ -733,22 +704,27 @@ def _fit_group(
     c0 = np.array([0])
     mf = _ols_moments(*m.take(c0), m.cyy, m.n, m.ybar)
     npair = pair_idx.shape[0]
-    pf = _ols_moments(
-        *m.take(pair_idx),
-        np.broadcast_to(m.cyy[:, None], (g, npair)),
-        np.broadcast_to(m.n[:, None], (g, npair)),
-        np.broadcast_to(m.ybar[:, None], (g, npair)),
-    )
+    pcxx, pcxy, pxbar = m.take(pair_idx)
+    pair_cyy, pair_n = np.broadcast_to(m.cyy[:, None], (g, npair)), np.broadcast_to(m.n[:, None], (g, npair))
+    # The pair and joint intercepts are never stored: only their slopes are fitted (full fits for tests).
+    pf = _ols_slopes(pcxx, pcxy, pair_cyy, pair_n)
     jcxx, jcxy, jxbar = m.take(joint_idx)
-    jf = _ols_moments(jcxx, jcxy, jxbar, m.cyy, m.n, m.ybar)
+    jf = _ols_slopes(jcxx, jcxy, m.cyy, m.n)
     if keep is not None:
-        keep.extend((mf.with_pvalues(), pf.with_pvalues(), jf.with_pvalues()))
+        pair_ybar = np.broadcast_to(m.ybar[:, None], (g, npair))
+        keep.extend(
+            (
+                mf.with_pvalues(),
+                _ols_moments(pcxx, pcxy, pxbar, pair_cyy, pair_n, pair_ybar).with_pvalues(),
+                _ols_moments(jcxx, jcxy, jxbar, m.cyy, m.n, m.ybar).with_pvalues(),
+            )
+        )
 
     # Stored columns: market slope of the univariate fit, the f_k coefficient of each pair fit.
-    b = np.column_stack([mf.params[:, 1], pf.params[:, :, 2]])
-    s = np.column_stack([mf.bse[:, 1], pf.bse[:, :, 2]])
+    b = np.column_stack([mf.params[:, 1], pf.beta[:, :, 1]])
+    s = np.column_stack([mf.bse[:, 1], pf.bse[:, :, 1]])
     market_t, market_p = t_and_p(mf.params[:, 1], mf.bse[:, 1], mf.df_resid)
-    pair_t, pair_p = t_and_p(pf.params[:, :, 2], pf.bse[:, :, 2], pf.df_resid)
+    pair_t, pair_p = t_and_p(pf.beta[:, :, 1], pf.bse[:, :, 1], pf.df_resid)
     slopes_t = np.column_stack([market_t, pair_t])
     slopes_p = np.column_stack([market_p, pair_p])
     _, alpha_p = t_and_p(mf.params[:, 0], mf.bse[:, 0], mf.df_resid)
@@ -765,7 +741,7 @@ def _fit_group(
         vif = np.broadcast_to(vif, (g, joint_idx.size)).copy()
         cond = np.broadcast_to(cond, (g,)).copy()
     joint_deg = deg[:, joint_idx].any(axis=1)
-    jb, jse, r2j = jf.params[:, 1:].copy(), jf.bse[:, 1:].copy(), jf.rsquared.copy()
+    jb, jse, r2j = jf.beta.copy(), jf.bse.copy(), jf.rsquared.copy()
     for arr2 in (vif, jb, jse):
         arr2[joint_deg] = np.nan
     cond[joint_deg] = np.nan
@@ -824,7 +800,8 @@ def regress_underlyings(
     n_sample = sample_rows.size
     mu = model.means
     xcs = model.design[sample_rows] - mu
-    n, sum_y, syy, fin, ys = _y_moments(y[sample_rows])
+    ym = _y_moments(y[sample_rows])
+    n, sum_y, syy, ys = ym.n, ym.sum_y, ym.syy, ym.ys
     sxy = serial_matmul(ys.T, xcs)
     # §0.4 suspect data: a single-day |r| > 0.5 (only possible where Σr² ≥ 0.25; checked there only).
     suspect = np.zeros(nb, dtype=bool)
@@ -836,7 +813,7 @@ def regress_underlyings(
     partial = np.flatnonzero(regress & (n < n_sample))
     nf = n.astype(np.float64)
     fits: list[tuple[I64, list[FitResult]]] = []
-    for group, weights in ((full, None), (partial, fin[:, partial].astype(np.float64))):
+    for group, weights in ((full, None), (partial, ym.finite(partial).astype(np.float64))):
         if group.size == 0:
             continue
         m = _group_moments(xcs, mu, nf[group], sum_y[group], syy[group], sxy[group], weights)
@@ -857,7 +834,7 @@ def regress_underlyings(
     other = np.flatnonzero((n > 0) & (n < n_sample))
     if other.size:
         rows_col = sample_rows[:, None]
-        sub = fin[:, other]
+        sub = ym.finite(other)
         first[other] = np.where(sub, rows_col, np.iinfo(np.int64).max).min(axis=0)
         last[other] = np.where(sub, rows_col, -1).max(axis=0)
     quality = np.where(n >= full_obs, QUALITY_FULL, np.where(n >= min_obs, QUALITY_LIMITED, QUALITY_INSUFFICIENT))
