@@ -50,6 +50,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from rich.console import Console
 
+from allinone import bench_calibration
 from allinone.bench_env import (
     ADMIN_EMAIL,
     DEMO_PASSWORD,
@@ -1175,6 +1176,7 @@ def render(
         f"| Load generator | {machine['wrk'] if b.tool == 'wrk' else 'Python aiohttp generator (wrk not installed)'} |",
         f"| Load average (1 / 5 / 15 min) before | {_fmt_load(load_before)} |",
         f"| Load average (1 / 5 / 15 min) after | {_fmt_load(load_after)} |",
+        *_calibration_rows(machine),
         f"| Parts run | {', '.join(r.name for r in results)} ({total_seconds:.0f} s in total) |",
         "",
         "## Summary",
@@ -1241,10 +1243,26 @@ def render(
 # --- driver ---------------------------------------------------------------------------------------
 
 
+def _calibration_rows(machine: dict[str, Any]) -> list[str]:
+    """The machine's speed on fixed reference workloads and the hypervisor's steal during the run."""
+    cal = machine.get("calibration")
+    if cal is None:
+        return []
+    steal = machine.get("steal_percent")
+    return [
+        f"| Reference speed (best of 5, before the parts; `bench_calibration.py`) | plain Python loop "
+        f"{cal.python_mops:.1f} M iterations/s; float64 600×600 matrix product {cal.matmul_gflops:.1f} GFLOP/s |",
+        f"| CPU steal while the parts ran (time the hypervisor gave to other guests) | "
+        f"{'unknown' if steal is None else f'{steal:.1f} %'} |",
+    ]
+
+
 async def run(opts: Options) -> int:
     started_at = datetime.now(UTC)
     clock = time.perf_counter()
     machine = machine_info()
+    calibration = bench_calibration.measure()
+    steal_before = bench_calibration.steal_ticks()
     load_before = _loadavg()
     say(
         f"bench: parts {', '.join(opts.parts)}; {machine['cores']} cores; load {_fmt_load(load_before)}; "
@@ -1277,6 +1295,8 @@ async def run(opts: Options) -> int:
         await b.close()
     total = time.perf_counter() - clock
     load_after = _loadavg()
+    machine["calibration"] = calibration
+    machine["steal_percent"] = bench_calibration.steal_percent(steal_before, bench_calibration.steal_ticks())
     report = render(opts, b, results, machine, started_at, total, load_before, load_after)
     if opts.output is not None:
         opts.output.parent.mkdir(parents=True, exist_ok=True)
