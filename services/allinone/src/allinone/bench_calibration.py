@@ -10,10 +10,12 @@ see how much of a difference in the results is the machine.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from allinone.bench_load import machine_ticks
 
 _LOOP_ITERATIONS = 2_000_000
 _GEMM_N = 600  # 2·600³ flops, single BLAS call
@@ -25,11 +27,11 @@ class Calibration:
     matmul_gflops: float  # float64 matrix product, numpy's BLAS with its default threads
 
 
-def _best(fn: object, repeats: int = 5) -> float:
+def _best(fn: Callable[[], object], repeats: int = 5) -> float:
     best = float("inf")
     for _ in range(repeats):
         started = time.perf_counter()
-        fn()  # type: ignore[operator]
+        fn()
         best = min(best, time.perf_counter() - started)
     return best
 
@@ -51,12 +53,9 @@ def measure() -> Calibration:
 
 
 def steal_ticks() -> tuple[int, int]:
-    """(steal, total) clock ticks of the whole machine since boot, from /proc/stat ((0, 0) if unreadable)."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
-    except (OSError, IndexError, ValueError):
-        return (0, 0)
-    return fields[7], sum(fields)
+    """(steal, total) clock ticks of the whole machine since boot ((0, 0) if /proc/stat is unreadable)."""
+    ticks = machine_ticks()
+    return (ticks[7], sum(ticks)) if len(ticks) == 8 else (0, 0)
 
 
 def steal_percent(before: tuple[int, int], after: tuple[int, int]) -> float | None:

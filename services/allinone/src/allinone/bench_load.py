@@ -265,13 +265,21 @@ def machine_busy_seconds() -> float:
     return _machine_cpu()[0]
 
 
-def _machine_cpu() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+def machine_ticks() -> list[int]:
+    """The whole machine's clock ticks since boot from /proc/stat, in its order: user, nice, system,
+    idle, iowait, irq, softirq, steal ([] when unreadable)."""
     try:
         first = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
+        return [int(v) for v in first[:8]]
+    except (OSError, IndexError, ValueError):
+        return []
+
+
+def _machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    ticks = machine_ticks()
+    if not ticks:
         return (0.0, 0.0)
-    ticks = [int(v) for v in first[:8]]
     idle = ticks[3] + ticks[4]  # idle + iowait
     total = sum(ticks)
     return ((total - idle) / _clock_ticks(), total / _clock_ticks())
