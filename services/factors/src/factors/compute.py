@@ -448,13 +448,8 @@ def _ols_slopes(cxx: F64, cxy: F64, cyy: F64, n: F64) -> SlopeFit:
     return SlopeFit(inv, beta, bse, r2, r2adj, ssr, df)
 
 
-def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> FitResult:
-    """OLS with intercept from centred moments.
-
-    cxx (G, …, q, q) with G = 1 (one design shared by every regression) or the batch size; cxy
-    (N, …, q); cyy, n, ybar (N, …); xbar the regressor means in original units (broadcastable to cxy).
-    """
-    s = _ols_slopes(cxx, cxy, cyy, n)
+def _with_intercept(s: SlopeFit, xbar: F64, n: F64, ybar: F64) -> FitResult:
+    """The full fit: the intercept and its SE (from the regressor means) in front of the slopes."""
     with np.errstate(invalid="ignore", divide="ignore"):
         quad = np.einsum("...i,...ij,...j->...", xbar, s.inv, xbar)
         var_a = s.ssr / s.df_resid * (1.0 / n + quad)
@@ -463,6 +458,15 @@ def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> 
         bse = np.concatenate([np.sqrt(var_a)[..., None], s.bse], axis=-1)
     nobs = np.broadcast_to(n, s.ssr.shape).astype(np.float64)
     return FitResult(params, bse, s.rsquared, s.rsquared_adj, s.ssr, s.df_resid, nobs)
+
+
+def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> FitResult:
+    """OLS with intercept from centred moments.
+
+    cxx (G, …, q, q) with G = 1 (one design shared by every regression) or the batch size; cxy
+    (N, …, q); cyy, n, ybar (N, …); xbar the regressor means in original units (broadcastable to cxy).
+    """
+    return _with_intercept(_ols_slopes(cxx, cxy, cyy, n), xbar, n, ybar)
 
 
 @dataclass(frozen=True)
@@ -706,19 +710,16 @@ def _fit_group(
     npair = pair_idx.shape[0]
     pcxx, pcxy, pxbar = m.take(pair_idx)
     pair_cyy, pair_n = np.broadcast_to(m.cyy[:, None], (g, npair)), np.broadcast_to(m.n[:, None], (g, npair))
-    # The pair and joint intercepts are never stored: only their slopes are fitted (full fits for tests).
+    # The pair and joint intercepts are never stored: only their slopes are fitted (the intercepts are
+    # added for the tests' full fits).
     pf = _ols_slopes(pcxx, pcxy, pair_cyy, pair_n)
     jcxx, jcxy, jxbar = m.take(joint_idx)
     jf = _ols_slopes(jcxx, jcxy, m.cyy, m.n)
     if keep is not None:
         pair_ybar = np.broadcast_to(m.ybar[:, None], (g, npair))
-        keep.extend(
-            (
-                mf.with_pvalues(),
-                _ols_moments(pcxx, pcxy, pxbar, pair_cyy, pair_n, pair_ybar).with_pvalues(),
-                _ols_moments(jcxx, jcxy, jxbar, m.cyy, m.n, m.ybar).with_pvalues(),
-            )
-        )
+        pair_full = _with_intercept(pf, pxbar, pair_n, pair_ybar)
+        joint_full = _with_intercept(jf, jxbar, m.n, m.ybar)
+        keep.extend((mf.with_pvalues(), pair_full.with_pvalues(), joint_full.with_pvalues()))
 
     # Stored columns: market slope of the univariate fit, the f_k coefficient of each pair fit.
     b = np.column_stack([mf.params[:, 1], pf.beta[:, :, 1]])
