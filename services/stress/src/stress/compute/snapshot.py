@@ -222,6 +222,21 @@ def closed_day_pnl(closed: ClosedPositions) -> FloatArray:
     return np.round(np.where(closed.opened_after_prev, from_entry, from_prev))
 
 
+def cash_notes(cash_cents: float | None) -> tuple[float, bool, list[str], list[str]]:
+    """(cash, cash_unknown, missing, flags) of a portfolio: unknown cash counts as 0 and is both a
+    missing input and a flag (§9). The lists are the start of the snapshot's missing and flags."""
+    if cash_cents is None:
+        return 0.0, True, ["cash_unknown"], ["cash_unknown"]
+    return float(cash_cents), False, [], []
+
+
+def leverage(equity: float, gross_exposure: float, net_exposure: float) -> tuple[float | None, float | None]:
+    """(gross, net) leverage: exposure / equity, undefined (None) when equity ≤ 0 (flag equity_undefined)."""
+    if equity > 0:
+        return gross_exposure / equity, net_exposure / equity
+    return None, None
+
+
 def _sum(values: FloatArray, mask: np.ndarray | None = None) -> float:
     chosen = values if mask is None else values[mask]
     return float(np.nansum(chosen))
@@ -229,13 +244,7 @@ def _sum(values: FloatArray, mask: np.ndarray | None = None) -> float:
 
 def build_snapshot(held: HeldPositions, closed: ClosedPositions, cash_cents: float | None) -> SnapshotFigures:
     """Aggregate t0's positions into the snapshot figures (pure; no per-position Python loop)."""
-    missing: list[str] = []
-    flags: list[str] = []
-    cash_unknown = cash_cents is None
-    cash = 0.0 if cash_cents is None else float(cash_cents)
-    if cash_unknown:
-        missing.append("cash_unknown")
-        flags.append("cash_unknown")
+    cash, cash_unknown, missing, flags = cash_notes(cash_cents)
 
     mv = held.market_value
     priced = ~np.isnan(mv)
@@ -256,11 +265,8 @@ def build_snapshot(held: HeldPositions, closed: ClosedPositions, cash_cents: flo
     unrealized = _sum(held.unrealized_pnl, priced)
 
     equity = cash + net_mv
-    if equity > 0:
-        gross_leverage: float | None = gross_exposure / equity
-        net_leverage: float | None = net_exposure / equity
-    else:
-        gross_leverage = net_leverage = None
+    gross_leverage, net_leverage = leverage(equity, gross_exposure, net_exposure)
+    if gross_leverage is None:
         flags.append("equity_undefined")
 
     # Daily P&L (§1.3, §9): held positions plus positions closed on t0 (realised), never a difference of exposures.

@@ -22,7 +22,9 @@ from stress.compute.snapshot import (
     ClosedPositions,
     HeldPositions,
     SnapshotFigures,
+    cash_notes,
     closed_day_pnl,
+    leverage,
 )
 
 
@@ -90,22 +92,13 @@ def build_snapshots(
 
     out = []
     for j, cash_cents_j in enumerate(cash_cents):
-        missing: list[str] = []
-        flags: list[str] = []
-        cash_unknown = cash_cents_j is None
-        cash = 0.0 if cash_cents_j is None else float(cash_cents_j)
-        if cash_unknown:
-            missing.append("cash_unknown")
-            flags.append("cash_unknown")
+        cash, cash_unknown, missing, flags = cash_notes(cash_cents_j)
         net_mv, gross_mv = long_mv[j] + short_mv[j], long_mv[j] - short_mv[j]
         net_exposure = long_exposure[j] + short_exposure[j]
         gross_exposure = long_exposure[j] - short_exposure[j]
         equity = cash + net_mv
-        gross_leverage: float | None = None
-        net_leverage: float | None = None
-        if equity > 0:
-            gross_leverage, net_leverage = gross_exposure / equity, net_exposure / equity
-        else:
+        gross_leverage, net_leverage = leverage(equity, gross_exposure, net_exposure)
+        if gross_leverage is None:
             flags.append("equity_undefined")
         options_j, with_greeks_j = n_options[j], n_with_greeks[j]
         greeks: list[float | None] = [s[j] for s in greek_sums]
