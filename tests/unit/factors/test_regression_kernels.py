@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from factors import compute, student_t
+from factors import compute, ols, student_t
 
 
 def _masked_moments(ys: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -34,7 +34,7 @@ def test_y_moments_equal_a_masked_pass_over_every_column(gappy_share: float) -> 
         ys[3, np.flatnonzero(gappy)[-1]] = np.inf  # an infinite value counts as missing
     n, sum_y, syy, fin, clean = _masked_moments(ys)
 
-    ym = compute._y_moments(ys.copy())
+    ym = ols.y_moments(ys.copy())
 
     np.testing.assert_array_equal(ym.n, n)
     np.testing.assert_array_equal(ym.finite_all(), fin)
@@ -48,7 +48,7 @@ def test_y_moments_equal_a_masked_pass_over_every_column(gappy_share: float) -> 
 
 def test_y_moments_of_complete_series_have_no_gappy_columns() -> None:
     ys = np.random.default_rng(3).standard_normal((60, 9))
-    ym = compute._y_moments(ys.copy())
+    ym = ols.y_moments(ys.copy())
     assert ym.gappy.size == 0 and ym.gappy_finite.shape == (60, 0)
     assert (ym.n == 60).all()
     np.testing.assert_array_equal(ym.sum_y, ys.sum(axis=0))

@@ -13,8 +13,8 @@
   is the univariate OLS slope, each other beta the coefficient on f_k in OLS on [1, r_M, f_k], plus
   the joint diagnostic fit on [1, r_M, styles] (VIF, standardised condition number).
 
-The batched OLS works on centred cross-products: X'X and X'y of every underlying are stacked
-(masked by its validity) and the small (k×k) systems are inverted as one (N, k, k) batch.
+The batched OLS (factors.ols) works on centred cross-products: X'X and X'y of every underlying are
+stacked (masked by its validity) and the small (k×k) systems are inverted as one (N, k, k) batch.
 Underlyings whose sample is the whole factor sample share one X'X (the common case).
 """
 
@@ -27,6 +27,17 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 
+from factors.ols import (  # FitResult and safe_inv are also used as compute.* by callers and tests
+    FitResult,
+    Moments,
+    group_moments,
+    pair_fits,
+    pair_slopes,
+    safe_inv,
+    serial_matmul,
+    y_moments,
+)
+from factors.ols import batched_ols as batched_ols  # re-exported: the tests' worked examples use compute.*
 from factors.student_t import t_and_p  # re-exported: callers and tests use compute.t_and_p
 
 F64 = npt.NDArray[np.float64]
@@ -92,15 +103,6 @@ def yield_changes(levels: F64) -> F64:
 # ---------------------------------------------------------------------------------------------
 # Matrices (§7.1)
 # ---------------------------------------------------------------------------------------------
-
-
-def safe_inv(a: F64) -> F64:
-    """Inverse of a (batch of) square matrices; the pseudo-inverse when one of them is singular."""
-    try:
-        out: F64 = np.linalg.inv(a).astype(np.float64, copy=False)
-    except np.linalg.LinAlgError:
-        out = np.linalg.pinv(a).astype(np.float64, copy=False)
-    return out
 
 
 @dataclass(frozen=True)
@@ -335,240 +337,6 @@ def build_factor_model(
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Batched OLS on centred moments
-# ---------------------------------------------------------------------------------------------
-
-
-# OpenBLAS runs a gemm on one thread only when m·n·k ≤ 65536·4. The products here are skinny (N
-# symbols × ~250 days × ≤ 64) and fast, so its threads buy little, and on a shared 2-core host a
-# threaded gemm stalls on a descheduled worker for a timeslice (measured 2–3× slower regressions
-# under load). Splitting the rows keeps every call single-threaded at no cost in flops.
-_SERIAL_GEMM_WORK = 65_536 * 4
-
-
-def serial_matmul(a: F64, b: F64) -> F64:
-    """a @ b for 2-D a (m, k) and b (k, n), computed in row blocks that OpenBLAS runs single-threaded."""
-    m, k = a.shape
-    n = b.shape[1]
-    rows = max(1, _SERIAL_GEMM_WORK // max(1, k * n))
-    if m <= rows:
-        out: F64 = a @ b
-        return out
-    out = np.empty((m, n), dtype=np.result_type(a, b))
-    for start in range(0, m, rows):
-        np.matmul(a[start : start + rows], b, out=out[start : start + rows])
-    return out
-
-
-def _small_inv(a: F64) -> F64:
-    """Inverse of a batch of q×q matrices: closed form for q ≤ 2 (elementwise, fast), LAPACK otherwise."""
-    q = a.shape[-1]
-    if q == 1:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out1: F64 = 1.0 / a
-        return out1
-    if q == 2:
-        a00, a01, a10, a11 = a[..., 0, 0], a[..., 0, 1], a[..., 1, 0], a[..., 1, 1]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            det = a00 * a11 - a01 * a10
-            out2 = np.empty_like(a)
-            out2[..., 0, 0] = a11 / det
-            out2[..., 0, 1] = -a01 / det
-            out2[..., 1, 0] = -a10 / det
-            out2[..., 1, 1] = a00 / det
-        return out2
-    return safe_inv(a)
-
-
-@dataclass
-class FitResult:
-    """OLS-with-intercept results of a batch of regressions; params[..., 0] is the intercept."""
-
-    params: F64  # (..., p)
-    bse: F64
-    rsquared: F64  # (...)
-    rsquared_adj: F64
-    ssr: F64
-    df_resid: F64
-    nobs: F64
-    tvalues: F64 | None = None
-    pvalues: F64 | None = None
-
-    def with_pvalues(self) -> FitResult:
-        """Fill t-values and p-values of every parameter."""
-        self.tvalues, self.pvalues = t_and_p(self.params, self.bse, self.df_resid[..., None])
-        return self
-
-    @property
-    def resid_std(self) -> F64:
-        """Residual standard deviation with ddof = p (daily)."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out: F64 = np.sqrt(self.ssr / self.df_resid)
-        return out
-
-
-@dataclass(frozen=True)
-class SlopeFit:
-    """The slopes of a batch of OLS-with-intercept fits, without the intercept's estimate and SE."""
-
-    inv: F64  # (G, …, q, q) inverse of the centred cross-products
-    beta: F64  # (..., q)
-    bse: F64
-    rsquared: F64  # (...)
-    rsquared_adj: F64
-    ssr: F64
-    df_resid: F64
-
-
-def _ols_slopes(cxx: F64, cxy: F64, cyy: F64, n: F64) -> SlopeFit:
-    """Slopes, their SEs and R² of OLS with intercept, from centred moments (shapes as _ols_moments)."""
-    inv = _small_inv(cxx)
-    q = cxx.shape[-1]
-    if q == 1:
-        beta = inv[..., 0] * cxy
-    elif q == 2:
-        beta = np.stack(
-            [
-                inv[..., 0, 0] * cxy[..., 0] + inv[..., 0, 1] * cxy[..., 1],
-                inv[..., 1, 0] * cxy[..., 0] + inv[..., 1, 1] * cxy[..., 1],
-            ],
-            axis=-1,
-        )
-    elif inv.shape[0] == 1:
-        beta = serial_matmul(cxy, inv[0].T)
-    else:
-        beta = np.einsum("...ij,...j->...i", inv, cxy)
-    ssr = np.maximum(cyy - np.einsum("...i,...i->...", beta, cxy), 0.0)
-    df = n - (q + 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        bse = np.sqrt((ssr / df)[..., None] * np.diagonal(inv, axis1=-2, axis2=-1))
-        r2 = 1.0 - ssr / cyy
-        r2adj = 1.0 - (1.0 - r2) * (n - 1.0) / df
-    return SlopeFit(inv, beta, bse, r2, r2adj, ssr, df)
-
-
-def _with_intercept(s: SlopeFit, xbar: F64, n: F64, ybar: F64) -> FitResult:
-    """The full fit: the intercept and its SE (from the regressor means) in front of the slopes."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        quad = np.einsum("...i,...ij,...j->...", xbar, s.inv, xbar)
-        var_a = s.ssr / s.df_resid * (1.0 / n + quad)
-        alpha = ybar - np.einsum("...i,...i->...", s.beta, xbar)
-        params = np.concatenate([alpha[..., None], s.beta], axis=-1)
-        bse = np.concatenate([np.sqrt(var_a)[..., None], s.bse], axis=-1)
-    nobs = np.broadcast_to(n, s.ssr.shape).astype(np.float64)
-    return FitResult(params, bse, s.rsquared, s.rsquared_adj, s.ssr, s.df_resid, nobs)
-
-
-def _ols_moments(cxx: F64, cxy: F64, xbar: F64, cyy: F64, n: F64, ybar: F64) -> FitResult:
-    """OLS with intercept from centred moments.
-
-    cxx (G, …, q, q) with G = 1 (one design shared by every regression) or the batch size; cxy
-    (N, …, q); cyy, n, ybar (N, …); xbar the regressor means in original units (broadcastable to cxy).
-    """
-    return _with_intercept(_ols_slopes(cxx, cxy, cyy, n), xbar, n, ybar)
-
-
-@dataclass(frozen=True)
-class _Moments:
-    """Centred moments of a group of masked regressions on the columns of one design."""
-
-    n: F64  # (N,)
-    xbar: F64  # (N or 1, k) regressor means in original units
-    cxx: F64  # (G, k, k), G = 1 (shared) or N
-    cxy: F64  # (N, k)
-    cyy: F64  # (N,)
-    ybar: F64  # (N,)
-
-    def take(self, idx: I64) -> tuple[F64, F64, F64]:
-        """(cxx, cxy, xbar) restricted to the regressors `idx` (any leading index shape)."""
-        cxx = self.cxx[:, idx[..., :, None], idx[..., None, :]]
-        return cxx, self.cxy[:, idx], self.xbar[:, idx]
-
-
-@dataclass(frozen=True)
-class _YMoments:
-    """Sample moments of N return series; `ys` holds the sample rows with every missing value set to 0."""
-
-    n: I64  # (N,) finite rows
-    sum_y: F64
-    syy: F64
-    ys: F64  # (T, N)
-    gappy: I64  # sorted columns with at least one missing row (usually a few per cent)
-    gappy_finite: B  # (T, gappy.size) their finite rows
-
-    def finite(self, cols: I64) -> B:
-        """Finite-row mask (T, cols.size) of `cols`, all of them gappy columns."""
-        return self.gappy_finite[:, np.searchsorted(self.gappy, cols)]
-
-    def finite_all(self) -> B:
-        """Finite-row mask (T, N) of every column."""
-        fin = np.ones(self.ys.shape, dtype=bool)
-        fin[:, self.gappy] = self.gappy_finite
-        return fin
-
-
-def _y_moments(ys: F64) -> _YMoments:
-    """Moments of the sample rows `ys` (T, N) of N series, zeroing their missing values in place.
-
-    A column's plain sum is non-finite exactly when it has a missing (NaN/inf) row, so one sum over
-    all columns finds the gappy few and only those are masked and summed again (column by column
-    in the same order, so the sums are bitwise those of a masked pass over everything).
-    """
-    sum_y = ys.sum(axis=0)
-    gappy = np.flatnonzero(~np.isfinite(sum_y))
-    n = np.full(ys.shape[1], ys.shape[0], dtype=np.int64)
-    gappy_finite = np.ones((ys.shape[0], 0), dtype=bool)
-    if gappy.size:
-        sub = ys[:, gappy]
-        gappy_finite = np.isfinite(sub)
-        sub[~gappy_finite] = 0.0
-        ys[:, gappy] = sub
-        n[gappy] = np.count_nonzero(gappy_finite, axis=0)
-        sum_y[gappy] = sub.sum(axis=0)
-    return _YMoments(n, sum_y, np.einsum("tn,tn->n", ys, ys), ys, gappy, gappy_finite)
-
-
-def _group_moments(xcs: F64, mu: F64, n: F64, sum_y: F64, syy: F64, sxy: F64, weights: F64 | None) -> _Moments:
-    """Moments of one group: `weights` (nS, N_g) validity, or None when every row is valid (shared X'X)."""
-    k = xcs.shape[1]
-    safe_n = np.where(n > 0, n, 1.0)
-    ybar = sum_y / safe_n
-    cyy = syy - n * ybar * ybar
-    if weights is None:
-        sx = xcs.sum(axis=0)[None, :]
-        cxx = (xcs.T @ xcs - np.outer(sx[0], sx[0]) / xcs.shape[0])[None]
-    else:
-        sx = serial_matmul(weights.T, xcs)
-        xx = (xcs[:, :, None] * xcs[:, None, :]).reshape(xcs.shape[0], k * k)
-        cxx = serial_matmul(weights.T, xx).reshape(-1, k, k) - sx[:, :, None] * sx[:, None, :] / safe_n[:, None, None]
-    cxy = sxy - sx * ybar[:, None]
-    xbar = sx / (safe_n[:, None] if weights is not None else xcs.shape[0]) + mu
-    return _Moments(n, xbar, cxx, cxy, cyy, ybar)
-
-
-def batched_ols(x: F64, y: F64, mask: B | None = None) -> FitResult:
-    """OLS with intercept of every column of y (T, N) on x (T, k), each on its own finite rows.
-
-    A row enters regression j when x is finite on it, y[:, j] is finite and `mask` (T,) allows it.
-    Returns params/bse/t/p of shape (N, k+1), the intercept first.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    x = x[:, None] if x.ndim == 1 else x
-    y = np.asarray(y, dtype=np.float64)
-    y = y[:, None] if y.ndim == 1 else y
-    rows = np.all(np.isfinite(x), axis=1)
-    if mask is not None:
-        rows &= mask
-    xs = x[rows]
-    mu = xs.mean(axis=0)
-    xcs = xs - mu
-    ym = _y_moments(y[rows].copy())
-    sxy = serial_matmul(ym.ys.T, xcs)
-    m = _group_moments(xcs, mu, ym.n.astype(np.float64), ym.sum_y, ym.syy, sxy, ym.finite_all().astype(np.float64))
-    return _ols_moments(m.cxx, m.cxy, m.xbar, m.cyy, m.n, m.ybar).with_pvalues()
-
-
 def collinearity(x: F64) -> tuple[F64, float]:
     """(VIF per column with intercept, standardised condition number) of a design without constant."""
     stats = matrix_stats(np.asarray(x, dtype=np.float64), [str(i) for i in range(np.shape(x)[1])])
@@ -630,144 +398,164 @@ class RegressionBatch:
         return int(self.n.shape[0])
 
 
-def _standardised_diagnostics(cxx: F64) -> tuple[F64, F64]:
-    """(VIF (G, J), condition number (G,)) from centred cross-products of the joint regressors."""
-    d = np.sqrt(np.diagonal(cxx, axis1=-2, axis2=-1))
+def _standardised_diagnostics(cxx: F64, inv: F64 | None) -> tuple[F64, F64]:
+    """(VIF (G, J), condition number (G,)) from centred cross-products `cxx` of the joint regressors.
+
+    corr = D⁻¹·cxx·D⁻¹ with D² = diag(cxx), so diag(corr⁻¹) = diag(cxx⁻¹)·diag(cxx): given the exact
+    inverse `inv` of cxx (the joint fit has it already) the VIFs need no second inversion. Members
+    with a zero-variance column, a non-finite result or no exact inverse use corr⁻¹ itself.
+    """
+    var = np.diagonal(cxx, axis1=-2, axis2=-1)
+    d = np.sqrt(var)
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cxx / (d[..., :, None] * d[..., None, :])
     corr = np.where(np.isfinite(corr), corr, 0.0)
     j = cxx.shape[-1]
     corr[..., np.arange(j), np.arange(j)] = 1.0
-    vif = np.diagonal(safe_inv(corr), axis1=-2, axis2=-1).copy()
+    if inv is None:
+        vif = np.diagonal(safe_inv(corr), axis1=-2, axis2=-1).copy()
+    else:
+        with np.errstate(invalid="ignore", over="ignore"):
+            vif = np.diagonal(inv, axis1=-2, axis2=-1) * var
+            redo = ~((var > 0.0).all(axis=-1) & np.isfinite(vif).all(axis=-1))
+        if redo.any():
+            vif[redo] = np.diagonal(safe_inv(corr[redo]), axis1=-2, axis2=-1)
     eig = np.linalg.eigvalsh(corr)
     with np.errstate(invalid="ignore", divide="ignore"):
         cond = np.where(eig[..., 0] > 0, np.sqrt(eig[..., -1] / eig[..., 0]), np.inf)
     return vif, cond
 
 
-@dataclass
-class _Out:
-    """Output arrays of regress_underlyings, filled group by group."""
-
-    nb: int
-    kk: int
-    jn: int
-    beta: F64 = field(init=False)
-    se: F64 = field(init=False)
-    t: F64 = field(init=False)
-    p: F64 = field(init=False)
-    r2: F64 = field(init=False)
-    r2a: F64 = field(init=False)
-    vif: F64 = field(init=False)
-    alpha: F64 = field(init=False)
-    alpha_p: F64 = field(init=False)
-    resid_vol: F64 = field(init=False)
-    r2j: F64 = field(init=False)
-    cond: F64 = field(init=False)
-    jbeta: F64 = field(init=False)
-    jse: F64 = field(init=False)
-    degenerate: B = field(init=False)
-    no_variation: B = field(init=False)
-
-    def __post_init__(self) -> None:
-        for name in ("beta", "se", "t", "p", "r2", "r2a", "vif"):
-            setattr(self, name, np.full((self.nb, self.kk), np.nan))
-        for name in ("alpha", "alpha_p", "resid_vol", "r2j", "cond"):
-            setattr(self, name, np.full(self.nb, np.nan))
-        self.jbeta = np.full((self.nb, self.jn), np.nan)
-        self.jse = np.full((self.nb, self.jn), np.nan)
-        self.degenerate = np.zeros(self.nb, dtype=bool)
-        self.no_variation = np.zeros(self.nb, dtype=bool)
+# Per-underlying outputs of the regressions, in one (width, N) array (symbols last, like the fits)
+# so that each group of underlyings is scattered into place once: (name, rows in units of k = model
+# factors, J = joint regressors, 1 = one row). The RegressionBatch fields are (transposed) views of it.
+_OUTPUT_FIELDS = (
+    ("beta", "k"),  # market slope of the univariate fit, then the f_k coefficient of each pair fit
+    ("se", "k"),
+    ("t", "k"),
+    ("p", "k"),
+    ("r2", "k"),
+    ("r2a", "k"),
+    ("vif", "J"),
+    ("jbeta", "J"),
+    ("jse", "J"),
+    ("alpha", "1"),
+    ("alpha_p", "1"),
+    ("resid_vol", "1"),
+    ("r2j", "1"),
+    ("cond", "1"),
+    ("degenerate", "1"),  # 1.0 / 0.0
+    ("no_variation", "1"),
+)
 
 
-def _degenerate_columns(m: _Moments) -> tuple[_Moments, B]:
-    """Per-regression degenerate regressors (std < 1e-8 in its sample), replaced by identity rows so
-    the batch stays invertible; their coefficients are discarded (NULL with factor_degenerate)."""
+@dataclass(frozen=True)
+class _OutputLayout:
+    """Row ranges of the per-underlying output array for k model factors and J joint regressors."""
+
+    k: int
+    j: int
+
+    def _heights(self) -> list[int]:
+        return [{"k": self.k, "J": self.j, "1": 1}[unit] for _, unit in _OUTPUT_FIELDS]
+
+    @property
+    def height(self) -> int:
+        return sum(self._heights())
+
+    def views(self, out: F64) -> dict[str, F64]:
+        """Writable views of `out` (height, N): (h, N) per field, (N,) for one-row fields."""
+        views: dict[str, F64] = {}
+        start = 0
+        for (name, unit), h in zip(_OUTPUT_FIELDS, self._heights(), strict=True):
+            views[name] = out[start] if unit == "1" else out[start : start + h]
+            start += h
+        return views
+
+
+def _degenerate_columns(m: Moments) -> tuple[Moments, B]:
+    """Per-regression degenerate regressors (std < 1e-8 in its sample), (k, g), replaced by identity
+    rows so the batch stays invertible; their coefficients are discarded (NULL with factor_degenerate)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        var = np.diagonal(m.cxx, axis1=-2, axis2=-1) / (m.n[:, None] - 1.0)
+        var = np.diagonal(m.cxx, axis1=-2, axis2=-1).T / (m.n - 1.0)
     deg: B = ~(np.sqrt(np.maximum(var, 0.0)) >= DEGENERATE_STD)
     if not deg.any():
         return m, deg
     cxx = m.cxx.copy()
-    rows, cols = np.nonzero(deg)
+    cols, rows = np.nonzero(deg)
     cxx[rows, cols, :] = 0.0
     cxx[rows, :, cols] = 0.0
     cxx[rows, cols, cols] = 1.0
-    return _Moments(m.n, m.xbar, cxx, m.cxy, m.cyy, m.ybar), deg
+    return Moments(m.n, m.xbar, cxx, m.cxy, m.cyy, m.ybar), deg
 
 
-def _fit_group(
-    m: _Moments, rows: I64, out: _Out, out_cols: I64, pair_idx: I64, joint_idx: I64, keep: list[FitResult] | None
-) -> None:
-    """Market, pair and joint fits of one group of underlyings; results scattered into `out`."""
-    g = rows.size
-    shared = m.cxx.shape[0] == 1 and g > 1
-    deg = np.zeros((g, m.cxy.shape[1]), dtype=bool)
-    if not shared:
+def _fit_group(m: Moments, joint_idx: I64, keep: list[FitResult] | None, layout: _OutputLayout) -> F64:
+    """Market, pair and joint fits of one group of g underlyings: their (layout.height, g) outputs."""
+    g = m.n.shape[0]
+    deg = np.zeros((m.cxy.shape[0], g), dtype=bool)  # (k, g)
+    if not (m.cxx.shape[0] == 1 and g > 1):
         m, deg = _degenerate_columns(m)
-    c0 = np.array([0])
-    mf = _ols_moments(*m.take(c0), m.cyy, m.n, m.ybar)
-    npair = pair_idx.shape[0]
-    pcxx, pcxy, pxbar = m.take(pair_idx)
-    pair_cyy, pair_n = np.broadcast_to(m.cyy[:, None], (g, npair)), np.broadcast_to(m.n[:, None], (g, npair))
-    # The pair and joint intercepts are never stored: only their slopes are fitted (the intercepts are
-    # added for the tests' full fits).
-    pf = _ols_slopes(pcxx, pcxy, pair_cyy, pair_n)
-    jcxx, jcxy, jxbar = m.take(joint_idx)
-    jf = _ols_slopes(jcxx, jcxy, m.cyy, m.n)
+    market = m.full_fit(np.array([0]))
+    pairs = pair_slopes(m)
+    jf = m.fit(joint_idx)
     if keep is not None:
-        pair_ybar = np.broadcast_to(m.ybar[:, None], (g, npair))
-        pair_full = _with_intercept(pf, pxbar, pair_n, pair_ybar)
-        joint_full = _with_intercept(jf, jxbar, m.n, m.ybar)
-        keep.extend((mf.with_pvalues(), pair_full.with_pvalues(), joint_full.with_pvalues()))
+        keep.extend((market.with_pvalues(), pair_fits(m).with_pvalues(), m.full_fit(joint_idx, jf).with_pvalues()))
 
-    # Stored columns: market slope of the univariate fit, the f_k coefficient of each pair fit.
-    b = np.column_stack([mf.params[:, 1], pf.beta[:, :, 1]])
-    s = np.column_stack([mf.bse[:, 1], pf.bse[:, :, 1]])
-    market_t, market_p = t_and_p(mf.params[:, 1], mf.bse[:, 1], mf.df_resid)
-    pair_t, pair_p = t_and_p(pf.beta[:, :, 1], pf.bse[:, :, 1], pf.df_resid)
-    slopes_t = np.column_stack([market_t, pair_t])
-    slopes_p = np.column_stack([market_p, pair_p])
-    _, alpha_p = t_and_p(mf.params[:, 0], mf.bse[:, 0], mf.df_resid)
-    r2 = np.column_stack([mf.rsquared, pf.rsquared])
-    r2a = np.column_stack([mf.rsquared_adj, pf.rsquared_adj])
-    col_deg = deg.copy()
-    col_deg[:, 1:] |= deg[:, [0]]
+    # The market fit's intercept and slope share one df (n − 2): one t/p pass for both.
+    market_t, market_p = t_and_p(market.params, market.bse, market.df_resid[:, None])
+    pair_t, pair_p = t_and_p(pairs.beta, pairs.bse, pairs.df_resid)
+    out = np.empty((layout.height, g))
+    v = layout.views(out)
+    b, s, slopes_t, slopes_p, r2, r2a = v["beta"], v["se"], v["t"], v["p"], v["r2"], v["r2a"]
+    b[0], b[1:] = market.params[:, 1], pairs.beta
+    s[0], s[1:] = market.bse[:, 1], pairs.bse
+    slopes_t[0], slopes_t[1:] = market_t[:, 1], pair_t
+    slopes_p[0], slopes_p[1:] = market_p[:, 1], pair_p
+    r2[0], r2[1:] = market.rsquared, pairs.rsquared
+    r2a[0], r2a[1:] = market.rsquared_adj, pairs.rsquared_adj
+    if deg.any():
+        col_deg = deg | deg[0]  # a degenerate market voids every pair fit too
+        for arr in (b, s, slopes_t, slopes_p, r2, r2a):
+            arr[col_deg] = np.nan
     with np.errstate(invalid="ignore", divide="ignore"):
         const = np.sqrt(np.maximum(m.cyy, 0.0) / (m.n - 1.0)) < DEGENERATE_STD
-    for arr in (b, s, slopes_t, slopes_p, r2, r2a):
-        arr[col_deg] = np.nan
-    vif, cond = _standardised_diagnostics(jcxx)
-    if vif.shape[0] != g:
-        vif = np.broadcast_to(vif, (g, joint_idx.size)).copy()
-        cond = np.broadcast_to(cond, (g,)).copy()
-    joint_deg = deg[:, joint_idx].any(axis=1)
-    jb, jse, r2j = jf.beta.copy(), jf.bse.copy(), jf.rsquared.copy()
-    for arr2 in (vif, jb, jse):
-        arr2[joint_deg] = np.nan
-    cond[joint_deg] = np.nan
-    r2j[joint_deg] = np.nan
-    market_bad = const | deg[:, 0]
+    vif, jb, jse = v["vif"], v["jbeta"], v["jse"]
+    diag_vif, diag_cond = _standardised_diagnostics(
+        m.cxx[:, joint_idx[:, None], joint_idx[None, :]], jf.inv if jf.inv_exact else None
+    )
+    vif[:], v["cond"][:] = diag_vif.T, diag_cond  # (J, G) and (G,): broadcast when shared
+    jb[:], jse[:], v["r2j"][:] = jf.beta, jf.bse, jf.rsquared
+    joint_deg = deg[joint_idx].any(axis=0)
+    for arr in (vif, jb, jse):
+        arr[:, joint_deg] = np.nan
+    v["cond"][joint_deg] = np.nan
+    v["r2j"][joint_deg] = np.nan
+    market_bad = const | deg[0]
     if const.any():
         # A constant series (e.g. a money-market fund): every beta is a legitimate exact zero.
-        b[const] = 0.0
-        jb[const] = 0.0
+        b[:, const] = 0.0
+        jb[:, const] = 0.0
         for arr in (s, slopes_t, slopes_p, r2, r2a, jse):
-            arr[const] = np.nan
-        r2j[const] = np.nan
-        cond[const] = np.nan
-    sel = np.ix_(rows, out_cols)
-    out.beta[sel], out.se[sel], out.t[sel], out.p[sel] = b, s, slopes_t, slopes_p
-    out.r2[sel], out.r2a[sel] = r2, r2a
-    out.vif[np.ix_(rows, out_cols[joint_idx])] = vif
-    out.jbeta[rows], out.jse[rows] = jb, jse
-    out.alpha[rows] = np.where(market_bad, np.nan, mf.params[:, 0])
-    out.alpha_p[rows] = np.where(market_bad, np.nan, alpha_p)
-    out.resid_vol[rows] = np.where(market_bad, np.nan, mf.resid_std * np.sqrt(ANNUALIZATION))
-    out.r2j[rows] = r2j
-    out.cond[rows] = cond
-    out.degenerate[rows] = deg.any(axis=1)
-    out.no_variation[rows] = const
+            arr[:, const] = np.nan
+        v["r2j"][const] = np.nan
+        v["cond"][const] = np.nan
+    with np.errstate(invalid="ignore"):
+        v["resid_vol"][:] = np.where(market_bad, np.nan, market.resid_std * np.sqrt(ANNUALIZATION))
+    v["alpha"][:] = np.where(market_bad, np.nan, market.params[:, 0])
+    v["alpha_p"][:] = np.where(market_bad, np.nan, market_p[:, 0])
+    v["degenerate"][:] = deg.any(axis=0)
+    v["no_variation"][:] = const
+    return out
+
+
+def _to_codes(rows: F64, idx: I64, width: int) -> F64:
+    """(nb, width) per-underlying values of all codes from `rows` (h, nb) of the codes `idx`, NaN
+    elsewhere; a transposed view when `idx` is already every code in order."""
+    if rows.shape[0] == width and np.array_equal(idx, np.arange(width)):
+        return rows.T
+    out = np.full((rows.shape[1], width), np.nan)
+    out[:, idx] = rows.T
+    return out
 
 
 def regress_underlyings(
@@ -793,17 +581,15 @@ def regress_underlyings(
     col = {c: i for i, c in enumerate(codes)}
     k = len(model.codes)
     out_cols = np.array([col[c] for c in model.codes], dtype=np.int64)
-    pair_idx = np.array([[0, j] for j in range(1, k)], dtype=np.int64).reshape(-1, 2)
     joint_idx = np.array([model.codes.index(c) for c in model.joint_codes], dtype=np.int64)
-    out = _Out(nb, len(codes), joint_idx.size)
 
     sample_rows = np.flatnonzero(model.sample)
     n_sample = sample_rows.size
     mu = model.means
     xcs = model.design[sample_rows] - mu
-    ym = _y_moments(y[sample_rows])
+    ym = y_moments(y[sample_rows])
     n, sum_y, syy, ys = ym.n, ym.sum_y, ym.syy, ym.ys
-    sxy = serial_matmul(ys.T, xcs)
+    sxy = serial_matmul(xcs.T, ys)  # (k, N)
     # §0.4 suspect data: a single-day |r| > 0.5 (only possible where Σr² ≥ 0.25; checked there only).
     suspect = np.zeros(nb, dtype=bool)
     maybe = np.flatnonzero(syy >= SUSPECT_RETURN * SUSPECT_RETURN)
@@ -813,21 +599,36 @@ def regress_underlyings(
     full = np.flatnonzero(regress & (n == n_sample))
     partial = np.flatnonzero(regress & (n < n_sample))
     nf = n.astype(np.float64)
-    fits: list[tuple[I64, list[FitResult]]] = []
-    for group, weights in ((full, None), (partial, ym.finite(partial).astype(np.float64))):
-        if group.size == 0:
-            continue
-        m = _group_moments(xcs, mu, nf[group], sum_y[group], syy[group], sxy[group], weights)
+    layout = _OutputLayout(k, joint_idx.size)
+    fits: list[tuple[I64, I64 | slice, list[FitResult]]] = []
+    if not full.size:
+        out = np.full((layout.height, nb), np.nan)
+    else:
+        # One shared X'X: fitted for every underlying at once, as if on the whole sample (no gather,
+        # no scatter, one df); the columns of the others are overwritten below with their own fits,
+        # or NaN.
+        m = group_moments(xcs, mu, np.full(nb, float(n_sample)), sum_y, syy, sxy, None)
         keep: list[FitResult] | None = [] if keep_fits else None
-        _fit_group(m, group, out, out_cols, pair_idx, joint_idx, keep)
+        out = _fit_group(m, joint_idx, keep, layout)
         if keep is not None:
-            fits.append((group, keep))
-
-    default = ~regress
-    out.beta[default] = 0.0
-    out.beta[default, col[model.codes[0]]] = 1.0
-    for code in model.unavailable:
-        out.beta[:, col[code]] = np.nan
+            fits.append((full, full, keep))
+        out[:, ~(regress & (n == n_sample))] = np.nan
+    if partial.size:
+        m = group_moments(
+            xcs, mu, nf[partial], sum_y[partial], syy[partial], sxy[:, partial], ym.finite(partial).astype(np.float64)
+        )
+        keep = [] if keep_fits else None
+        out[:, partial] = _fit_group(m, joint_idx, keep, layout)
+        if keep is not None:
+            fits.append((partial, slice(None), keep))
+    v = layout.views(out)
+    if not regress.all():
+        v["beta"][:, ~regress] = 0.0
+        v["beta"][0, ~regress] = 1.0  # default betas: market 1, others 0
+    width = len(codes)
+    beta = _to_codes(v["beta"], out_cols, width)
+    vif = _to_codes(v["vif"], out_cols[joint_idx], width)
+    p_value = _to_codes(v["p"], out_cols, width)
 
     first = np.full(nb, -1, dtype=np.int64)
     last = np.full(nb, -1, dtype=np.int64)
@@ -841,13 +642,17 @@ def regress_underlyings(
     quality = np.where(n >= full_obs, QUALITY_FULL, np.where(n >= min_obs, QUALITY_LIMITED, QUALITY_INSUFFICIENT))
     source = np.where(regress, "regression", "default")
     flags = _flag_bits(
-        codes=codes,
-        out=out,
+        beta=beta,
+        vif=v["vif"],
+        cond=v["cond"],
+        market_p=v["p"][0],
         regress=regress,
+        no_variation=v["no_variation"] == 1.0,
+        degenerate=v["degenerate"] == 1.0,
         suspect=suspect,
         unavailable=model.unavailable,
-        market_code=model.codes[0],
-        style_codes=set(model.joint_codes[1:]),
+        styles=np.array([col[c] for c in model.joint_codes[1:]], dtype=np.int64),
+        market=col[model.codes[0]],
     )
     market_fit = pair_fit = joint_fit = None
     if keep_fits:
@@ -860,20 +665,20 @@ def regress_underlyings(
         last=last,
         quality=quality,
         beta_source=source,
-        beta=out.beta,
-        std_error=out.se,
-        t_stat=out.t,
-        p_value=out.p,
-        r_squared=out.r2,
-        adj_r_squared=out.r2a,
-        vif=out.vif,
-        alpha=out.alpha,
-        alpha_p_value=out.alpha_p,
-        residual_volatility=out.resid_vol,
-        r_squared_joint=out.r2j,
-        condition_number=out.cond,
-        joint_beta=out.jbeta,
-        joint_std_error=out.jse,
+        beta=beta,
+        std_error=_to_codes(v["se"], out_cols, width),
+        t_stat=_to_codes(v["t"], out_cols, width),
+        p_value=p_value,
+        r_squared=_to_codes(v["r2"], out_cols, width),
+        adj_r_squared=_to_codes(v["r2a"], out_cols, width),
+        vif=vif,
+        alpha=v["alpha"],
+        alpha_p_value=v["alpha_p"],
+        residual_volatility=v["resid_vol"],
+        r_squared_joint=v["r2j"],
+        condition_number=v["cond"],
+        joint_beta=v["jbeta"].T,
+        joint_std_error=v["jse"].T,
         flags=flags,
         market_fit=market_fit,
         pair_fit=pair_fit,
@@ -882,9 +687,10 @@ def regress_underlyings(
 
 
 def _gather_fits(
-    fits: list[tuple[I64, list[FitResult]]], nb: int, k: int, jn: int
+    fits: list[tuple[I64, I64 | slice, list[FitResult]]], nb: int, k: int, jn: int
 ) -> tuple[FitResult, FitResult, FitResult]:
-    """Full fits of every regressed underlying (NaN for the others), for tests and diagnostics."""
+    """Full fits of every regressed underlying (NaN for the others), for tests and diagnostics: each
+    group's fits, rows `select` of them, go to the underlyings `rows`."""
 
     def empty(shape: tuple[int, ...], p: int) -> FitResult:
         def full(*s: int) -> F64:
@@ -893,46 +699,49 @@ def _gather_fits(
         return FitResult(full(p), full(p), full(), full(), full(), full(), full(), full(p), full(p))
 
     targets = (empty((nb,), 2), empty((nb, k - 1), 3), empty((nb,), jn + 1))
-    for rows, sources in fits:
+    for rows, select, sources in fits:
         for target, source in zip(targets, sources, strict=True):
             for name in ("params", "bse", "rsquared", "rsquared_adj", "ssr", "df_resid", "nobs", "tvalues", "pvalues"):
-                getattr(target, name)[rows] = getattr(source, name)
+                getattr(target, name)[rows] = getattr(source, name)[select]
     return targets
 
 
 def _flag_bits(
     *,
-    codes: tuple[str, ...],
-    out: _Out,
+    beta: F64,
+    vif: F64,  # (J, nb) joint-fit VIFs
+    cond: F64,
+    market_p: F64,
     regress: B,
+    no_variation: B,
+    degenerate: B,
     suspect: B,
     unavailable: Mapping[str, str],
-    market_code: str,
-    style_codes: Collection[str],
+    styles: I64,
+    market: int,
 ) -> npt.NDArray[np.int32]:
-    """§4.5 warnings per underlying as bit flags (vectorised)."""
-    m = codes.index(market_code)
-    styles = [i for i, c in enumerate(codes) if c in style_codes]
+    """§4.5 warnings per underlying as bit flags (vectorised). NaN compares false: a missing beta,
+    VIF, condition number or p-value raises no flag; ±inf ones do (the VIF only when finite)."""
     reasons = set(unavailable.values())
     with np.errstate(invalid="ignore"):
         extreme = regress & (
-            (np.abs(out.beta[:, m]) > EXTREME_MARKET_BETA)
-            | (np.nan_to_num(np.abs(out.beta[:, styles]), nan=0.0) > EXTREME_STYLE_BETA).any(axis=1)
+            (np.abs(beta[:, market]) > EXTREME_MARKET_BETA) | (np.abs(beta[:, styles]) > EXTREME_STYLE_BETA).any(axis=1)
         )
-        max_vif = np.max(np.where(np.isfinite(out.vif), out.vif, -np.inf), axis=1, initial=-np.inf)
-        severe = regress & ((max_vif > VIF_SEVERE) | (np.nan_to_num(out.cond, nan=0.0) > COND_SEVERE))
+        max_vif = np.max(np.where(np.isfinite(vif), vif, -np.inf), axis=0, initial=-np.inf)
+        severe = regress & ((max_vif > VIF_SEVERE) | (cond > COND_SEVERE))
         warn = regress & ~severe & (max_vif > VIF_WARN)
-        low_sig = regress & ~out.no_variation & (out.p[:, m] > SIGNIFICANCE)
-    bits = np.zeros(out.nb, dtype=np.int32)
+        low_sig = regress & ~no_variation & (market_p > SIGNIFICANCE)
+    bits = np.zeros(regress.shape[0], dtype=np.int32)
     for name, mask in (
         ("extreme_beta", extreme),
         ("collinearity_warn", warn),
         ("collinearity_severe", severe),
         ("low_significance", low_sig),
-        ("no_variation", regress & out.no_variation),
-        ("factor_degenerate", regress & (out.degenerate | ("factor_degenerate" in reasons))),
+        ("no_variation", regress & no_variation),
+        ("factor_degenerate", regress & (degenerate | ("factor_degenerate" in reasons))),
         ("suspect_return", suspect),
-        ("rate_data_missing", np.full(out.nb, "rate_data_missing" in reasons)),
     ):
         bits[mask] |= FLAG_BITS[name]
+    if "rate_data_missing" in reasons:
+        bits |= FLAG_BITS["rate_data_missing"]
     return bits
