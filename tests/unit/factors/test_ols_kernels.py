@@ -20,7 +20,16 @@ from factors import bench, compute, ols
 
 @pytest.mark.parametrize(
     ("m", "k", "n", "transposed"),
-    [(5, 7, 9, False), (8, 244, 3_000, False), (3_000, 244, 8, False), (3_000, 244, 8, True), (150, 244, 64, True)],
+    [
+        (5, 7, 9, False),
+        (8, 244, 3_000, False),
+        (3_000, 244, 8, False),
+        (5, 250, 8, True),
+        (2_000, 250, 8, True),
+        (20_001, 252, 7, True),
+        (900, 250, 64, True),
+        (150, 244, 64, True),
+    ],
 )
 def test_serial_matmul_equals_the_plain_product_in_every_branch(m: int, k: int, n: int, transposed: bool) -> None:
     rng = np.random.default_rng(m + n)

@@ -325,14 +325,6 @@ def test_interpolated_student_t_tail_is_exact_to_1e_10(df: float) -> None:
     np.testing.assert_allclose(p, 2.0 * stats.t.sf(t, df), rtol=1e-10, atol=0)
 
 
-@pytest.mark.parametrize("shape", [(5, 250, 8), (2_000, 250, 8), (20_001, 252, 7), (900, 250, 64)])
-def test_serial_matmul_equals_matmul(shape: tuple[int, int, int]) -> None:
-    m, k, n = shape
-    rng = np.random.default_rng(m)
-    a, b = rng.standard_normal((k, m)).T, rng.standard_normal((k, n))  # a transposed view, as used
-    np.testing.assert_allclose(compute.serial_matmul(a, b), a @ b, rtol=1e-12, atol=1e-12)
-
-
 def test_misaligned_returns_are_rejected() -> None:
     model = factor_model()
     with pytest.raises(ValueError, match=r"aligned with model\.dates"):
