@@ -19,6 +19,7 @@ import uvloop
 
 from common.bus import AmqpBus
 from common.db import Database
+from common.http_protocol import CoalescingHttpToolsProtocol
 from common.logging import configure
 from common.service import Service
 from common.settings import DEFAULT_PORTS, SERVICES
@@ -45,7 +46,7 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # httptools, one socket write per response
         lifespan="off",
         access_log=False,
         log_config=None,
