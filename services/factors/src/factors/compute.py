@@ -412,23 +412,20 @@ def _standardised_diagnostics(cxx: F64, inv: F64 | None) -> tuple[F64, F64]:
     corr = np.where(np.isfinite(corr), corr, 0.0)
     j = cxx.shape[-1]
     corr[..., np.arange(j), np.arange(j)] = 1.0
-    if inv is None:
-        vif = np.diagonal(safe_inv(corr), axis1=-2, axis2=-1).copy()
-    else:
-        with np.errstate(invalid="ignore", over="ignore"):
-            vif = np.diagonal(inv, axis1=-2, axis2=-1) * var
-            redo = ~((var > 0.0).all(axis=-1) & np.isfinite(vif).all(axis=-1))
-        if redo.any():
-            vif[redo] = np.diagonal(safe_inv(corr[redo]), axis1=-2, axis2=-1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        vif = np.diagonal(inv, axis1=-2, axis2=-1) * var if inv is not None else np.full(var.shape, np.nan)
+        redo = ~((var > 0.0).all(axis=-1) & np.isfinite(vif).all(axis=-1))
+    if redo.any():
+        vif[redo] = np.diagonal(safe_inv(corr[redo]), axis1=-2, axis2=-1)
     eig = np.linalg.eigvalsh(corr)
     with np.errstate(invalid="ignore", divide="ignore"):
         cond = np.where(eig[..., 0] > 0, np.sqrt(eig[..., -1] / eig[..., 0]), np.inf)
     return vif, cond
 
 
-# Per-underlying outputs of the regressions, in one (width, N) array (symbols last, like the fits)
-# so that each group of underlyings is scattered into place once: (name, rows in units of k = model
-# factors, J = joint regressors, 1 = one row). The RegressionBatch fields are (transposed) views of it.
+# Per-underlying outputs of the regressions, in one (height, N) array (symbols last, like the fits)
+# so that the gappy group is scattered into place once: (name, rows in units of k = model factors,
+# J = joint regressors, 1 = one row). The RegressionBatch fields are (transposed) views of it.
 _OUTPUT_FIELDS = (
     ("beta", "k"),  # market slope of the univariate fit, then the f_k coefficient of each pair fit
     ("se", "k"),
@@ -520,9 +517,7 @@ def _fit_group(m: Moments, joint_idx: I64, keep: list[FitResult] | None, layout:
     with np.errstate(invalid="ignore", divide="ignore"):
         const = np.sqrt(np.maximum(m.cyy, 0.0) / (m.n - 1.0)) < DEGENERATE_STD
     vif, jb, jse = v["vif"], v["jbeta"], v["jse"]
-    diag_vif, diag_cond = _standardised_diagnostics(
-        m.cxx[:, joint_idx[:, None], joint_idx[None, :]], jf.inv if jf.inv_exact else None
-    )
+    diag_vif, diag_cond = _standardised_diagnostics(m.cross(joint_idx), jf.inv if jf.inv_exact else None)
     vif[:], v["cond"][:] = diag_vif.T, diag_cond  # (J, G) and (G,): broadcast when shared
     jb[:], jse[:], v["r2j"][:] = jf.beta, jf.bse, jf.rsquared
     joint_deg = deg[joint_idx].any(axis=0)

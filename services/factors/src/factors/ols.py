@@ -191,9 +191,13 @@ class Moments:
     cyy: F64  # (g,)
     ybar: F64  # (g,)
 
+    def cross(self, idx: I64) -> F64:
+        """X'X (G, …, q, q) of the regressors `idx` (q,), or of each row of `idx` (…, q)."""
+        return self.cxx[:, idx[..., :, None], idx[..., None, :]]
+
     def fit(self, idx: I64) -> SlopeFit:
         """The slopes of the fits on the regressors `idx`."""
-        return ols_slopes(self.cxx[:, idx[:, None], idx[None, :]], self.cxy[idx], self.cyy, self.n)
+        return ols_slopes(self.cross(idx), self.cxy[idx], self.cyy, self.n)
 
     def full_fit(self, idx: I64, slopes: SlopeFit | None = None) -> FitResult:
         """The complete fit on the regressors `idx` (from its `slopes` when already computed)."""
@@ -213,21 +217,17 @@ class PairSlopes:
 
 
 def pair_slopes(m: Moments) -> PairSlopes:
-    """The slope on x_k of every two-regressor fit [x_0, x_k] (the 2×2 systems in closed form).
+    """The slope on x_k of every two-regressor fit [x_0, x_k].
 
     The same numbers as `m.fit([0, k])` for each k, written out so that the P fits run as a few
-    (P, g) array operations.
+    (P, g) array operations on the 2×2 inverses.
     """
-    a00, a0k, ak0, akk = (
-        m.cxx[:, 0, 0],
-        m.cxx[:, 0, 1:].T,
-        m.cxx[:, 1:, 0].T,
-        np.diagonal(m.cxx, axis1=1, axis2=2)[:, 1:].T,
-    )
+    p = m.cxy.shape[0] - 1
+    pairs = np.column_stack([np.zeros(p, dtype=np.int64), np.arange(1, p + 1)])  # (P, 2): [0, k]
+    inv, _ = small_inv(m.cross(pairs))  # (G, P, 2, 2), closed form
+    i00, i0k, ik0, ikk = (inv[..., i, j].T for i, j in ((0, 0), (0, 1), (1, 0), (1, 1)))  # (P, G)
     c0, ck = m.cxy[0], m.cxy[1:]
     with np.errstate(divide="ignore", invalid="ignore"):
-        det = a00 * akk - a0k * ak0
-        i00, i0k, ik0, ikk = akk / det, -a0k / det, -ak0 / det, a00 / det
         b0 = i00 * c0 + i0k * ck
         bk = ik0 * c0 + ikk * ck
         ssr = np.maximum(m.cyy - (b0 * c0 + bk * ck), 0.0)
