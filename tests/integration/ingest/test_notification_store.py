@@ -94,11 +94,15 @@ async def new_portfolios(env: Env, user: uuid.UUID, n: int, *, onboarded: bool =
 
 @contextmanager
 def statements(env: Env) -> Iterator[list[str]]:
-    """SQL statements the SQLAlchemy engine sends while the block runs."""
+    """SQL statements the SQLAlchemy engine sends for the calling task while the block runs. Other
+    tasks share the engine (an earlier test's onboarding job still polls), so their statements are
+    left out; SQLAlchemy runs this hook inside the awaiting task, so `current_task` names it."""
     seen: list[str] = []
+    caller = asyncio.current_task()
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
+        if asyncio.current_task() is caller:
+            seen.append(statement)
 
     engine = env.db.engine.sync_engine
     sa.event.listen(engine, "before_cursor_execute", record)
