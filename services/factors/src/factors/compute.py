@@ -490,6 +490,8 @@ def _fit_group(m: Moments, joint_idx: I64, keep: list[FitResult] | None, layout:
     """Market, pair and joint fits of one group of g underlyings: their (layout.height, g) outputs."""
     g = m.n.shape[0]
     deg = np.zeros((m.cxy.shape[0], g), dtype=bool)  # (k, g)
+    # A shared X'X is the model's own factor sample, where build_factor_model already dropped every
+    # degenerate factor (factor_degenerate); only an underlying's own, shorter sample can make one.
     if not (m.cxx.shape[0] == 1 and g > 1):
         m, deg = _degenerate_columns(m)
     market = m.full_fit(np.array([0]))
@@ -591,8 +593,9 @@ def regress_underlyings(
     if maybe.size:
         suspect[maybe] = (np.abs(ys[:, maybe]) > SUSPECT_RETURN).any(axis=0)
     regress = n >= min_obs
-    full = np.flatnonzero(regress & (n == n_sample))
-    partial = np.flatnonzero(regress & (n < n_sample))
+    whole_sample = n == n_sample  # no missing return on any factor-sample row
+    full = np.flatnonzero(regress & whole_sample)
+    partial = np.flatnonzero(regress & ~whole_sample)
     nf = n.astype(np.float64)
     layout = _OutputLayout(k, joint_idx.size)
     fits: list[tuple[I64, I64 | slice, list[FitResult]]] = []
@@ -607,7 +610,7 @@ def regress_underlyings(
         out = _fit_group(m, joint_idx, keep, layout)
         if keep is not None:
             fits.append((full, full, keep))
-        out[:, ~(regress & (n == n_sample))] = np.nan
+        out[:, ~(regress & whole_sample)] = np.nan
     if partial.size:
         m = group_moments(
             xcs, mu, nf[partial], sum_y[partial], syy[partial], sxy[:, partial], ym.finite(partial).astype(np.float64)
@@ -627,8 +630,8 @@ def regress_underlyings(
 
     first = np.full(nb, -1, dtype=np.int64)
     last = np.full(nb, -1, dtype=np.int64)
-    first[n == n_sample], last[n == n_sample] = sample_rows[0], sample_rows[-1]
-    other = np.flatnonzero((n > 0) & (n < n_sample))
+    first[whole_sample], last[whole_sample] = sample_rows[0], sample_rows[-1]
+    other = np.flatnonzero((n > 0) & ~whole_sample)
     if other.size:
         rows_col = sample_rows[:, None]
         sub = ym.finite(other)
