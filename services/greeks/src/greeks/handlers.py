@@ -9,6 +9,7 @@ from common.bus import Bus
 from common.events import CycleStarted, PortfolioUpdated, PricesUpdated
 from common.service import Plumbing
 from greeks import adhoc
+from greeks.chunks import scope_chunks
 from greeks.schemas import CalculateRequest
 from greeks.service import GreeksService
 
@@ -21,36 +22,38 @@ def register(bus: Bus, plumbing: Plumbing, service: GreeksService) -> None:
     """Subscribe to prices.updated, cycle.started (single-step trigger) and portfolio.updated; serve
     rpc.greeks.evaluate."""
 
+    async def compute_in_chunks(evt: PricesUpdated | CycleStarted) -> None:
+        """The step over the event's scope, one unit of work (and one set of greeks.computed) per
+        chunk: ingest starts valuing the first chunk while the others are computed (greeks.chunks)."""
+        chunks = list(scope_chunks(evt))
+        # Several chunks share one read of the contracts and market data (see GreeksService.load_inputs).
+        inputs = None
+        if len(chunks) > 1 and evt.portfolio_ids is not None:
+            inputs = await service.read_inputs(portfolio_ids=evt.portfolio_ids, as_of=evt.as_of)
+        for claim, portfolio_ids in chunks:
+            async with plumbing.uow.for_event(CONSUMER, claim) as work:
+                if work.duplicate:
+                    continue
+                await service.compute_step(
+                    work,
+                    portfolio_ids=portfolio_ids,
+                    as_of=evt.as_of,
+                    run_id=evt.run_id,
+                    cascade=evt.cascade,
+                    correlation_id=evt.correlation_id,
+                    inputs=inputs,
+                )
+
     async def on_prices_updated(evt: PricesUpdated) -> None:
         if not evt.cascade:
             return
-        async with plumbing.uow.for_event(CONSUMER, evt) as work:
-            if work.duplicate:
-                return
-            await service.compute_step(
-                work,
-                portfolio_ids=evt.portfolio_ids,
-                as_of=evt.as_of,
-                run_id=evt.run_id,
-                cascade=evt.cascade,
-                correlation_id=evt.correlation_id,
-            )
+        await compute_in_chunks(evt)
 
     async def on_cycle_started(evt: CycleStarted) -> None:
         # Only the single-step admin trigger starts here; a full run starts on prices.updated.
         if not evt.steps or evt.steps[0] != "greeks":
             return
-        async with plumbing.uow.for_event(CONSUMER, evt) as work:
-            if work.duplicate:
-                return
-            await service.compute_step(
-                work,
-                portfolio_ids=evt.portfolio_ids,
-                as_of=evt.as_of,
-                run_id=evt.run_id,
-                cascade=evt.cascade,
-                correlation_id=evt.correlation_id,
-            )
+        await compute_in_chunks(evt)
 
     async def on_portfolio_updated(evt: PortfolioUpdated) -> None:
         if evt.change != "removed":
