@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -29,23 +30,45 @@ def asyncpg_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def server_settings(url: str, application_name: str | None) -> dict[str, str]:
+# Parallel query is off for the services' sessions by default. Their work is many concurrent
+# small statements, each for one batch of portfolios; with workers allowed, the planner priced a
+# batch's read of ~60 symbols' price history as a parallel scan of the whole price table (three
+# processes, ~55 ms) instead of index probes (4 ms), and such scans grow with the stored history,
+# not with the batch. SIGMASIGHT_DB_PARALLEL_WORKERS restores a per-gather worker count.
+DEFAULT_PARALLEL_WORKERS_PER_GATHER = 0
+
+
+def server_settings(
+    url: str, application_name: str | None, *, parallel_workers_per_gather: int | None = None
+) -> dict[str, str]:
     """Session settings sent when a connection opens: `application_name` names the process's
     connections in pg_stat_activity (and in logs with `%a`), so an operator sees which service runs
-    a query or holds a lock. An `application_name` already in the URL wins."""
-    if not application_name or "application_name" in make_url(url).query:
-        return {}
-    return {"application_name": application_name[:63]}  # PostgreSQL truncates names to 63 bytes
+    a query or holds a lock (one already in the URL wins); `max_parallel_workers_per_gather` when
+    given (None: the server's own setting)."""
+    settings: dict[str, str] = {}
+    if application_name and "application_name" not in make_url(url).query:
+        settings["application_name"] = application_name[:63]  # PostgreSQL truncates names to 63 bytes
+    if parallel_workers_per_gather is not None:
+        settings["max_parallel_workers_per_gather"] = str(parallel_workers_per_gather)
+    return settings
 
 
 class Database:
     """One database, shared by the services of a process. Sessions never outlive a request/handler."""
 
     def __init__(
-        self, url: str, *, pool_size: int = 10, echo: bool = False, application_name: str | None = None
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        echo: bool = False,
+        application_name: str | None = None,
+        parallel_workers_per_gather: int | None = DEFAULT_PARALLEL_WORKERS_PER_GATHER,
     ) -> None:
         self.url = url
-        self.server_settings = server_settings(url, application_name)
+        self.server_settings = server_settings(
+            url, application_name, parallel_workers_per_gather=parallel_workers_per_gather
+        )
         self.engine: AsyncEngine = create_async_engine(
             sqlalchemy_url(url),
             pool_size=pool_size,

@@ -67,7 +67,12 @@ async def serve_service(service: str, *, host: str, port: int) -> None:
     settings = service_settings(service, mode="distributed")
     configure(service, settings.log_level)
     settings.require_distributed()
-    db = Database(settings.database_url, pool_size=settings.db_pool_size, application_name=f"sigmasight-{service}")
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        application_name=f"sigmasight-{service}",
+        parallel_workers_per_gather=settings.db_parallel_workers,
+    )
     bus = AmqpBus(settings.amqp_url, namespace=settings.bus_namespace, prefetch=settings.bus_prefetch)
     svc = build_distributed(service, settings, db, bus)
     await bus.connect()

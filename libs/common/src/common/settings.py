@@ -47,6 +47,10 @@ class BaseServiceSettings(BaseSettings):
     data_dir: Path = Field(Path(".sigmasight"), validation_alias=_alias("SIGMASIGHT_DATA_DIR", "data_dir"))
     bus_prefetch: int = Field(8, validation_alias=_alias("SIGMASIGHT_BUS_PREFETCH", "bus_prefetch"))
     db_pool_size: int = Field(10, validation_alias=_alias("SIGMASIGHT_DB_POOL_SIZE", "db_pool_size"))
+    # PostgreSQL workers per parallel query for this service's sessions (common.db explains the 0).
+    db_parallel_workers: int = Field(
+        0, ge=0, validation_alias=_alias("SIGMASIGHT_DB_PARALLEL_WORKERS", "db_parallel_workers")
+    )
 
     def require_distributed(self) -> None:
         """Distributed mode needs both URLs and a JWT secret; fail fast with a clear message."""

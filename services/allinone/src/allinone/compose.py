@@ -68,11 +68,17 @@ def build_allinone(database_url: str, **overrides: Any) -> AllInOne:
     """Compose all services in one process against `database_url`."""
     from gateway.main import create_service as create_gateway
 
-    db = Database(database_url, pool_size=int(overrides.pop("db_pool_size", 10)), application_name="sigmasight")
-    bus = InProcessBus()
+    pool_size = int(overrides.pop("db_pool_size", 10))
     common_overrides = {"database_url": database_url, "mode": "allinone", **overrides}
-    engines = {name: build_service(name, db, bus, **common_overrides) for name in ENGINES}
     gateway_settings = service_settings("gateway", **common_overrides)
+    db = Database(
+        database_url,
+        pool_size=pool_size,
+        application_name="sigmasight",
+        parallel_workers_per_gather=gateway_settings.db_parallel_workers,
+    )
+    bus = InProcessBus()
+    engines = {name: build_service(name, db, bus, **common_overrides) for name in ENGINES}
     gateway = create_gateway(gateway_settings, db, bus, upstreams={n: s.app for n, s in engines.items()})
     return AllInOne(database_url, db, bus, gateway, engines)
 
