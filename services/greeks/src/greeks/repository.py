@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import fetch_records, session_driver_connection
 from greeks.compute import CURVE_TENORS
 from greeks.models import position_greek
 
@@ -99,33 +100,20 @@ async def option_positions_held(
     """Option positions held at `as_of`: entry_date <= D AND (status = 'open' OR exit_date > D)."""
     if not portfolio_ids:
         return []
-    rows = await _rows(
+    # asyncpg Records (a run holds ~6,000 options): SQLAlchemy Row mappings cost more than the read.
+    rows = await fetch_records(
         session,
         """
         SELECT id, portfolio_id, symbol, underlying_symbol, option_type, strike_price, expiration_date,
                quantity, multiplier
         FROM ingest.api_position
-        WHERE portfolio_id = ANY(:pids) AND instrument_type = 'option'
+        WHERE portfolio_id = ANY(CAST(:pids AS uuid[])) AND instrument_type = 'option'
           AND entry_date <= :d AND (status = 'open' OR exit_date > :d)
         ORDER BY portfolio_id, id
         """,
-        pids=list(portfolio_ids),
-        d=as_of,
+        {"pids": list(portfolio_ids), "d": as_of},
     )
-    return [
-        OptionPosition(
-            id=r["id"],
-            portfolio_id=r["portfolio_id"],
-            symbol=r["symbol"],
-            underlying_symbol=r["underlying_symbol"],
-            option_type=r["option_type"],
-            strike_price=r["strike_price"],
-            expiration_date=r["expiration_date"],
-            quantity=r["quantity"],
-            multiplier=r["multiplier"],
-        )
-        for r in rows
-    ]
+    return [OptionPosition(**dict(r)) for r in rows]
 
 
 async def open_option_count(session: AsyncSession, *, portfolio_id: UUID) -> int:
@@ -216,10 +204,7 @@ async def price_history(session: AsyncSession, *, symbols: Sequence[str], start:
     # underlyings × 64 days). All aggregates of one group read the rows in the same order, so the
     # columns stay aligned. A missing close is NaN with its `has_*` bit clear (bit 0 close, bit 1
     # adjusted close), as the row-wise read gave; string_agg skips NULLs, hence the coalesce.
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    assert raw.driver_connection is not None
-    row = await raw.driver_connection.fetchrow(
+    row = await (await session_driver_connection(session)).fetchrow(
         """
         SELECT string_agg(int4send(CAST(s.i - 1 AS int4)), ''::bytea) AS symbol,
                string_agg(int4send(d.price_date - $2::date), ''::bytea) AS day,
