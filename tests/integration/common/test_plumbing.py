@@ -128,3 +128,35 @@ async def test_batch_unit_of_work_applies_each_event_once(plumbing: Plumbing) ->
         assert [e.symbols for e in work.fresh] == [["C"]]
     async with plumbing.uow.for_events("greeks", events) as work:
         assert work.fresh == [] and work.duplicate
+
+
+async def test_the_outbox_is_flushed_after_staged_events_and_repeats_only(
+    plumbing: Plumbing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flushes: list[str] = []
+    original = plumbing.relay.flush
+
+    async def counted() -> int:
+        flushes.append("flush")
+        return await original()
+
+    monkeypatch.setattr(plumbing.relay, "flush", counted)
+    await plumbing.bus.start()
+    quiet = PricesUpdated(as_of=date(2026, 11, 24))
+    async with plumbing.uow.for_event("greeks", quiet):
+        pass  # applied, nothing staged: no relay transaction
+    assert flushes == []
+    async with plumbing.uow.for_events("greeks", [PricesUpdated(as_of=date(2026, 11, 24))]):
+        pass
+    assert flushes == []
+    async with plumbing.uow.for_event("greeks", quiet) as work:
+        assert work.duplicate  # a repeat flushes: its first application may have crashed before publishing
+    assert flushes == ["flush"]
+    async with plumbing.uow.for_event("greeks", PricesUpdated(as_of=date(2026, 11, 24))) as work:
+        work.emit(GreeksComputed(as_of=date(2026, 11, 24), portfolio_id=uuid.uuid4()))
+    assert flushes == ["flush", "flush"]
+    async with plumbing.db.session() as s:
+        unpublished = (
+            await s.execute(sa.text("SELECT count(*) FROM greeks.outbox WHERE published_at IS NULL"))
+        ).scalar()
+    assert unpublished == 0

@@ -81,7 +81,16 @@ class UnitOfWorkFactory:
             reraise_transient(exc)
             raise
         self._committed(work)
-        await self.relay.flush()
+        await self._flush_after(work)
+
+    async def _flush_after(self, work: Work) -> None:
+        """Publish after a commit that staged events, and after a repeated delivery (its first
+        application may have crashed between commit and publish). A fresh unit that staged nothing
+        has nothing of its own to send: skipping the relay's transaction there saves one per batch
+        for bookkeeping consumers (marketdata handles ~150 batches a 1,000-portfolio run); rows left
+        by an earlier crash are still sent by the periodic relay and at start-up."""
+        if work.emitted or work.duplicate:
+            await self.relay.flush()
 
     async def claim_many(self, session: AsyncSession, consumer: str, events: list[Event]) -> list[Event]:
         """Record that `consumer` applied `events`; returns those it had not applied before."""
@@ -124,7 +133,7 @@ class UnitOfWorkFactory:
             reraise_transient(exc)
             raise
         self._committed(work)
-        await self.relay.flush()
+        await self._flush_after(work)
 
     @contextlib.asynccontextmanager
     async def begin(self) -> AsyncIterator[Work]:
