@@ -474,6 +474,8 @@ def _rows(
             _money(float(pe.gross_exposure[p])),
         )
         counts = (int(pe.positions_full[p]), int(pe.positions_limited[p]), int(pe.positions_default[p]))
+        # Serialised once per portfolio, not once per factor row (9 rows share it).
+        excluded_json = json.dumps(excluded_by[p]) if p in excluded_by else "[]"
         for code in registry.codes:
             j = column.get(code)
             if j is None:
@@ -502,7 +504,7 @@ def _rows(
                     status,
                     reason,
                     flags,
-                    json.dumps(excluded_by.get(p, [])),
+                    excluded_json,
                     compute.ENGINE_VERSION,
                     run_id,
                 )
