@@ -3,9 +3,10 @@
 One read of every portfolio's valued positions, one of the calculations stored under their keys
 and one price grid over the union of the symbols that must be recomputed (each portfolio slices
 its columns), all in one SAVEPOINT. A portfolio whose inputs are unchanged keeps its stored
-calculation without another round trip. The others are computed in one pass (in a worker
-thread when the batch is large, started right after the reads so that the factors step's
-statements run on the database meanwhile: `prepare_batch_correlations` … `finish`) and written in
+calculation without another round trip. The others are computed in one pass on stacked arrays
+(`correlation_stacked`: each book's numbers are those it gets alone; in a worker thread when the
+batch is large, started right after the reads so that the factors step's statements run on the
+database meanwhile: `prepare_batch_correlations` … `finish`) and written in
 ONE savepoint with one statement per table for the whole batch (`correlation_bulk_store`),
 followed by one retention delete. When a batched read or the
 batched write raises, or one portfolio's compute raises, the portfolios concerned are redone one
@@ -55,6 +56,7 @@ from factors.correlation_service import (
     compute_portfolio_correlations,
     unchanged,
 )
+from factors.correlation_stacked import Book, compute_books
 from factors.run_grid import RunGrid, cached_price_grid
 
 log = logging.getLogger(__name__)
@@ -274,14 +276,47 @@ def _compute_all(
     duration_days: int,
 ) -> tuple[list[ComputedCalculation], list[UUID]]:
     """The compute pass over the batch: (calculations to store, portfolios whose compute raised — they
-    are redone alone so their failure is reported exactly as the per-portfolio path reports it)."""
+    are redone alone so their failure is reported exactly as the per-portfolio path reports it).
+
+    The books are computed together on stacked arrays (`correlation_stacked`, the same numbers as
+    each alone); should that raise, each book is computed alone so that only a failing one fails."""
+    # The grid column of every node of the batch in one pass (−1: not read, the node is no candidate).
+    nodes = [inputs[pid].nodes for pid in compute]
+    columns = np.array([column.get(s, -1) for n in nodes for s in n.symbols], dtype=np.int64)
+    ends = np.cumsum([len(n) for n in nodes]).tolist()
+    books = [
+        Book(n, inputs[pid].candidates, columns[end - len(n) : end])
+        for pid, n, end in zip(compute, nodes, ends, strict=True)
+    ]
+    try:
+        results = compute_books(books, closes, dates, filters)
+    except Exception:
+        log.warning("stacked correlation compute of %d portfolios failed; one by one", len(compute), exc_info=True)
+        return _compute_each(inputs, compute, books, dates, closes, filters, as_of, duration_days)
+    computed = [
+        ComputedCalculation(pid, result, rho_dir, inputs[pid].digest(filters, as_of=as_of, duration_days=duration_days))
+        for pid, (result, rho_dir) in zip(compute, results, strict=True)
+    ]
+    return computed, []
+
+
+def _compute_each(
+    inputs: dict[UUID, _Inputs],
+    compute: list[UUID],
+    books: list[Book],
+    dates: list[date],
+    closes: np.ndarray,
+    filters: CorrelationFilters,
+    as_of: date,
+    duration_days: int,
+) -> tuple[list[ComputedCalculation], list[UUID]]:
     computed: list[ComputedCalculation] = []
     failed: list[UUID] = []
-    for pid in compute:
+    for pid, book in zip(compute, books, strict=True):
         current = inputs[pid]
         try:
             grid = np.full((len(dates), len(current.nodes)), np.nan)
-            grid[:, np.flatnonzero(current.candidates)] = closes[:, [column[s] for s in current.wanted()]]
+            grid[:, np.flatnonzero(current.candidates)] = closes[:, book.columns[current.candidates]]
             result, rho_dir = _compute(current.nodes, current.candidates, grid, dates, filters)
         except Exception:
             failed.append(pid)

@@ -3,9 +3,10 @@
 `store_calculations` writes exactly the rows `correlation_repository.store_calculation` writes for
 each portfolio (same builders in `correlation_rows`): the calculation is upserted on its natural key
 (a recomputed key keeps its id; created_at = now()), the children of an updated key are deleted, and
-nodes, pairs, clusters and members are inserted — calculations and pairs through unnest() arrays,
-the rows with array columns (nodes) and the cluster tables through COPY. Runs on the asyncpg
-connection under the caller's session, inside its transaction/savepoint.
+nodes, pairs, clusters and members are inserted — calculations through unnest() arrays, nodes and
+pairs through binary COPY streams built a column at a time (`nodes_copy_stream`, `pairs_copy_stream`;
+money as numeric cents rounded as `round_money` rounds), the cluster tables through COPY records. Runs
+on the asyncpg connection under the caller's session, inside its transaction/savepoint.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from factors.correlation_rows import (
     PAIR_COLUMNS,
     calculation_values,
     cluster_rows,
-    node_rows,
+    node_columns,
     pair_columns,
 )
 from factors.repository import raw_connection
@@ -122,10 +123,10 @@ async def store_calculations(
         for table in ("correlation_node", "pairwise_correlation", "correlation_cluster"):
             await conn.execute(f"DELETE FROM factors.{table} WHERE calculation_id = ANY($1::uuid[])", updated)
 
-    nodes = [(cid[i.portfolio_id], *row) for i in items for row in node_rows(i.result)]
-    if nodes:
-        await conn.copy_records_to_table(
-            "correlation_node", schema_name=SCHEMA, columns=["calculation_id", *NODE_COLUMNS], records=nodes
+    nodes = nodes_copy_stream(items, cid)
+    if nodes is not None:
+        await pgb.copy_binary(
+            conn, "correlation_node", schema=SCHEMA, columns=["calculation_id", *NODE_COLUMNS], stream=nodes
         )
     await _insert_pairs(conn, items, cid)
     clusters: list[tuple[Any, ...]] = []
@@ -144,8 +145,86 @@ async def store_calculations(
     return cid
 
 
-# asyncpg encodes COPY records and array parameters element by element; the pair arrays (thousands of
-# floats per calculation) go instead as one binary COPY stream built column-wise (common.pg_binary).
+# asyncpg encodes COPY records and array parameters element by element; the node rows (~20 per
+# calculation, with three array columns) and the pair arrays (thousands of floats per calculation) go
+# instead as binary COPY streams built column-wise (common.pg_binary).
+
+_NUMERIC_GROUPS = 5  # base-10000 digit groups before the decimal point: numeric(20, 2) has 18 digits
+_NUMERIC_ROW = np.dtype(
+    [
+        ("length", ">i4"),
+        ("ndigits", ">i2"),
+        ("weight", ">i2"),
+        ("sign", ">u2"),
+        ("dscale", ">i2"),
+        ("digits", ">i2", (_NUMERIC_GROUPS + 1,)),
+    ]
+)
+_NUMERIC_NEGATIVE = 0x4000
+
+
+def _fixed_fields(rows: np.ndarray, nulls: np.ndarray) -> pgb.Fields:
+    """Fields from fixed-width records that start with their int32 length word (-1 for a NULL row,
+    which keeps only that word)."""
+    width = rows.dtype.itemsize
+    sizes = np.where(nulls, 4, width).astype(np.int64)
+    matrix = rows.view(np.uint8).reshape(len(rows), width)
+    return pgb.Fields(matrix[np.arange(width) < sizes[:, None]], sizes, nulls)
+
+
+def numeric_cents(cents: np.ndarray, nulls: np.ndarray) -> pgb.Fields:
+    """numeric fields of cents / 100 with scale 2 (NULL where `nulls`), in the binary form numeric_recv
+    reads: digit groups of base 10000, the first of weight 4 (leading zero groups are stripped by the
+    server, which also applies the column's typmod, as for any numeric it receives)."""
+    c = np.asarray(cents, dtype=np.int64)
+    whole, frac = np.abs(c) // 100, np.abs(c) % 100
+    rows = np.zeros(len(c), dtype=_NUMERIC_ROW)
+    rows["length"] = np.where(nulls, -1, _NUMERIC_ROW.itemsize - 4)
+    rows["ndigits"] = _NUMERIC_GROUPS + 1
+    rows["weight"] = _NUMERIC_GROUPS - 1
+    rows["sign"] = np.where(c < 0, _NUMERIC_NEGATIVE, 0)
+    rows["dscale"] = 2
+    for g in range(_NUMERIC_GROUPS):
+        rows["digits"][:, g] = (whole // 10_000 ** (_NUMERIC_GROUPS - 1 - g)) % 10_000
+    rows["digits"][:, _NUMERIC_GROUPS] = frac * 100  # .cc → the group .cc00
+    return _fixed_fields(rows, np.asarray(nulls, dtype=bool))
+
+
+def booleans(values: np.ndarray) -> pgb.Fields:
+    rows = np.zeros(len(values), dtype=[("length", ">i4"), ("value", "u1")])
+    rows["length"] = 1
+    rows["value"] = np.asarray(values, dtype=bool)
+    return _fixed_fields(rows, np.zeros(len(values), dtype=bool))
+
+
+def _repeated(fields: pgb.Fields, counts: Sequence[int]) -> pgb.Fields:
+    """Fixed-width non-NULL fields, row i repeated counts[i] times."""
+    n = len(fields)
+    width = int(fields.sizes[0]) if n else 0
+    reps = np.asarray(counts, dtype=np.int64)
+    data = np.repeat(fields.data.reshape(n, width), reps, axis=0).reshape(-1)
+    return pgb.Fields(data, np.full(int(reps.sum()), width, dtype=np.int64), np.zeros(int(reps.sum()), dtype=bool))
+
+
+def nodes_copy_stream(items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> bytes | None:
+    """The binary COPY of every item's factors.correlation_node rows (calculation_id, *NODE_COLUMNS):
+    the values `node_rows` gives, built a column at a time (`correlation_rows.node_columns`)."""
+    columns = node_columns([i.result for i in items])
+    if not columns.symbol:
+        return None
+    return pgb.copy_stream(
+        _repeated(pgb.uuids([cid[i.portfolio_id] for i in items]), columns.counts),
+        pgb.text(columns.symbol),
+        pgb.array(pgb.uuids(columns.position_ids), columns.position_id_counts, pgb.OID_UUID),
+        pgb.array(pgb.text(columns.position_types), columns.position_type_counts, pgb.OID_TEXT),
+        numeric_cents(columns.exposure_cents, columns.exposure_null),
+        numeric_cents(columns.market_value_cents, columns.market_value_null),
+        pgb.int2(columns.observations),
+        booleans(columns.included),
+        pgb.text(columns.exclusion_reason),
+        pgb.array(pgb.text(columns.tags), columns.tag_counts, pgb.OID_TEXT),
+        pgb.text(columns.sector),
+    )
 
 
 def pairs_copy_stream(items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> bytes | None:
@@ -153,35 +232,47 @@ def pairs_copy_stream(items: Sequence[ComputedCalculation], cid: dict[UUID, UUID
     (NaN correlations and p-values as NULL elements, as `PairColumns.stored_columns`)."""
     ids: list[UUID] = []
     counts: list[int] = []
-    columns: list[list[Any]] = [[] for _ in range(6)]
+    symbol_1: list[str] = []
+    symbol_2: list[str] = []
+    numbers: tuple[list[np.ndarray], ...] = ([], [], [], [])  # rho, rho_dir, observations, p_value
     for i in items:
         pairs = pair_columns(i.result, i.rho_dir)
         if not len(pairs):
             continue
         ids.append(cid[i.portfolio_id])
         counts.append(len(pairs))
-        sources: tuple[list[Any], ...] = (
-            pairs.symbol_1,
-            pairs.symbol_2,
-            pairs.rho,
-            pairs.rho_dir,
-            pairs.observations,
-            pairs.p_value,
-        )
-        for target, source in zip(columns, sources, strict=True):
-            target.extend(source)
+        symbol_1.extend(pairs.symbol_1)
+        symbol_2.extend(pairs.symbol_2)
+        for target, source in zip(numbers, (pairs.rho, pairs.rho_dir, pairs.observations, pairs.p_value), strict=True):
+            target.append(np.asarray(source))
     if not ids:
         return None
-    s1, s2, rho, rho_dir, observations, p_value = columns
-    return pgb.copy_stream(
+    rho, rho_dir, observations, p_value = (np.concatenate(parts) for parts in numbers)
+    return copy_stream_by_rows(
         pgb.uuids(ids),
-        pgb.array(pgb.text(s1), counts, pgb.OID_TEXT),
-        pgb.array(pgb.text(s2), counts, pgb.OID_TEXT),
+        pgb.array(pgb.text(symbol_1), counts, pgb.OID_TEXT),
+        pgb.array(pgb.text(symbol_2), counts, pgb.OID_TEXT),
         pgb.array(pgb.float8(rho), counts, pgb.OID_FLOAT8),
         pgb.array(pgb.float8(rho_dir), counts, pgb.OID_FLOAT8),
         pgb.array(pgb.int2(observations), counts, pgb.OID_INT2),
         pgb.array(pgb.float8(p_value), counts, pgb.OID_FLOAT8),
     )
+
+
+def copy_stream_by_rows(*columns: pgb.Column) -> bytes:
+    """`pg_binary.copy_stream` of the same columns, the same bytes, assembled row by row with slices:
+    for a few rows of large fields (a calculation's pair arrays) that beats placing every byte with
+    numpy as copy_stream does for many small rows."""
+    parts = [p for c in columns for p in ((c,) if isinstance(c, pgb.Fields) else c)]
+    bounds = [np.concatenate(([0], np.cumsum(p.sizes))).tolist() for p in parts]
+    data = [p.data.tobytes() for p in parts]
+    field_count = len(columns).to_bytes(2, "big", signed=True)
+    chunks = [pgb.HEADER]
+    for row in range(len(parts[0])):
+        chunks.append(field_count)
+        chunks.extend(d[b[row] : b[row + 1]] for d, b in zip(data, bounds, strict=True))
+    chunks.append(pgb.TRAILER)
+    return b"".join(chunks)
 
 
 async def _insert_pairs(conn: Any, items: Sequence[ComputedCalculation], cid: dict[UUID, UUID]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,6 @@ import numpy as np
 from scipy import special, stats
 from scipy.cluster import _hierarchy
 from scipy.cluster.hierarchy import _LINKAGE_METHODS
-from scipy.spatial.distance import squareform
 
 ENGINE_VERSION = "correlations-1.0"
 FilterMode = Literal["value_only", "weight_only", "both", "either"]
@@ -90,7 +90,7 @@ class Nodes:
 
 @dataclass(frozen=True)
 class PairStats:
-    """Pairwise Pearson statistics on aligned samples (K × K, NaN where NULL)."""
+    """Pairwise Pearson statistics on aligned samples (K × K, or B × K × K for a stack; NaN where NULL)."""
 
     rho: np.ndarray
     n: np.ndarray  # common observations of each pair (int); diagonal = the series' own count
@@ -181,47 +181,82 @@ def node_sums(underlyings: Sequence[str], exposure: np.ndarray) -> NodeSums:
 
     `build_nodes` and the batch's reuse check both go through here, so the inputs hash of a stored
     calculation and of its re-check are computed from bit-identical numbers."""
-    symbols, inverse = np.unique(np.asarray(underlyings, dtype=str), return_inverse=True)
+    # np.unique's symbols and inverse (str order is code-point order, as numpy's), without its sort of
+    # a fixed-width string array.
+    symbols = sorted(set(underlyings))
+    index = {sym: i for i, sym in enumerate(symbols)}
+    inverse = np.array([index[u] for u in underlyings], dtype=np.intp)
     k = len(symbols)
     has_e = np.isfinite(exposure)
     node_e = np.bincount(inverse, weights=np.where(has_e, exposure, 0.0), minlength=k)
     node_has_e = np.bincount(inverse, weights=has_e.astype(float), minlength=k) > 0
     gross = float(np.abs(exposure[has_e]).sum())
-    return NodeSums(symbols.tolist(), node_e, node_has_e, gross, inverse)
+    return NodeSums(symbols, node_e, node_has_e, gross, inverse)
 
 
-def build_nodes(positions: Sequence[PositionRow]) -> Nodes:
-    """Group positions by underlying: e_u = Σ E_i, MV_u = Σ MV_i (vectorised sums)."""
-    if not positions:
+@dataclass(frozen=True)
+class PositionColumns:
+    """A portfolio's valued positions as columns (the batch's read: one row of arrays per portfolio)."""
+
+    position_ids: Sequence[UUID]
+    underlyings: Sequence[str]
+    position_types: Sequence[str]
+    dollar_exposure: np.ndarray  # signed delta-adjusted exposure E, USD; NaN when not computable
+    market_value: np.ndarray  # signed, USD; NaN when missing
+    tags: Sequence[Sequence[str]]
+    sectors: Sequence[str | None]
+
+    def __len__(self) -> int:
+        return len(self.position_ids)
+
+
+def position_columns(positions: Sequence[PositionRow]) -> PositionColumns:
+    """Rows (the single-portfolio read) as the columns the batch reads."""
+    return PositionColumns(
+        position_ids=[p.position_id for p in positions],
+        underlyings=[p.underlying for p in positions],
+        position_types=[p.position_type for p in positions],
+        dollar_exposure=np.array([np.nan if p.dollar_exposure is None else p.dollar_exposure for p in positions]),
+        market_value=np.array([np.nan if p.market_value is None else p.market_value for p in positions]),
+        tags=[p.tags for p in positions],
+        sectors=[p.sector for p in positions],
+    )
+
+
+def build_nodes(positions: Sequence[PositionRow] | PositionColumns) -> Nodes:
+    """Group positions (rows, or the columns of the batch's read) by underlying: e_u = Σ E_i,
+    MV_u = Σ MV_i (vectorised sums)."""
+    if not len(positions):
         empty = np.zeros(0)
         return Nodes([], empty, empty, np.zeros(0, dtype=bool), [], [], [], [], 0.0)
-    exposure = np.array([np.nan if p.dollar_exposure is None else p.dollar_exposure for p in positions], dtype=float)
-    mv = np.array([np.nan if p.market_value is None else p.market_value for p in positions], dtype=float)
-    sums = node_sums([p.underlying for p in positions], exposure)
+    cols = positions if isinstance(positions, PositionColumns) else position_columns(positions)
+    exposure = np.asarray(cols.dollar_exposure, dtype=float)
+    mv = np.asarray(cols.market_value, dtype=float)
+    sums = node_sums(cols.underlyings, exposure)
     inverse, k = sums.inverse, len(sums)
     has_mv = np.isfinite(mv)
     node_mv = np.bincount(inverse, weights=np.where(has_mv, mv, 0.0), minlength=k)
     node_mv[np.bincount(inverse, weights=has_mv.astype(float), minlength=k) == 0] = np.nan
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(k + 1))
-    ids: list[list[UUID]] = []
-    types: list[list[str]] = []
-    tags: list[tuple[str, ...]] = []
-    sectors: list[str | None] = []
-    starts, ends, members_order = bounds[:-1].tolist(), bounds[1:].tolist(), order.tolist()
-    for lo, hi in zip(starts, ends, strict=True):
-        if hi - lo == 1:  # most nodes hold one position: the same values without the set/generator work
-            m = positions[members_order[lo]]
-            ids.append([m.position_id])
-            types.append([m.position_type])
-            tags.append(tuple(sorted(set(m.tags))))
-            sectors.append(m.sector or None)
-            continue
-        members = [positions[i] for i in members_order[lo:hi]]
-        ids.append([m.position_id for m in members])
-        types.append(sorted({m.position_type for m in members}))
-        tags.append(tuple(sorted({t for m in members for t in m.tags})))
-        sectors.append(next((m.sector for m in members if m.sector), None))
+    order = np.argsort(inverse, kind="stable").tolist()
+    pids, ptypes, ptags, psectors = cols.position_ids, cols.position_types, cols.tags, cols.sectors
+    ids: list[list[UUID]]
+    types: list[list[str]]
+    tags: list[tuple[str, ...]]
+    sectors: list[str | None]
+    if k == len(order):  # one position per node (the common book): no grouping work
+        ids = [[pids[i]] for i in order]
+        types = [[ptypes[i]] for i in order]
+        tags = [tuple(sorted(set(ptags[i]))) if ptags[i] else () for i in order]
+        sectors = [psectors[i] or None for i in order]
+    else:
+        ids, types, tags, sectors = [], [], [], []
+        bounds = np.searchsorted(inverse[order], np.arange(k + 1)).tolist()
+        for lo, hi in itertools.pairwise(bounds):
+            members = order[lo:hi]
+            ids.append([pids[i] for i in members])
+            types.append(sorted({ptypes[i] for i in members}))
+            tags.append(tuple(sorted({t for i in members for t in ptags[i]})))
+            sectors.append(next((psectors[i] for i in members if psectors[i]), None))
     return Nodes(
         symbols=sums.symbols,
         exposure=sums.exposure,
@@ -317,45 +352,80 @@ def pairwise_correlations(returns: np.ndarray, *, min_overlap: int = POS_CORR_MI
     Equals pandas `DataFrame.corr(min_periods=min_overlap)`. Pairs with fewer common observations, or a
     constant series on the common dates, are NaN. t = ρ√(n−2)/√(1−ρ²) and the two-sided Student-t
     p-value on n − 2 degrees of freedom use the same aligned sample."""
-    r = np.asarray(returns, dtype=float)
-    k = r.shape[1]
-    mask = np.isfinite(r)
+    series = np.asarray(returns, dtype=float).T  # K × T, a view: the caller's memory layout is kept
+    stacked = stacked_pair_statistics(series[None], min_overlap=min_overlap)
+    return PairStats(rho=stacked.rho[0], n=stacked.n[0], p_value=stacked.p_value[0], t_stat=stacked.t_stat[0])
+
+
+def stacked_pair_statistics(series: np.ndarray, *, min_overlap: int = POS_CORR_MIN_OVERLAP) -> PairStats:
+    """`pairwise_correlations` of B books at once: series B × K × T (each book's K return series, one
+    row per series), statistics B × K × K.
+
+    One code path for one book (B = 1) and a batch: every step is elementwise, a sum over a series'
+    dates, or a per-book matrix product, so each book's numbers are bit for bit those it gets alone
+    when the books have the same memory layout. The layout matters (BLAS sums a product in an order
+    that depends on which operand is transposed) and is kept as given: the single-book path passes a
+    column selection of its returns, i.e. each series contiguous, as the batch's rows are."""
+    xs = np.asarray(series, dtype=float)
+    b, k = xs.shape[0], xs.shape[1]
+    mask = np.isfinite(xs)
     m = mask.astype(float)
-    # Correlation is shift-invariant per series: centring each column on its own mean first keeps the
+    # Correlation is shift-invariant per series: centring each series on its own mean first keeps the
     # sums of the pairwise formula small and free of cancellation.
-    counts = m.sum(axis=0)
-    col_mean = np.divide(np.where(mask, r, 0.0).sum(axis=0), counts, out=np.zeros(k), where=counts > 0)
-    x = np.where(mask, r - col_mean, 0.0)
-    n = m.T @ m
-    sx = x.T @ m  # sx[u, v] = Σ over common dates of x_u
-    sxx = (x * x).T @ m
-    sxy = x.T @ x
+    counts = m.sum(axis=2)
+    mean = np.divide(np.where(mask, xs, 0.0).sum(axis=2), counts, out=np.zeros((b, k)), where=counts > 0)
+    x = np.where(mask, xs - mean[:, :, None], 0.0)
+    x_t, m_t = x.transpose(0, 2, 1), m.transpose(0, 2, 1)
+    n = m @ m_t
+    sx = x @ m_t  # sx[u, v] = Σ over common dates of x_u
+    sxx = (x * x) @ m_t
+    sxy = x @ x_t
     with np.errstate(invalid="ignore", divide="ignore"):
-        cov = sxy - sx * sx.T / n
+        cov = sxy - sx * sx.transpose(0, 2, 1) / n
         var_u = sxx - sx * sx / n
-        var_v = var_u.T
+        var_v = var_u.transpose(0, 2, 1)
         rho = cov / np.sqrt(var_u * var_v)
     valid = (n >= min_overlap) & (var_u > 0) & (var_v > 0) & np.isfinite(rho)
     rho = np.where(valid, np.clip(rho, -1.0, 1.0), np.nan)
-    np.fill_diagonal(rho, np.where(np.diag(n) >= min_overlap, 1.0, np.nan))
+    diag = np.arange(k)
+    rho[:, diag, diag] = np.where(n[:, diag, diag] >= min_overlap, 1.0, np.nan)
     n_int = np.rint(n).astype(np.int64)
     dof = np.where(n > 2, n - 2.0, 1.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         # |ρ| = 1 gives t = ±inf and p = 0; NULL pairs stay NaN.
         t_stat = rho * np.sqrt(dof) / np.sqrt(1.0 - rho * rho)
-    # stats.t.sf(x, df) is special.stdtr(df, -x) behind per-call argument handling (0 at x = inf,
-    # NaN for NaN, as stdtr gives): the ufunc directly returns the same numbers.
-    p = np.where(np.isnan(rho), np.nan, 2.0 * special.stdtr(dof, -np.abs(t_stat)))
-    np.fill_diagonal(p, np.nan)
-    np.fill_diagonal(t_stat, np.nan)
-    return PairStats(rho=rho, n=n_int, p_value=p, t_stat=t_stat)
+    t_stat[:, diag, diag] = np.nan
+    return PairStats(rho=rho, n=n_int, p_value=_two_sided_p(t_stat, dof), t_stat=t_stat)
+
+
+def _two_sided_p(t_stat: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """2·P(T_dof > |t|) of each pair (NaN where t is NaN: NULL pairs and the diagonal).
+
+    stats.t.sf(x, df) is special.stdtr(df, -x) behind per-call argument handling (0 at x = inf, NaN
+    for NaN, as stdtr gives): the ufunc directly returns the same numbers. It is the costliest call of
+    the pair statistics, so it runs once per valid pair u < v when t is symmetric (it is whenever the
+    product sums are, i.e. normally; the check keeps the numbers exact otherwise)."""
+    iu, ju = upper_pairs(t_stat.shape[-1])
+    t_up = t_stat[..., iu, ju]
+    if not np.array_equal(t_up, t_stat[..., ju, iu], equal_nan=True):
+        return np.where(np.isnan(t_stat), np.nan, 2.0 * special.stdtr(dof, -np.abs(t_stat)))
+    ok = ~np.isnan(t_up)
+    p_up = np.full(t_up.shape, np.nan)
+    p_up[ok] = 2.0 * special.stdtr(dof[..., iu, ju][ok], -np.abs(t_up[ok]))
+    p = np.full(t_stat.shape, np.nan)
+    p[..., iu, ju] = p_up
+    p[..., ju, iu] = p_up
+    return p
 
 
 def direction_adjusted(rho: np.ndarray, exposure: np.ndarray) -> np.ndarray:
-    """ρ^dir_uv = sign(e_u)·sign(e_v)·ρ_uv: a long and a short in co-moving names hedge each other."""
+    """ρ^dir_uv = sign(e_u)·sign(e_v)·ρ_uv: a long and a short in co-moving names hedge each other.
+
+    Also for stacks (rho … × K × K, exposure … × K); the sign products are np.outer's."""
     s = np.sign(np.asarray(exposure, dtype=float))
-    out = rho * np.outer(s, s)
-    np.fill_diagonal(out, np.where(np.isnan(np.diag(rho)), np.nan, 1.0))
+    out = rho * (s[..., :, None] * s[..., None, :])
+    diag = np.arange(rho.shape[-1])
+    out[..., diag, diag] = np.where(np.isnan(rho[..., diag, diag]), np.nan, 1.0)
     return np.asarray(out)
 
 
@@ -403,6 +473,9 @@ def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[s
     if k < 2:
         hhi = 1.0 if k == 1 else None
         return PortfolioMetrics(None, None, None, hhi, hhi, 0, 0)
+    complete = stacked_complete_metrics(np.asarray(rho, dtype=float)[None], e[None])[0]
+    if complete is not None:
+        return complete
     abs_e = np.abs(e)
     iu = upper_pairs(k)
     r = rho[iu]
@@ -448,27 +521,98 @@ def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[s
     )
 
 
+def stacked_complete_metrics(rho: np.ndarray, exposure: np.ndarray) -> list[PortfolioMetrics | None]:
+    """`portfolio_metrics` of B books of K ≥ 2 nodes at once (rho B × K × K, exposure B × K), for the
+    books whose pairs are all valid and whose exposures are not all zero; None for the others (their
+    NULL pairs need the drop-until-complete loop of `portfolio_metrics`).
+
+    Nothing is dropped from a complete R, so a = |e|/Σ|e| and R is rho with its diagonal set to 1.
+    The sums run along contiguous rows (each row summed as the 1-D array of one book is) and the
+    products are per-book matrix products: every book gets the numbers it gets alone."""
+    b, k = exposure.shape
+    iu, ju = upper_pairs(k)
+    r = np.ascontiguousarray(rho[:, iu, ju])
+    abs_e = np.abs(exposure)
+    w = np.ascontiguousarray(abs_e[:, iu] * abs_e[:, ju])  # |e_u||e_v| of each pair u < v
+    s = np.sign(exposure)
+    r_dir = np.ascontiguousarray((s[:, iu] * s[:, ju]) * r)
+    total = abs_e.sum(axis=1)
+    w_sum = w.sum(axis=1)
+    complete = np.isfinite(r).all(axis=1) & (total > 0) & (w_sum > 0)
+    if not complete.any():
+        return [None] * b
+    with np.errstate(invalid="ignore", divide="ignore"):  # the incomplete books' numbers are dropped
+        average = r.mean(axis=1)
+        weighted = (w * r).sum(axis=1) / w_sum
+        direction = (w * r_dir).sum(axis=1) / w_sum
+        a = abs_e / total[:, None]
+        hhi = 1.0 / (a[:, None, :] @ a[:, :, None])[:, 0, 0]
+        r_full = rho.copy()
+        diag = np.arange(k)
+        r_full[:, diag, diag] = 1.0
+        quad = ((a[:, None, :] @ r_full) @ a[:, :, None])[:, 0, 0]
+    out: list[PortfolioMetrics | None] = []
+    for j, ok in enumerate(complete.tolist()):
+        if not ok:
+            out.append(None)
+            continue
+        q = float(quad[j])
+        out.append(
+            PortfolioMetrics(
+                average_correlation=float(average[j]),
+                weighted_average_correlation=float(weighted[j]),
+                direction_adjusted_correlation=float(direction[j]),
+                effective_positions_hhi=float(hhi[j]),
+                effective_positions_corr=min(max(1.0 / q, 1.0), float(k)) if q > 0 else None,
+                valid_pairs=len(iu),
+                null_pairs=0,
+                flags=() if q > 0 else ("effective_positions_undefined",),
+            )
+        )
+    return out
+
+
 # ---------------------------------------------------------------- clusters
 
 
-def cluster_labels(rho: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Average-linkage labels on d = 1 − ρ cut at 1 − threshold, and the linkage merge heights.
+def cluster_distances(rho: np.ndarray) -> np.ndarray:
+    """Condensed distances d = 1 − ρ of a K × K matrix or a B × K × K stack (… × K(K−1)/2, the upper
+    triangle row by row, as `squareform`). A NULL pair counts as ρ = 0 (no evidence of co-movement);
+    negative ρ gives d > 1, so hedges are never "similar"."""
+    d = 1.0 - np.where(np.isnan(rho), 0.0, rho)
+    d = np.clip((d + np.swapaxes(d, -1, -2)) / 2.0, 0.0, 2.0)
+    iu, ju = upper_pairs(rho.shape[-1])
+    return np.ascontiguousarray(d[..., iu, ju])
 
-    A NULL pair counts as ρ = 0 (no evidence of co-movement); negative ρ gives d > 1, so hedges are
-    never "similar"."""
+
+def cluster_labels(rho: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Average-linkage labels on d = 1 − ρ cut at 1 − threshold, and the linkage merge heights."""
     k = rho.shape[0]
     if k < 2:
         return np.arange(1, k + 1), np.zeros(0)
-    d = 1.0 - np.where(np.isnan(rho), 0.0, rho)
-    d = np.clip((d + d.T) / 2.0, 0.0, 2.0)
-    np.fill_diagonal(d, 0.0)
-    z = _average_linkage(squareform(d, checks=False), k)
+    z = average_linkage(cluster_distances(rho), k)
     labels = np.zeros(k, dtype=np.int32)
-    _hierarchy.cluster_dist(z, labels, float((1.0 - threshold) + _CUT_TOLERANCE), k)
+    _hierarchy.cluster_dist(z, labels, _cut_height(threshold), k)
     return labels, np.asarray(z[:, 2])
 
 
-def _average_linkage(y: np.ndarray, k: int) -> np.ndarray:
+def _cut_height(threshold: float) -> float:
+    return float((1.0 - threshold) + _CUT_TOLERANCE)
+
+
+def cut_linkage(z: np.ndarray, threshold: float, k: int) -> np.ndarray | None:
+    """Flat cluster labels 1…n of a linkage cut at 1 − threshold, or None when every merge is above the
+    cut: each node is then its own cluster (a flat cluster joins nodes only through a merge at or
+    below the cut), so no cluster of ≥ 2 exists and nothing is left to label."""
+    cut = _cut_height(threshold)
+    if float(z[:, 2].min()) > cut:
+        return None
+    labels = np.zeros(k, dtype=np.int32)
+    _hierarchy.cluster_dist(z, labels, cut, k)
+    return labels
+
+
+def average_linkage(y: np.ndarray, k: int) -> np.ndarray:
     """`linkage(y, "average")` without its input validation (d is finite, symmetric and non-negative by
     construction; the checks cost more than the clustering of a 20-node book). The same compiled
     routines as `linkage` + `fcluster(criterion="distance")` (tests/unit/factors compares them)."""
@@ -477,7 +621,7 @@ def _average_linkage(y: np.ndarray, k: int) -> np.ndarray:
 
 def _nickname(
     members: Sequence[int],
-    abs_e: np.ndarray,
+    abs_e: Sequence[float],
     symbols: Sequence[str],
     tags: Sequence[Sequence[str]],
     sectors: Sequence[str | None],
@@ -510,13 +654,34 @@ def find_clusters(
     members, a nickname, and concentration_gross/net = Σ clusters gross or |net| / Σ|e| of the nodes."""
     e = np.asarray(exposure, dtype=float)
     k = len(e)
+    if k < 2:
+        g_nodes = float(np.abs(e).sum())
+        return ClusterSummary((), 0.0 if g_nodes > 0 else None, 0.0 if g_nodes > 0 else None)
+    z = average_linkage(cluster_distances(rho), k)
+    return summarise_clusters(rho, e, cut_linkage(z, threshold, k), z[:, 2], symbols, tags, sectors)
+
+
+def summarise_clusters(
+    rho: np.ndarray,
+    exposure: np.ndarray,
+    labels: np.ndarray | None,
+    heights: np.ndarray,
+    symbols: Sequence[str],
+    tags: Sequence[Sequence[str]],
+    sectors: Sequence[str | None],
+) -> ClusterSummary:
+    """`find_clusters` from the cut of its linkage (`cut_linkage`: None = no merge below the cut)."""
+    e = np.asarray(exposure, dtype=float)
+    k = len(e)
     abs_e = np.abs(e)
     g_nodes = float(abs_e.sum())
-    if k < 2:
-        return ClusterSummary((), 0.0 if g_nodes > 0 else None, 0.0 if g_nodes > 0 else None)
-    labels, heights = cluster_labels(rho, threshold)
-    uniq, inverse = np.unique(labels, return_inverse=True)
-    indicator = np.zeros((k, len(uniq)))
+    merge_heights = tuple(heights.tolist())
+    if labels is None or int(labels.max()) == k:  # all singletons: no cluster of ≥ 2
+        none = 0.0 if g_nodes > 0 else None
+        return ClusterSummary((), none, none, merge_heights)
+    # cluster_dist numbers the flat clusters 1…n consecutively: label − 1 is np.unique's inverse.
+    inverse = labels.astype(np.intp) - 1
+    indicator = np.zeros((k, int(labels.max())))
     indicator[np.arange(k), inverse] = 1.0
     sizes = indicator.sum(axis=0)
     valid = np.isfinite(rho).astype(float)
@@ -533,31 +698,33 @@ def find_clusters(
         to_cluster = np.where(member_n > 0, member_sum / member_n, np.nan)
     gross = abs_e @ indicator
     net = e @ indicator
-    chosen = [c for c in np.argsort(-gross, kind="stable") if sizes[c] >= 2]
+    # Python floats from here on (the same doubles; per-element numpy scalars cost more than the maths).
+    order = np.argsort(-gross, kind="stable")
+    chosen = order[sizes[order] >= 2].tolist()
+    abs_list, e_list, to_list = abs_e.tolist(), e.tolist(), to_cluster.tolist()
+    gross_list, net_list, avg_list = gross.tolist(), net.tolist(), avg.tolist()
     clusters: list[Cluster] = []
     for number, c in enumerate(chosen, start=1):
-        members = sorted(np.flatnonzero(inverse == c).tolist(), key=lambda m: (-abs_e[m], symbols[m]))
-        nickname, source = _nickname(members, abs_e, symbols, tags, sectors)
+        members = sorted(np.flatnonzero(inverse == c).tolist(), key=lambda m: (-abs_list[m], symbols[m]))
+        nickname, source = _nickname(members, abs_list, symbols, tags, sectors)
         clusters.append(
             Cluster(
                 number=number,
                 symbols=tuple(symbols[m] for m in members),
-                exposures=tuple(float(e[m]) for m in members),
-                member_share_of_gross=tuple(float(abs_e[m] / g_nodes) if g_nodes > 0 else None for m in members),
-                correlation_to_cluster=tuple(
-                    None if np.isnan(to_cluster[m]) else float(to_cluster[m]) for m in members
-                ),
-                avg_correlation=None if np.isnan(avg[c]) else float(avg[c]),
-                gross=float(gross[c]),
-                net=float(net[c]),
-                share_of_gross=float(gross[c] / g_nodes) if g_nodes > 0 else None,
+                exposures=tuple(e_list[m] for m in members),
+                member_share_of_gross=tuple(abs_list[m] / g_nodes if g_nodes > 0 else None for m in members),
+                correlation_to_cluster=tuple(None if np.isnan(to_list[m]) else to_list[m] for m in members),
+                avg_correlation=None if np.isnan(avg_list[c]) else avg_list[c],
+                gross=gross_list[c],
+                net=net_list[c],
+                share_of_gross=gross_list[c] / g_nodes if g_nodes > 0 else None,
                 nickname=nickname,
                 nickname_source=source,
             )
         )
     conc_gross = float(sum(cl.gross for cl in clusters) / g_nodes) if g_nodes > 0 else None
     conc_net = float(sum(abs(cl.net) for cl in clusters) / g_nodes) if g_nodes > 0 else None
-    return ClusterSummary(tuple(clusters), conc_gross, conc_net, tuple(float(h) for h in heights))
+    return ClusterSummary(tuple(clusters), conc_gross, conc_net, merge_heights)
 
 
 def data_quality(included: int, valid_pairs: int, null_pairs: int, history_exclusions: int) -> DataQuality:

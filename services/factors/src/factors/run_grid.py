@@ -22,11 +22,22 @@ from factors.correlation_repository import price_grid
 
 @dataclass
 class RunGrid:
-    """The window's dates and the close column (len(dates),) of every symbol read so far."""
+    """The window's dates and the closes of every symbol read so far: one (len(dates), symbols) matrix
+    and each symbol's column in it (a batch's grid is then one gather, not a stack of 1,000 columns)."""
 
     days: int
     dates: list[date] = field(default_factory=list)
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    closes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    index: dict[str, int] = field(default_factory=dict)
+
+    def add(self, symbols: Sequence[str], closes: np.ndarray) -> None:
+        """Append the columns of symbols not read before (`closes`: len(dates) × len(symbols))."""
+        if not self.index:
+            self.closes = np.zeros((closes.shape[0], 0))
+        start = self.closes.shape[1]
+        self.closes = np.hstack([self.closes, closes])  # the same dates within a run
+        for j, symbol in enumerate(symbols):
+            self.index[symbol] = start + j
 
 
 async def cached_price_grid(
@@ -43,12 +54,11 @@ async def cached_price_grid(
     if grid is None or grid.days != days:
         grid = RunGrid(days)
         cache.put(as_of, run_id, grid)
-    missing = [s for s in symbols if s not in grid.columns]
+    missing = [s for s in symbols if s not in grid.index]
     if missing or not grid.dates:
         dates, closes = await price_grid(session, symbols=missing, as_of=as_of, days=days)
         grid.dates = dates
-        for j, symbol in enumerate(missing):
-            grid.columns[symbol] = closes[:, j]
+        grid.add(missing, closes)
     if not symbols:
         return grid.dates, np.zeros((len(grid.dates), 0))
-    return grid.dates, np.column_stack([grid.columns[s] for s in symbols])
+    return grid.dates, grid.closes[:, [grid.index[s] for s in symbols]]

@@ -1,0 +1,393 @@
+"""The per-portfolio position-correlation compute as it was before the stacked batch path (a frozen
+copy of factors.correlation_compute's functions, unchanged but for this header and the imports): the
+reference that the batched path and the kernels it shares with the single-book path are compared
+with (test_correlation_stacked)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date
+from typing import Literal
+from uuid import UUID
+
+import numpy as np
+from scipy import special
+from scipy.cluster import _hierarchy
+from scipy.cluster.hierarchy import _LINKAGE_METHODS
+from scipy.spatial.distance import squareform
+
+from factors.correlation_compute import (
+    _CUT_TOLERANCE,
+    BELOW_FILTER,
+    INSUFFICIENT_HISTORY,
+    MISSING_EXPOSURE,
+    NICKNAME_SHARE,
+    POS_CORR_MIN_OVERLAP,
+    Cluster,
+    ClusterSummary,
+    CorrelationFilters,
+    CorrelationResult,
+    Nodes,
+    NodeSums,
+    PairStats,
+    PortfolioMetrics,
+    PositionRow,
+    data_quality,
+    simple_returns,
+    upper_pairs,
+)
+
+_AVERAGE = _LINKAGE_METHODS["average"]
+
+
+def node_sums(underlyings: Sequence[str], exposure: np.ndarray) -> NodeSums:
+    """Positions (in position order) → node symbols (sorted), e_u (bincount sums in position order) and G.
+
+    `build_nodes` and the batch's reuse check both go through here, so the inputs hash of a stored
+    calculation and of its re-check are computed from bit-identical numbers."""
+    symbols, inverse = np.unique(np.asarray(underlyings, dtype=str), return_inverse=True)
+    k = len(symbols)
+    has_e = np.isfinite(exposure)
+    node_e = np.bincount(inverse, weights=np.where(has_e, exposure, 0.0), minlength=k)
+    node_has_e = np.bincount(inverse, weights=has_e.astype(float), minlength=k) > 0
+    gross = float(np.abs(exposure[has_e]).sum())
+    return NodeSums(symbols.tolist(), node_e, node_has_e, gross, inverse)
+
+
+def build_nodes(positions: Sequence[PositionRow]) -> Nodes:
+    """Group positions by underlying: e_u = Σ E_i, MV_u = Σ MV_i (vectorised sums)."""
+    if not positions:
+        empty = np.zeros(0)
+        return Nodes([], empty, empty, np.zeros(0, dtype=bool), [], [], [], [], 0.0)
+    exposure = np.array([np.nan if p.dollar_exposure is None else p.dollar_exposure for p in positions], dtype=float)
+    mv = np.array([np.nan if p.market_value is None else p.market_value for p in positions], dtype=float)
+    sums = node_sums([p.underlying for p in positions], exposure)
+    inverse, k = sums.inverse, len(sums)
+    has_mv = np.isfinite(mv)
+    node_mv = np.bincount(inverse, weights=np.where(has_mv, mv, 0.0), minlength=k)
+    node_mv[np.bincount(inverse, weights=has_mv.astype(float), minlength=k) == 0] = np.nan
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(k + 1))
+    ids: list[list[UUID]] = []
+    types: list[list[str]] = []
+    tags: list[tuple[str, ...]] = []
+    sectors: list[str | None] = []
+    starts, ends, members_order = bounds[:-1].tolist(), bounds[1:].tolist(), order.tolist()
+    for lo, hi in zip(starts, ends, strict=True):
+        if hi - lo == 1:  # most nodes hold one position: the same values without the set/generator work
+            m = positions[members_order[lo]]
+            ids.append([m.position_id])
+            types.append([m.position_type])
+            tags.append(tuple(sorted(set(m.tags))))
+            sectors.append(m.sector or None)
+            continue
+        members = [positions[i] for i in members_order[lo:hi]]
+        ids.append([m.position_id for m in members])
+        types.append(sorted({m.position_type for m in members}))
+        tags.append(tuple(sorted({t for m in members for t in m.tags})))
+        sectors.append(next((m.sector for m in members if m.sector), None))
+    return Nodes(
+        symbols=sums.symbols,
+        exposure=sums.exposure,
+        market_value=node_mv,
+        has_exposure=sums.has_exposure,
+        position_ids=ids,
+        position_types=types,
+        tags=tags,
+        sectors=sectors,
+        gross=sums.gross,
+    )
+
+
+def pairwise_correlations(returns: np.ndarray, *, min_overlap: int = POS_CORR_MIN_OVERLAP) -> PairStats:
+    """Pearson ρ of every pair on the dates both have returns (pairwise deletion), as matrix products.
+
+    Equals pandas `DataFrame.corr(min_periods=min_overlap)`. Pairs with fewer common observations, or a
+    constant series on the common dates, are NaN. t = ρ√(n−2)/√(1−ρ²) and the two-sided Student-t
+    p-value on n − 2 degrees of freedom use the same aligned sample."""
+    r = np.asarray(returns, dtype=float)
+    k = r.shape[1]
+    mask = np.isfinite(r)
+    m = mask.astype(float)
+    # Correlation is shift-invariant per series: centring each column on its own mean first keeps the
+    # sums of the pairwise formula small and free of cancellation.
+    counts = m.sum(axis=0)
+    col_mean = np.divide(np.where(mask, r, 0.0).sum(axis=0), counts, out=np.zeros(k), where=counts > 0)
+    x = np.where(mask, r - col_mean, 0.0)
+    n = m.T @ m
+    sx = x.T @ m  # sx[u, v] = Σ over common dates of x_u
+    sxx = (x * x).T @ m
+    sxy = x.T @ x
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = sxy - sx * sx.T / n
+        var_u = sxx - sx * sx / n
+        var_v = var_u.T
+        rho = cov / np.sqrt(var_u * var_v)
+    valid = (n >= min_overlap) & (var_u > 0) & (var_v > 0) & np.isfinite(rho)
+    rho = np.where(valid, np.clip(rho, -1.0, 1.0), np.nan)
+    np.fill_diagonal(rho, np.where(np.diag(n) >= min_overlap, 1.0, np.nan))
+    n_int = np.rint(n).astype(np.int64)
+    dof = np.where(n > 2, n - 2.0, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # |ρ| = 1 gives t = ±inf and p = 0; NULL pairs stay NaN.
+        t_stat = rho * np.sqrt(dof) / np.sqrt(1.0 - rho * rho)
+    # stats.t.sf(x, df) is special.stdtr(df, -x) behind per-call argument handling (0 at x = inf,
+    # NaN for NaN, as stdtr gives): the ufunc directly returns the same numbers.
+    p = np.where(np.isnan(rho), np.nan, 2.0 * special.stdtr(dof, -np.abs(t_stat)))
+    np.fill_diagonal(p, np.nan)
+    np.fill_diagonal(t_stat, np.nan)
+    return PairStats(rho=rho, n=n_int, p_value=p, t_stat=t_stat)
+
+
+def direction_adjusted(rho: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """ρ^dir_uv = sign(e_u)·sign(e_v)·ρ_uv: a long and a short in co-moving names hedge each other."""
+    s = np.sign(np.asarray(exposure, dtype=float))
+    out = rho * np.outer(s, s)
+    np.fill_diagonal(out, np.where(np.isnan(np.diag(rho)), np.nan, 1.0))
+    return np.asarray(out)
+
+
+def _complete_subset(valid: np.ndarray, abs_e: np.ndarray) -> np.ndarray:
+    """Drop the node with most NULL pairs (ties: smallest |e|, then first in order) until R is complete."""
+    k = len(abs_e)
+    keep = np.ones(k, dtype=bool)
+    nulls = (~valid).astype(int)
+    np.fill_diagonal(nulls, 0)
+    rank = np.empty(k, dtype=np.int64)
+    rank[np.lexsort((np.arange(k), abs_e))] = np.arange(k)  # position in ascending (|e|, index) order
+    while keep.sum() > 1:
+        counts = (nulls[:, keep].sum(axis=1)) * keep
+        worst = counts.max()
+        if worst == 0:
+            break
+        candidates = np.flatnonzero(counts == worst)
+        keep[candidates[np.argmin(rank[candidates])]] = False
+    return keep
+
+
+def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[str]) -> PortfolioMetrics:
+    """§7.3 over valid pairs u < v: plain, exposure-weighted and direction-adjusted correlation, HHI and
+    correlation-adjusted effective number of positions (a in the row order of R)."""
+    e = np.asarray(exposure, dtype=float)
+    k = len(e)
+    if k < 2:
+        hhi = 1.0 if k == 1 else None
+        return PortfolioMetrics(None, None, None, hhi, hhi, 0, 0)
+    abs_e = np.abs(e)
+    iu = upper_pairs(k)
+    r = rho[iu]
+    valid = np.isfinite(r)
+    w = np.outer(abs_e, abs_e)[iu]
+    s = np.sign(e)
+    r_dir = (np.outer(s, s)[iu]) * r
+    n_valid = int(valid.sum())
+    average = float(r[valid].mean()) if n_valid else None
+    w_sum = float(w[valid].sum())
+    weighted = float((w[valid] * r[valid]).sum() / w_sum) if n_valid and w_sum > 0 else None
+    direction = float((w[valid] * r_dir[valid]).sum() / w_sum) if n_valid and w_sum > 0 else None
+    total = abs_e.sum()
+    a = abs_e / total if total > 0 else None
+    hhi = float(1.0 / (a @ a)) if a is not None else None
+    flags: list[str] = []
+    valid_matrix = np.isfinite(rho)
+    keep = _complete_subset(valid_matrix, abs_e)
+    dropped = tuple(sym for sym, kept in zip(symbols, keep.tolist(), strict=True) if not kept)
+    eff_corr: float | None = None
+    sub_total = abs_e[keep].sum()
+    if keep.sum() >= 1 and sub_total > 0:
+        a_k = abs_e[keep] / sub_total
+        r_k = rho[np.ix_(keep, keep)].copy()
+        np.fill_diagonal(r_k, 1.0)
+        quad = float(a_k @ r_k @ a_k)
+        if quad > 0:
+            eff_corr = min(max(1.0 / quad, 1.0), float(keep.sum()))  # np.clip of a finite scalar
+        else:
+            flags.append("effective_positions_undefined")
+    if dropped:
+        flags.append("effective_positions_dropped_nodes")
+    return PortfolioMetrics(
+        average_correlation=average,
+        weighted_average_correlation=weighted,
+        direction_adjusted_correlation=direction,
+        effective_positions_hhi=hhi,
+        effective_positions_corr=eff_corr,
+        valid_pairs=n_valid,
+        null_pairs=len(r) - n_valid,
+        dropped_for_effective=dropped,
+        flags=tuple(flags),
+    )
+
+
+def cluster_labels(rho: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Average-linkage labels on d = 1 − ρ cut at 1 − threshold, and the linkage merge heights.
+
+    A NULL pair counts as ρ = 0 (no evidence of co-movement); negative ρ gives d > 1, so hedges are
+    never "similar"."""
+    k = rho.shape[0]
+    if k < 2:
+        return np.arange(1, k + 1), np.zeros(0)
+    d = 1.0 - np.where(np.isnan(rho), 0.0, rho)
+    d = np.clip((d + d.T) / 2.0, 0.0, 2.0)
+    np.fill_diagonal(d, 0.0)
+    z = _average_linkage(squareform(d, checks=False), k)
+    labels = np.zeros(k, dtype=np.int32)
+    _hierarchy.cluster_dist(z, labels, float((1.0 - threshold) + _CUT_TOLERANCE), k)
+    return labels, np.asarray(z[:, 2])
+
+
+def _average_linkage(y: np.ndarray, k: int) -> np.ndarray:
+    """`linkage(y, "average")` without its input validation (d is finite, symmetric and non-negative by
+    construction; the checks cost more than the clustering of a 20-node book). The same compiled
+    routines as `linkage` + `fcluster(criterion="distance")` (tests/unit/factors compares them)."""
+    return np.asarray(_hierarchy.nn_chain(np.ascontiguousarray(y, dtype=np.float64), k, _AVERAGE))
+
+
+def _nickname(
+    members: Sequence[int],
+    abs_e: np.ndarray,
+    symbols: Sequence[str],
+    tags: Sequence[Sequence[str]],
+    sectors: Sequence[str | None],
+) -> tuple[str, Literal["tag", "sector", "largest_position"]]:
+    """A tag on ≥ 70 % of members → a sector shared by ≥ 70 % → "<largest |e| member> lookalikes"."""
+    size = len(members)
+    tag_counts = Counter(t for m in members for t in set(tags[m]))
+    if tag_counts:
+        tag, count = min(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        if count / size >= NICKNAME_SHARE:
+            return tag, "tag"
+    sector_counts = Counter(sectors[m] for m in members if sectors[m] and sectors[m] != "Unknown")
+    if sector_counts:
+        sector, count = min(sector_counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        if count / size >= NICKNAME_SHARE:
+            return str(sector), "sector"
+    largest = max(members, key=lambda m: (abs_e[m], symbols[m]))
+    return f"{symbols[largest]} lookalikes", "largest_position"
+
+
+def find_clusters(
+    rho: np.ndarray,
+    exposure: np.ndarray,
+    symbols: Sequence[str],
+    tags: Sequence[Sequence[str]],
+    sectors: Sequence[str | None],
+    threshold: float,
+) -> ClusterSummary:
+    """Clusters of ≥ 2 nodes with avg ρ, gross, net, shares, each member's mean ρ with the *other*
+    members, a nickname, and concentration_gross/net = Σ clusters gross or |net| / Σ|e| of the nodes."""
+    e = np.asarray(exposure, dtype=float)
+    k = len(e)
+    abs_e = np.abs(e)
+    g_nodes = float(abs_e.sum())
+    if k < 2:
+        return ClusterSummary((), 0.0 if g_nodes > 0 else None, 0.0 if g_nodes > 0 else None)
+    labels, heights = cluster_labels(rho, threshold)
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    indicator = np.zeros((k, len(uniq)))
+    indicator[np.arange(k), inverse] = 1.0
+    sizes = indicator.sum(axis=0)
+    valid = np.isfinite(rho).astype(float)
+    np.fill_diagonal(valid, 0.0)
+    r0 = np.where(np.isfinite(rho), rho, 0.0)
+    np.fill_diagonal(r0, 0.0)
+    # Within-cluster sums of ρ and counts of valid pairs (each unordered pair counted twice).
+    within_sum = np.einsum("ic,ij,jc->c", indicator, r0, indicator)
+    within_n = np.einsum("ic,ij,jc->c", indicator, valid, indicator)
+    member_sum = (r0 @ indicator)[np.arange(k), inverse]
+    member_n = (valid @ indicator)[np.arange(k), inverse]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        avg = np.where(within_n > 0, within_sum / within_n, np.nan)
+        to_cluster = np.where(member_n > 0, member_sum / member_n, np.nan)
+    gross = abs_e @ indicator
+    net = e @ indicator
+    chosen = [c for c in np.argsort(-gross, kind="stable") if sizes[c] >= 2]
+    clusters: list[Cluster] = []
+    for number, c in enumerate(chosen, start=1):
+        members = sorted(np.flatnonzero(inverse == c).tolist(), key=lambda m: (-abs_e[m], symbols[m]))
+        nickname, source = _nickname(members, abs_e, symbols, tags, sectors)
+        clusters.append(
+            Cluster(
+                number=number,
+                symbols=tuple(symbols[m] for m in members),
+                exposures=tuple(float(e[m]) for m in members),
+                member_share_of_gross=tuple(float(abs_e[m] / g_nodes) if g_nodes > 0 else None for m in members),
+                correlation_to_cluster=tuple(
+                    None if np.isnan(to_cluster[m]) else float(to_cluster[m]) for m in members
+                ),
+                avg_correlation=None if np.isnan(avg[c]) else float(avg[c]),
+                gross=float(gross[c]),
+                net=float(net[c]),
+                share_of_gross=float(gross[c] / g_nodes) if g_nodes > 0 else None,
+                nickname=nickname,
+                nickname_source=source,
+            )
+        )
+    conc_gross = float(sum(cl.gross for cl in clusters) / g_nodes) if g_nodes > 0 else None
+    conc_net = float(sum(abs(cl.net) for cl in clusters) / g_nodes) if g_nodes > 0 else None
+    return ClusterSummary(tuple(clusters), conc_gross, conc_net, tuple(float(h) for h in heights))
+
+
+def compute_correlations(
+    nodes: Nodes,
+    candidates: np.ndarray,
+    closes: np.ndarray,
+    dates: Sequence[date],
+    filters: CorrelationFilters,
+    *,
+    min_overlap: int = POS_CORR_MIN_OVERLAP,
+) -> CorrelationResult:
+    """Returns, pairwise statistics, metrics and clusters for the candidate nodes.
+
+    `closes` is (len(dates)) × len(nodes): adjusted closes on consecutive trading days ending at the
+    as-of date (NaN = missing), one column per node in node order; non-candidate columns are ignored."""
+    k = len(nodes)
+    returns = simple_returns(closes) if k else np.zeros((0, 0))
+    obs = np.isfinite(returns).sum(axis=0).astype(np.int64) if returns.size else np.zeros(k, dtype=np.int64)
+    enough = obs >= min_overlap
+    included = candidates & enough
+    reasons: list[str | None] = []
+    for j in range(k):
+        if included[j]:
+            reasons.append(None)
+        elif not nodes.has_exposure[j]:
+            reasons.append(MISSING_EXPOSURE)
+        elif not candidates[j]:
+            reasons.append(BELOW_FILTER)
+        else:
+            reasons.append(INSUFFICIENT_HISTORY)
+    idx = np.flatnonzero(included)
+    pairs = pairwise_correlations(returns[:, idx], min_overlap=min_overlap)
+    symbols = [nodes.symbols[i] for i in idx]
+    e = nodes.exposure[idx]
+    metrics = portfolio_metrics(pairs.rho, e, symbols)
+    summary = find_clusters(
+        pairs.rho,
+        e,
+        symbols,
+        [nodes.tags[i] for i in idx],
+        [nodes.sectors[i] for i in idx],
+        filters.correlation_threshold,
+    )
+    history_exclusions = int((candidates & ~enough).sum())
+    quality = data_quality(len(idx), metrics.valid_pairs, metrics.null_pairs, history_exclusions)
+    flags = list(metrics.flags)
+    if history_exclusions:
+        flags.append("nodes_excluded_insufficient_history")
+    if metrics.null_pairs:
+        flags.append("pairs_below_min_overlap")
+    return CorrelationResult(
+        nodes=nodes,
+        included=included,
+        exclusion_reason=reasons,
+        observations=obs,
+        included_index=idx,
+        pairs=pairs,
+        metrics=metrics,
+        clusters=summary,
+        data_quality=quality,
+        window_start=dates[1] if len(dates) > 1 else None,
+        window_end=dates[-1] if dates else None,
+        gross_nodes=float(np.abs(e).sum()),
+        flags=flags,
+    )
