@@ -16,6 +16,7 @@ column's own input function, so what is stored is what the per-row path stored:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from decimal import Decimal
@@ -46,7 +47,7 @@ def _default(value: Any) -> Any:
 
 
 def _json_safe(rows: Sequence[dict[str, Any]]) -> bool:
-    return not any(isinstance(v, float) and not math.isfinite(v) for row in rows for v in row.values())
+    return all(map(math.isfinite, [v for row in rows for v in row.values() if isinstance(v, float)]))
 
 
 def _documents(table: sa.Table, columns: list[str]) -> list[str]:
@@ -55,6 +56,19 @@ def _documents(table: sa.Table, columns: list[str]) -> list[str]:
 
 def _names(columns: list[str]) -> str:
     return ", ".join(f'"{c}"' for c in columns)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(
+    table: sa.Table,
+    columns: tuple[str, ...],
+    conflict: tuple[str, ...],
+    index_where: str | None,
+    keep: tuple[str, ...],
+    returning: tuple[str, ...],
+) -> sa.TextClause:
+    """The upsert of `_upsert_sql`, built (and its bind parameters parsed) once per shape of rows."""
+    return sa.text(_upsert_sql(table, list(columns), conflict, index_where, keep, returning))
 
 
 def _upsert_sql(
@@ -116,9 +130,8 @@ def _params(table: sa.Table, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     columns = list(rows[0])
     documents = _documents(table, columns)
     scalars = [c for c in columns if c not in documents]
-    params: dict[str, Any] = {
-        "rows": orjson.dumps([{c: row[c] for c in scalars} for row in rows], default=_default).decode()
-    }
+    records = [{c: row[c] for c in scalars} for row in rows] if documents else rows  # matched by name
+    params: dict[str, Any] = {"rows": orjson.dumps(records, default=_default).decode()}
     for i, c in enumerate(documents):
         params[f"doc_{i}"] = [_document(row[c]) for row in rows]
     return params
@@ -141,8 +154,10 @@ async def upsert_rows(
         return []
     columns = list(rows[0])
     if _json_safe(rows):
-        sql = _upsert_sql(table, columns, conflict, index_where, keep, returning)
-        result = await session.execute(sa.text(sql), _params(table, rows))
+        statement = _upsert_statement(
+            table, tuple(columns), tuple(conflict), index_where, tuple(keep), tuple(returning)
+        )
+        result = await session.execute(statement, _params(table, rows))
         return list(result.all()) if returning else []
     stmt = pg.insert(table)
     update: dict[str, Any] = {c: stmt.excluded[c] for c in columns if c not in conflict and c not in keep}

@@ -2,8 +2,9 @@
 
 The text is what orjson gives for `ScenarioPresenter.positions_block` wrapped in
 `{"correlated": [...]}` / `{"direct": [...]}`: each position's identity is serialised once per
-batch (`position_heads`), an item's money fields in one numpy pass (`money_texts`), and a row's
-template depends only on its item count.
+batch (`position_heads`), and every item is one line of a byte matrix — its position's identity
+copied from that table, its money fields written by numpy (`money_blocks`) — framed into the rows'
+documents and the runs' arrays by `ItemRows`, with no Python object per item.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stress.json_text import END, RowTexts, dumps, fill, literal, plain_strings
-from stress.money_vector import money_texts
+from stress.json_text import END, ItemRows, Taken, TextTable, dumps, fill, literal, plain_strings
+from stress.money_vector import money_blocks
 
 
-def position_heads(ids: Sequence[str], symbols: Sequence[str | None], underlyings: Sequence[str | None]) -> np.ndarray:
-    """'{"position_id":…,"symbol":…,"underlying":…' of every position of the book (an object array)."""
+def position_heads(ids: Sequence[str], symbols: Sequence[str | None], underlyings: Sequence[str | None]) -> TextTable:
+    """'{"position_id":…,"symbol":…,"underlying":…' of every position of the book."""
     columns: list[Sequence[str | None]] = [ids, symbols, underlyings]
     values: Sequence[Sequence[str | None]] = columns
     spelling = '"%s"'  # the usual case: each string as it is, between quotes
@@ -29,17 +30,17 @@ def position_heads(ids: Sequence[str], symbols: Sequence[str | None], underlying
     template = (
         literal('{"position_id":') + spelling + literal(',"symbol":') + spelling + literal(',"underlying":') + spelling
     )
-    return np.array(fill((template + END) * len(ids), args), dtype=object)
+    return TextTable(fill((template + END) * len(ids), args))
 
 
 def top_documents(
     key: str,
-    heads: np.ndarray,
+    heads: TextTable,
     positions: np.ndarray,
     scenario: np.ndarray,
     counts: np.ndarray,
     money: dict[str, np.ndarray],
-) -> RowTexts:
+) -> ItemRows:
     """'{"<key>":[items]}' of every row: row r lists the next `counts[r]` ranked `positions` (of
     `scenario`), leaving out those whose first money field (the P&L) is not finite. `money` maps each
     item field after the identity to its (s, n) array, in item order."""
@@ -49,12 +50,8 @@ def top_documents(
     row_of = np.repeat(np.arange(len(counts)), counts)
     kept_counts = np.bincount(row_of[keep], minlength=len(counts))
     positions, scenario = positions[keep], scenario[keep]
-    pieces: list[str | np.ndarray] = []
+    pieces: list[str | np.ndarray | Taken] = [heads.take(positions)]
     for j, name in enumerate(names):
         pieces += [f",{dumps(name)}:", first[keep] if j == 0 else money[name][scenario, positions]]
-    args: list[str] = [""] * (2 * len(positions))
-    args[0::2] = heads[positions].tolist()
-    args[1::2] = money_texts([*pieces, "}"])
-    opening = literal(f"{{{dumps(key)}:[")
-    by_count = [opening + ",".join(["%s%s"] * k) + "]}" for k in range(int(counts.max(initial=0)) + 1)]
-    return RowTexts(np.array(by_count, dtype=object)[kept_counts].tolist(), args)
+    items = money_blocks([*pieces, "}"])
+    return ItemRows(items, kept_counts, f"{{{dumps(key)}:[", "]}")

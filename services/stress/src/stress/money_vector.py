@@ -12,18 +12,20 @@ The text of the exact cents is written by numpy too (`_write_money`): a byte mat
 value and one column per character position, digits by float division (exact below 2^53), a filler
 byte where a value has no character (leading zeros, absent signs) that `bytes.translate` then drops.
 Formatting each float in Python ("%.2f") cost ~0.15 µs a value, the largest part of building the
-stress documents.
+stress documents. `money_blocks` writes the JSON tokens of many values beside other text (fixed
+pieces, texts taken from a `json_text.TextTable`) as the lines of the stored documents' items.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import cast
 
 import numpy as np
 
 from common.formatting import money
-from stress.json_text import END
+from stress.json_text import END, FILLER, Taken, blank_lines, matrix_texts
 
 # Relative slack around a half cent: ~4,000× the ≈ 2.3e-16 relative error of repr/product, far
 # below a cent, so only genuinely ambiguous values (~1 in 300,000 on the benchmark books) take the
@@ -33,9 +35,8 @@ _TIE_TOLERANCE = 1e-12
 _MAX_CENTS = 1e15
 
 _QUOTE, _MINUS, _POINT, _ZERO = (float(ord(c)) for c in '"-.0')
-# Marks the character positions a value does not use; no text written here holds it (JSON text
-# escapes control characters, and the fixed pieces are JSON text).
-_FILLER = "\x01"
+_FILLER_BYTE = ord(FILLER)
+_NEGATIVE_ZERO = Decimal("-0.00")
 
 
 def scaled_product(
@@ -73,7 +74,7 @@ class _Cents:
 def _write_money(chars: np.ndarray, left: int, c: _Cents, *, quoted: bool) -> None:
     """Columns left … left + width of the (values, characters) matrix: money() of every value's cents
     ("-1234.50"; never "-0.00": zero cents have no sign), between quotes when `quoted`."""
-    filler = float(ord(_FILLER))
+    filler = float(_FILLER_BYTE)
     magnitude = np.abs(c.cents)
     dollars = np.floor(magnitude / 100.0)  # whole floats below 1e15: every step below is exact
     fraction = magnitude - dollars * 100.0
@@ -95,40 +96,56 @@ def _write_money(chars: np.ndarray, left: int, c: _Cents, *, quoted: bool) -> No
     chars[:, units + 3] = fraction - tens * 10.0 + _ZERO
 
 
-def _texts(chars: np.ndarray) -> list[str]:
-    """Every row of the matrix without its filler bytes, each ending at END."""
-    return chars.tobytes().translate(None, _FILLER.encode()).decode().split(END)[:-1]
+class _Tokens:
+    """The JSON token of money(v) of every value of an array — its quoted 2-dp string, `null` when not
+    finite — as a piece of a line template: the exact cents in numpy, the rest with `money` itself."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.cents = c = _Cents(values)
+        self.null = np.flatnonzero(~c.finite)
+        self.odd = np.flatnonzero(c.finite & ~c.exact)  # values near a half cent, or huge
+        self.odd_texts = [f'"{money(float(v))}"'.encode() for v in c.values[self.odd].tolist()]
+        self.width = max(c.width(quoted=True), 4 if self.null.size else 0, *map(len, self.odd_texts))
+
+    def write(self, chars: np.ndarray, left: int) -> None:
+        _write_money(chars, left, self.cents, quoted=True)
+        field = chars[:, left : left + self.width]
+        field[self.null] = _FILLER_BYTE
+        field[self.null, :4] = np.frombuffer(b"null", dtype=np.uint8)
+        field[self.odd] = _FILLER_BYTE
+        for row, text in zip(self.odd.tolist(), self.odd_texts, strict=True):  # ~1 in 300,000 values
+            field[row, : len(text)] = np.frombuffer(text, dtype=np.uint8)
 
 
-def _json_token(value: float) -> str:
-    text = money(value)
-    return "null" if text is None else f'"{text}"'
+def money_blocks(pieces: Sequence[str | np.ndarray | Taken]) -> list[np.ndarray]:
+    """(lines, bytes) blocks (FILLER-padded) that, side by side, hold per line i the pieces back to
+    back: a str as it is (JSON text, so without the control characters that mark filler and ends), a
+    Taken as its text of line i, an array (all pieces of one length) as the JSON token of
+    money(array[i]). Each is written in a narrow block of its own: a column written across a wide
+    matrix touches a cache line per value."""
+    if any(isinstance(p, str) and (FILLER in p or END in p) for p in pieces):
+        raise ValueError("a fixed piece holds a control character")
+    parts = [p.encode() if isinstance(p, str) else p if isinstance(p, Taken) else _Tokens(p) for p in pieces]
+    n_lines = next(
+        len(p.index) if isinstance(p, Taken) else len(p.cents.values) for p in parts if not isinstance(p, bytes)
+    )
+    blocks = []
+    for part in parts:
+        if isinstance(part, bytes):
+            blocks.append(np.broadcast_to(np.frombuffer(part, dtype=np.uint8), (n_lines, len(part))))
+        elif isinstance(part, Taken):
+            blocks.append(part.table.chars[part.index])
+        else:
+            block = blank_lines(n_lines, part.width)
+            part.write(block, 0)
+            blocks.append(block)
+    return blocks
 
 
 def money_texts(pieces: Sequence[str | np.ndarray]) -> list[str]:
-    """Per index i, the pieces back to back: a str as it is (JSON text, so without the control
-    characters that mark filler and ends here), an array (at least one; all of one length) as the
-    JSON token of money(array[i]) — its quoted 2-dp string, `null` when not finite."""
-    if any(isinstance(p, str) and (_FILLER in p or END in p) for p in pieces):
-        raise ValueError("a fixed piece holds a control character")
-    parts = [p if isinstance(p, str) else _Cents(p) for p in pieces]
-    cents = [p for p in parts if isinstance(p, _Cents)]
-    encoded = [p.encode() if isinstance(p, str) else b"" for p in parts]
-    widths = [len(e) if isinstance(p, str) else p.width(quoted=True) for p, e in zip(parts, encoded, strict=True)]
-    chars = np.empty((len(cents[0].values), sum(widths) + 1), dtype=np.uint8)
-    left = 0
-    for part, text, width in zip(parts, encoded, widths, strict=True):
-        if isinstance(part, str):
-            chars[:, left : left + width] = np.frombuffer(text, dtype=np.uint8)
-        else:
-            _write_money(chars, left, part, quoted=True)
-        left += width
-    chars[:, left] = ord(END)
-    out = _texts(chars)
-    for i in np.flatnonzero(~np.logical_and.reduce([c.exact for c in cents])).tolist():  # with money() itself
-        values = iter(c.values[i] for c in cents)
-        out[i] = "".join(p if isinstance(p, str) else _json_token(float(next(values))) for p in pieces)
-    return out
+    """Per index i, the pieces back to back (see `money_blocks`; at least one array)."""
+    blocks = money_blocks(pieces)
+    return matrix_texts(np.concatenate([*blocks, np.full((len(blocks[0]), 1), ord(END), dtype=np.uint8)], axis=1))
 
 
 def money_strings(values: np.ndarray) -> list[str | None]:
@@ -138,7 +155,19 @@ def money_strings(values: np.ndarray) -> list[str | None]:
     chars = np.empty((len(c.values), width + 1), dtype=np.uint8)
     _write_money(chars, 0, c, quoted=False)
     chars[:, width] = ord(END)
-    out = cast(list[str | None], _texts(chars))
+    out = cast(list[str | None], matrix_texts(chars))
     for i in np.flatnonzero(~c.exact).tolist():
         out[i] = money(float(c.values[i])) if c.finite[i] else None
     return out
+
+
+def money_decimals(values: np.ndarray) -> list[Decimal | None]:
+    """`[round_money(v) for v in values]` (None for NaN/inf) for a float array, in C order: the
+    Decimal of each money() text, a zero keeping the sign of its value as round_money's does
+    (money() never writes "-0.00")."""
+    flat = np.asarray(values, dtype=np.float64).ravel()
+    negative = np.signbit(flat).tolist()
+    return [
+        None if text is None else _NEGATIVE_ZERO if negative[i] and text == "0.00" else Decimal(text)
+        for i, text in enumerate(money_strings(flat))
+    ]

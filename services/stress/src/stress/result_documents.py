@@ -7,10 +7,12 @@ the very text orjson gives for those dicts (same keys, same order, same number a
 spellings — `tests/integration/stress/test_stress_result_documents.py` compares them byte for
 byte): the parts that do not depend on the portfolio (a position's identity, a shocked factor's
 shock and conditional move, a scenario's implied moves and flags) are serialised once per batch,
-money is formatted only for the values written, vectorised (`money_vector`), and whole columns of
-documents are filled by one `%` each (`doc_positions`, `doc_factors`). The stored set of a run
+money is formatted only for the values written, vectorised (`money_vector`), and the items of
+whole columns of documents are written as lines of one byte matrix each (`doc_positions`,
+`doc_factors`, framed into each run's JSON array by `json_text.ItemRows`). The stored set of a run
 (`sets`) takes the documents as text. (The per-row view the tests compare it with lives in
-tests/integration/stress/result_rows.py.)
+tests/integration/stress/result_rows.py; tests/unit/stress/test_stress_generated_books.py compares
+the sets with per-row documents on generated books.)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from stress.compute.scenarios import MODEL_FACTORS, Impacts
 from stress.doc_factors import factor_documents
 from stress.doc_positions import position_heads, top_documents
 from stress.doc_stat import stat_values
-from stress.json_text import RowTexts, dumps, literal
+from stress.json_text import Documents, RowTexts, dumps, literal
 from stress.money_vector import money_strings
 
 if TYPE_CHECKING:  # the presenter imports this module
@@ -49,7 +51,7 @@ class ResultDocuments:
 
     # -- documents (JSON text) -----------------------------------------------------------------
 
-    def top_positions(self) -> RowTexts:
+    def top_positions(self) -> Documents:
         """{"correlated": [...]} (items carry their direct P&L too) when the correlated impact was
         computed, else {"direct": [...]}: #40 serves exactly that list, so the direct ranking of a
         correlated run (half of each ~3 kB document) is not stored."""
@@ -67,7 +69,7 @@ class ResultDocuments:
         }
         return top_documents("correlated", heads, positions, scenario, counts, money)
 
-    def factor_impacts(self, impacts: Impacts, *, with_move: bool) -> RowTexts:
+    def factor_impacts(self, impacts: Impacts, *, with_move: bool) -> Documents:
         """Per row: [{factor, shock, exposure_dollar, pnl[, conditional_move]}] over the shocked factors."""
         pr = self.pr
         moves = impacts.moves if with_move else None
@@ -147,14 +149,14 @@ class ResultDocuments:
         c_total = corr.impacts.total[s_of, p_of] if corr is not None else nan
         c_lin = corr.impacts.linear[s_of, p_of] if corr is not None else nan
         equity = self.pr.a.book.equity[p_of]
-        return {
-            "direct_pnl": money_strings(d_total),
-            "direct_linear_pnl": money_strings(d_lin),
-            "correlated_pnl": money_strings(c_total),
-            "correlated_linear_pnl": money_strings(c_lin),
-            "correlation_effect": money_strings(c_total - d_total),
-            "direct_pnl_pct": pct_values(d_total, equity),
-            "correlated_pnl_pct": pct_values(c_total, equity),
+        money = ("direct_pnl", "direct_linear_pnl", "correlated_pnl", "correlated_linear_pnl", "correlation_effect")
+        # Every amount formatted in one pass (one block of rows per column).
+        texts = money_strings(np.stack([d_total, d_lin, c_total, c_lin, c_total - d_total]))
+        n = len(s_of)
+        pcts = pct_values(np.concatenate([d_total, c_total]), np.concatenate([equity, equity]))
+        return {name: texts[i * n : (i + 1) * n] for i, name in enumerate(money)} | {
+            "direct_pnl_pct": pcts[:n],
+            "correlated_pnl_pct": pcts[n:],
             "worst_factor": self.worst_factors(),
             "floored_positions": direct.floored[s_of, p_of].astype(np.int64).tolist(),
             "correlated_floored_positions": (
@@ -162,7 +164,7 @@ class ResultDocuments:
             ),
         }
 
-    def _documents(self) -> dict[str, RowTexts]:
+    def _documents(self) -> dict[str, Documents]:
         """The jsonb documents of every row (None where SQL None was stored)."""
         direct, corr = self.pr.c.direct, self.pr.c.correlated
         return {
@@ -181,7 +183,7 @@ class ResultDocuments:
         JSON columns filled straight into each run's arrays (no per-row text)."""
         n_runs = len(self.ports)
         json = self._documents() | {"flags": self.flag_texts()}
-        arrays = {name: [RawJson(t) for t in texts.per_run(n_runs)] for name, texts in json.items()}
+        arrays = {name: texts.per_run(n_runs, RawJson) for name, texts in json.items()}
         values = self._scalars() | arrays
         columns = {name: values[name] for name in COLUMNS}
         return stored_sets(columns, self.run_ids, [portfolio_ids[p] for p in self.ports], scenario_ids, as_of)

@@ -14,9 +14,10 @@ and the price panel of a date is cached per process for the batch run that asked
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -26,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import Database
-from common.formatting import money, round_money
+from common.formatting import money
 from stress import bulk_upsert
 from stress.compute.risk_metrics import ENGINE_VERSION, RiskMetrics, SnapshotHistory, ewma_block
-from stress.compute.var import VAR_WINDOW
+from stress.compute.var import CONFIDENCES, VAR_WINDOW
 from stress.models import risk_metric
 
 MARKET_SYMBOL = "SPY"
@@ -37,10 +38,6 @@ MARKET_SYMBOL = "SPY"
 CALENDAR_DAYS = 300
 _NO_CLOSE = np.iinfo(np.int64).min  # int8 sentinel of a missing (NULL or NaN) close
 FACTOR_VIEWS = ("factors.api_underlying_beta", "factors.api_portfolio_factor_exposure")
-
-
-def _money(value: float | None) -> Decimal | None:
-    return None if value is None or not math.isfinite(value) else round_money(value)
 
 
 def _float(value: float | None) -> float | None:
@@ -278,6 +275,7 @@ async def portfolio_rows(
             factors.setdefault(r.portfolio_id, {})[r.factor_code] = (r.exposure_dollar, r.beta)
     history = {r.portfolio_id: r for r in await session.execute(_HISTORY_SQL, {**params, "lo": history_start})}
     out: dict[UUID, PortfolioRows] = {}
+    no_history = SnapshotHistory.empty()  # read only: one for every portfolio without snapshots
     for pid in portfolio_ids:
         c = counts.get(pid)
         h = holdings.get(pid)
@@ -299,7 +297,7 @@ async def portfolio_rows(
                 greek_status=list(h.greek_status),
             ),
             factors=factors.get(pid, {}),
-            history=SnapshotHistory.empty()
+            history=no_history
             if s is None
             else SnapshotHistory.build(
                 s.dates, [p for p in s.previous], _nan(s.daily_pnl), _nan(s.daily_return), _nan(s.var95), _nan(s.var99)
@@ -318,35 +316,69 @@ def history_start(days: np.ndarray, as_of: date) -> date:
 # ---------------------------------------------------------------------------------------------
 
 
-def risk_metric_row(
-    portfolio_id: UUID, as_of: date, m: RiskMetrics, run_id: UUID | None, extra_flags: list[str] | None = None
-) -> dict[str, Any]:
-    """The stress.risk_metric row of `m` (money rounded half-even to cents)."""
+def money_amounts(m: RiskMetrics) -> list[float | None]:
+    """The dollar amounts of `m` that its row stores rounded to cents, in the order `risk_metric_row`
+    reads them: equity, historical and parametric VaR/ES, σ, rate exposure, DV01, then the EWMA
+    block's σ, VaR and ES (None without one)."""
     h95, h99 = m.historical(0.95), m.historical(0.99)
     p95, p99 = m.parametric(0.95), m.parametric(0.99)
+    ewma = ewma_block(m.var)
+    amounts = [
+        m.equity,
+        h95.var if h95 else None,
+        h99.var if h99 else None,
+        h95.es if h95 else None,
+        h99.es if h99 else None,
+        p95.var if p95 else None,
+        p99.var if p99 else None,
+        p95.es if p95 else None,
+        p99.es if p99 else None,
+        m.var.sigma_daily,
+        m.rate_exposure,
+        m.dv01,
+    ]
+    if ewma is None:  # as many places, so that every portfolio's amounts line up in one matrix
+        return [*amounts, *[None] * (1 + 2 * len(CONFIDENCES))]
+    return [*amounts, ewma["sigma_daily"], *ewma["var"].values(), *ewma["es"].values()]
+
+
+def risk_metric_row(
+    portfolio_id: UUID,
+    as_of: date,
+    m: RiskMetrics,
+    run_id: UUID | None,
+    extra_flags: list[str] | None = None,
+    amounts: Sequence[str | None] | None = None,
+) -> dict[str, Any]:
+    """The stress.risk_metric row of `m`: money as `money()` text (cents half-even; numeric_in stores
+    the very cents `round_money` gives). `amounts` are those texts of `money_amounts(m)` when a batch
+    formatted them all at once (`money_vector.money_strings`)."""
+    texts = iter([money(v) for v in money_amounts(m)] if amounts is None else amounts)
+    equity, h95_var, h99_var, h95_es, h99_es, p95_var, p99_var, p95_es, p99_es = islice(texts, 9)
+    sigma_daily, rate_exposure, dv01 = islice(texts, 3)
     perf = m.performance
     ewma = ewma_block(m.var)
     if ewma is not None:
-        ewma["sigma_daily"] = money(ewma["sigma_daily"])
-        ewma["var"] = {k: money(x) for k, x in ewma["var"].items()}
-        ewma["es"] = {k: money(x) for k, x in ewma["es"].items()}
+        ewma["sigma_daily"] = next(texts)
+        ewma["var"] = {k: next(texts) for k in ewma["var"]}
+        ewma["es"] = {k: next(texts) for k in ewma["es"]}
     flags = sorted(set(m.flags) | set(extra_flags or []))
     return {
         "portfolio_id": portfolio_id,
         "calculation_date": as_of,
-        "equity": _money(m.equity),
+        "equity": equity,
         "var_window_start_date": m.window_start,
         "var_window_end_date": m.window_end,
         "var_observations": m.var.observations,
-        "var_95_hist": _money(h95.var) if h95 else None,
-        "var_99_hist": _money(h99.var) if h99 else None,
-        "es_95_hist": _money(h95.es) if h95 else None,
-        "es_99_hist": _money(h99.es) if h99 else None,
-        "var_95_param": _money(p95.var) if p95 else None,
-        "var_99_param": _money(p99.var) if p99 else None,
-        "es_95_param": _money(p95.es) if p95 else None,
-        "es_99_param": _money(p99.es) if p99 else None,
-        "sigma_daily": _money(m.var.sigma_daily),
+        "var_95_hist": h95_var,
+        "var_99_hist": h99_var,
+        "es_95_hist": h95_es,
+        "es_99_hist": h99_es,
+        "var_95_param": p95_var,
+        "var_99_param": p99_var,
+        "es_95_param": p95_es,
+        "es_99_param": p99_es,
+        "sigma_daily": sigma_daily,
         "ewma": ewma,
         "ex_ante_volatility": _float(m.ex_ante_volatility),
         "beta_ex_ante": _float(m.beta_ex_ante),
@@ -365,8 +397,8 @@ def risk_metric_row(
         "max_drawdown_peak_date": perf.peak_date,
         "max_drawdown_trough_date": perf.trough_date,
         "max_drawdown_recovery_date": perf.recovery_date,
-        "rate_exposure_dollar": _money(m.rate_exposure),
-        "dv01": _money(m.dv01),
+        "rate_exposure_dollar": rate_exposure,
+        "dv01": dv01,
         "positions_total": m.positions_total,
         "positions_included": m.positions_included,
         "proxied": m.proxied,

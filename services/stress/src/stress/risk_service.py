@@ -34,6 +34,7 @@ from stress.compute.risk_metrics import (
 )
 from stress.compute.segments import masked_nansums, owners, segment_counts
 from stress.compute.window_returns import WindowReturns
+from stress.money_vector import money_strings
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +244,9 @@ class RiskMetricsEngine:
         # do the window returns derived from it.
         self.closes: RunCache[repo.ClosePanel] = RunCache()
         self._window_returns: list[tuple[repo.ClosePanel, WindowReturns]] = []
+        # Nor its risk-free series (read once per panel and date), nor which views are deployed.
+        self._risk_free: list[tuple[repo.ClosePanel, date, tuple[np.ndarray, np.ndarray]]] = []
+        self._views: RunCache[set[str]] = RunCache()
 
     async def close_panel(self, session: AsyncSession, as_of: date, run_id: UUID | None) -> repo.ClosePanel:
         """The close panel of (as_of, run_id): cached for a run, else read afresh."""
@@ -261,6 +265,26 @@ class RiskMetricsEngine:
         self._window_returns = [(panel, returns), *self._window_returns][:WINDOWS_KEPT]
         return returns
 
+    async def views_present(self, session: AsyncSession, as_of: date, run_id: UUID | None) -> set[str]:
+        """The optional factor views deployed: cached for a run, else read afresh."""
+        present = self._views.get(as_of, run_id)
+        if present is None:
+            present = await repo.views_present(session, repo.FACTOR_VIEWS)
+            self._views.put(as_of, run_id, present)
+        return present
+
+    async def risk_free(
+        self, session: AsyncSession, as_of: date, panel: repo.ClosePanel
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """DGS3MO over the panel's days up to `as_of`, kept with the panel: the last two panels used."""
+        for known, day, series in self._risk_free:
+            if known is panel and day == as_of:
+                return series
+        start = panel.days[0].item() if panel.days.size else as_of
+        series = await repo.risk_free(session, start, as_of)
+        self._risk_free = [(panel, as_of, series), *self._risk_free][:WINDOWS_KEPT]
+        return series
+
     async def market_window(
         self, session: AsyncSession, as_of: date, panel: repo.ClosePanel, symbols: set[str], present: set[str]
     ) -> MarketWindow:
@@ -272,8 +296,7 @@ class RiskMetricsEngine:
         if unknown:  # every batch of a run asked again for the betas of the symbols it shares with others
             panel.betas.update(await repo.market_betas(session, as_of, unknown, present))
         betas = panel.betas
-        start = panel.days[0].item() if panel.days.size else as_of
-        rf_dates, rf_values = await repo.risk_free(session, start, as_of)
+        rf_dates, rf_values = await self.risk_free(session, as_of, panel)
         stored = np.asarray([betas.get(s, math.nan) for s in ordered], dtype=np.float64)
         if panel.days.size >= 2:
             returns = self.window_returns(panel)
@@ -303,7 +326,7 @@ class RiskMetricsEngine:
         one each when that fails)."""
         started = utcnow()
         ids = sorted(set(portfolio_ids))
-        present = await repo.views_present(session, repo.FACTOR_VIEWS)
+        present = await self.views_present(session, as_of, run_id)
         panel = await self.close_panel(session, as_of, run_id)
         rows = await repo.portfolio_rows(session, ids, as_of, repo.history_start(panel.days, as_of), present)
         symbols = {u for r in rows.values() if r.holdings is not None for u in r.holdings.underlying}
@@ -346,9 +369,10 @@ class RiskMetricsEngine:
         fails alone (api.md §5.3) — the rows stored are the same either way."""
         out: dict[UUID, Exception | None] = {}
         rows: dict[UUID, dict[str, Any]] = {}
+        amounts = _formatted_amounts(computed)
         for pid, m in computed.items():
             try:
-                rows[pid] = repo.risk_metric_row(pid, as_of, m, run_id)
+                rows[pid] = repo.risk_metric_row(pid, as_of, m, run_id, amounts=amounts.get(pid))
             except Exception as exc:  # a row that cannot be built fails its portfolio only
                 log.exception("risk metrics of %s on %s not stored", pid, as_of)
                 out[pid] = exc
@@ -372,6 +396,19 @@ class RiskMetricsEngine:
                 log.exception("risk metrics of %s on %s not stored", pid, as_of)
                 out[pid] = exc
         return out
+
+
+def _formatted_amounts(computed: dict[UUID, RiskMetrics]) -> dict[UUID, list[str | None]]:
+    """`money()` of the stored amounts of every portfolio (`risk_repository.money_amounts`) in one
+    vectorised pass; none when that fails (an amount beyond Decimal cents, say): each row then
+    formats its own and fails alone."""
+    try:
+        amounts = [repo.money_amounts(m) for m in computed.values()]
+        texts = money_strings(np.array(amounts, dtype=np.float64))  # None → NaN → None
+    except Exception:
+        return {}
+    size = len(amounts[0]) if amounts else 0
+    return {pid: texts[i * size : (i + 1) * size] for i, pid in enumerate(computed)}
 
 
 def _error(exc: BaseException) -> StepError:

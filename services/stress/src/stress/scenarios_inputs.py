@@ -16,6 +16,7 @@ none). Scenarios shocking an unavailable factor are not computed (`factor_unavai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +49,11 @@ class AssembledBook:
         return bool(self.available[MODEL_FACTORS.index(RATE)])
 
 
+_NAN = math.nan
+
+
 def _floats(values: Sequence[Any]) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.array([_NAN if v is None else v for v in values], dtype=np.float64)
 
 
 def _bools(values: Sequence[Any]) -> np.ndarray:
@@ -104,9 +108,11 @@ def assemble(
     available: np.ndarray,
 ) -> AssembledBook:
     """The Book of `portfolio_ids` from position columns (ordered by portfolio) and the beta table."""
-    order = {pid: i for i, pid in enumerate(portfolio_ids)}
+    # Keyed by text: the column's ids (asyncpg's UUID type) and the callers' (uuid.UUID) would compare
+    # through Python-level __eq__ on every lookup.
+    order = {str(pid): i for i, pid in enumerate(portfolio_ids)}
     n_all = len(columns["position_id"])
-    pidx_all = np.array([order.get(p, -1) for p in columns["portfolio_id"]], dtype=np.int64)
+    pidx_all = np.array([order.get(str(p), -1) for p in columns["portfolio_id"]], dtype=np.int64)
     exposure_all = _floats(columns["dollar_exposure"])
     market_value = _floats(columns["market_value"])
     is_option = _bools(columns["is_option"])
@@ -135,10 +141,13 @@ def assemble(
     revalue_all = is_option & (status == "ok") & usable(legs_all)
 
     keep = np.flatnonzero(included)
+    kept = keep.tolist()
     symbols_all = columns["symbol"]
     underlyings_all = columns["underlying_symbol"]
-    und_names, und_index = np.unique(np.asarray([underlyings_all[i] for i in keep], dtype=object), return_inverse=True)
-    und_list = [str(u) for u in und_names]
+    kept_underlyings = [underlyings_all[i] for i in kept]
+    und_list = sorted(set(kept_underlyings))  # the rows of book.betas, as np.unique orders them
+    und_row = {u: i for i, u in enumerate(und_list)}
+    und_index = np.array([und_row[u] for u in kept_underlyings], dtype=np.int64)
     sub = _pivot(table, und_list)
     market_col = MODEL_FACTORS.index(MARKET)
     default = ~sub.regression | ~np.isfinite(sub.betas[:, market_col])
@@ -151,7 +160,7 @@ def assemble(
         factors=MODEL_FACTORS,
         portfolio_index=pidx_all[keep],
         n_portfolios=n_port,
-        underlying_index=und_index.astype(np.int64).reshape(-1),
+        underlying_index=und_index,
         exposure=exposure_all[keep],
         betas=betas,
         option_positions=option_rows,
@@ -185,28 +194,41 @@ def assemble(
         )
     coverage: list[dict[str, Any]] = []
     flags: list[list[str]] = []
-    for p in range(n_port):
-        cov: dict[str, Any] = {"positions_total": int(totals[p])}
-        cov.update({name: int(values[p]) for name, values in counts.items()})
-        cov["excluded"] = excluded[p]
-        coverage.append(cov)
+    per_portfolio = zip(
+        totals.tolist(),
+        *(values.tolist() for values in counts.values()),
+        excluded,
+        (np.isfinite(equity) & (equity > 0)).tolist(),
+        strict=True,
+    )
+    for total, included_n, revalued, linear_n, default_n, excluded_p, equity_defined in per_portfolio:
+        coverage.append(
+            {
+                "positions_total": total,
+                "positions_included": included_n,
+                "options_revalued": revalued,
+                "options_linear_only": linear_n,
+                "positions_default_betas": default_n,
+                "excluded": excluded_p,
+            }
+        )
         f: list[str] = []
-        if cov["positions_default_betas"]:
+        if default_n:
             f.append("default_betas")
-        if cov["options_linear_only"]:
+        if linear_n:
             f.append("options_linear_only")
-        if excluded[p]:
+        if excluded_p:
             f.append("positions_excluded")
-        if not (np.isfinite(equity[p]) and equity[p] > 0):
+        if not equity_defined:
             f.append("equity_undefined")
         flags.append(f)
 
     return AssembledBook(
         book=book,
         portfolio_ids=list(portfolio_ids),
-        position_ids=[columns["position_id"][i] for i in keep],
-        symbols=[symbols_all[i] for i in keep],
-        position_underlyings=[underlyings_all[i] for i in keep],
+        position_ids=[columns["position_id"][i] for i in kept],
+        symbols=[symbols_all[i] for i in kept],
+        position_underlyings=kept_underlyings,
         underlyings=und_list,
         default_underlying=default,
         available=available,
@@ -217,6 +239,8 @@ def assemble(
 
 def _pivot(table: BetaTable, symbols: list[str]) -> BetaTable:
     """The rows of `table` for `symbols` (absent symbols: NaN, not regressed)."""
+    if symbols == table.symbols:  # the usual case: every underlying read keeps a position
+        return table
     index = {s: i for i, s in enumerate(table.symbols)}
     rows = np.array([index.get(s, -1) for s in symbols], dtype=np.int64)
     found = rows >= 0

@@ -378,8 +378,9 @@ def market_risk_rows(
     # (s, P) arrays flattened p-major: row r is portfolio r // n_s, scenario r % n_s.
     total, linear = impacts.total.T.ravel(), impacts.linear.T.ravel()
     equity = np.repeat(np.asarray(assembled.book.equity, dtype=np.float64), n_s)
-    predicted, linear_s = money_strings(total), money_strings(linear)
-    nonlinear, exposure = money_strings(total - linear), money_strings(result.exposure.T.ravel())
+    # The four amounts of every row formatted in one pass (one block of rows per amount).
+    texts = money_strings(np.stack([total, linear, total - linear, result.exposure.T.ravel()]))
+    predicted, linear_s, nonlinear, exposure = (texts[i * len(total) : (i + 1) * len(total)] for i in range(4))
     pcts = pct_values(total, equity)
     loss = loss_exceeds_values(total, equity).tolist()
     shocks = [float(result.scenarios.shocks[s][result.scenarios.shocked[s]][0]) for s in range(n_s)]

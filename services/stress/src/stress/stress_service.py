@@ -30,13 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import is_transient_db_error
 from common.events import StepError, StepInfo
-from common.formatting import round_money, utcnow
+from common.formatting import utcnow
 from stress import stress_repository as repo
 from stress.beta_cache import beta_table
 from stress.catalogue import active_factor_codes, validate_shocks
 from stress.compute.market_risk import MarketRisk, market_risk
 from stress.compute.scenarios import MARKET, MODEL_FACTORS, ScenarioSet, correlated_impact, direct_impact
 from stress.errors import StressError
+from stress.money_vector import money_decimals
 from stress.scenarios_inputs import AssembledBook, ScenarioMeta, assemble, factor_availability
 from stress.scenarios_present import ScenarioPresenter, StressComputation, market_risk_rows
 
@@ -128,7 +129,7 @@ async def _run_step(
     outcomes: dict[UUID, _Outcome] = {}
     try:
         async with session.begin_nested():
-            live = await repo.portfolios(session, ids)
+            live = await _live_portfolios(session, ids)
             for pid in ids:
                 if pid not in live:
                     outcomes[pid] = failed(pid, _NOT_LIVE, _step(name, "failed", started, 0, _NOT_LIVE))
@@ -145,6 +146,16 @@ async def _run_step(
             if pid not in outcomes or outcomes[pid].status != "failed":
                 outcomes[pid] = failed(pid, err, _step(name, "failed", started, 0, err))
     return outcomes
+
+
+async def _live_portfolios(session: AsyncSession, ids: list[UUID]) -> dict[UUID, repo.PortfolioRow]:
+    """`repo.portfolios`, memoised for the unit of work as `load_books` is: the market-risk and
+    stress-test parts of one batch ask for the very same portfolios, and neither writes them."""
+    key = ("stress.live_portfolios", tuple(ids))
+    if key not in session.info:
+        session.info[key] = await repo.portfolios(session, ids)
+    live: dict[UUID, repo.PortfolioRow] = session.info[key]
+    return live
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,9 +281,12 @@ def _market_outcomes(
 ) -> dict[UUID, MarketRiskOutcome]:
     out = {}
     per = len(result.scenarios)
+    n_p = len(loaded.assembled.portfolio_ids)
+    amounts = money_decimals(np.stack([result.market_exposure, result.rate_exposure, result.dv01]))
+    rate_missing = (~np.isfinite(result.rate_exposure)).tolist()
     for p, pid in enumerate(loaded.assembled.portfolio_ids):
         flags = _partial_flags(loaded, p)
-        if not np.isfinite(result.rate_exposure[p]):
+        if rate_missing[p]:
             flags.append("rate_data_missing")
         status: Status = "partial" if flags else "completed"
         mine = rows[p * per : (p + 1) * per]
@@ -281,9 +295,9 @@ def _market_outcomes(
             as_of=loaded.as_of,
             status=status,
             rows=mine,
-            market_exposure=round_money(float(result.market_exposure[p])),
-            rate_exposure_dollar=round_money(float(result.rate_exposure[p])),
-            dv01=round_money(float(result.dv01[p])),
+            market_exposure=amounts[p],
+            rate_exposure_dollar=amounts[n_p + p],
+            dv01=amounts[2 * n_p + p],
             factor_exposure_date=loaded.matrix.calculation_date,
             flags=flags,
             step=_step("risk_scenarios", status, started, len(mine), None),
@@ -416,6 +430,7 @@ async def _store_runs(
     runs: list[dict[str, Any]] = []
     partial_flags: list[list[str]] = []
     summaries: list[dict[str, Any]] = []
+    equity = money_decimals(assembled.book.equity)
     for p, (pid, summary) in enumerate(zip(assembled.portfolio_ids, presenter.summaries(), strict=True)):
         flags = _partial_flags(loaded, p)
         if summary["scenarios_not_computed"]:
@@ -433,7 +448,7 @@ async def _store_runs(
                 "trigger": trigger,
                 "factor_exposure_date": loaded.exposure_dates.get(pid, loaded.matrix.calculation_date),
                 "matrix_id": loaded.matrix.id,
-                "equity": round_money(float(assembled.book.equity[p])),
+                "equity": equity[p],
                 "scenarios_run": n_scen,
                 "summary": summary,
                 "partial": bool(flags),

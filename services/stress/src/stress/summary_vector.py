@@ -49,19 +49,25 @@ def summary_blocks(
         ok &= np.isfinite(e).all(axis=1)
     rows = np.arange(n_p)
     worst, best = np.argmin(v, axis=1), np.argmax(v, axis=1)  # first of equal values, as summarise
-    worst_s = money_strings(v[rows, worst])
-    best_s = money_strings(v[rows, best])
-    mean_s = money_strings(v.mean(axis=1))
-    median_s = money_strings(_median(np.sort(v, axis=1)))
+    amounts = [v[rows, worst], v[rows, best], v.mean(axis=1), _median(np.sort(v, axis=1))]
+    amounts.append(e.mean(axis=1) if e is not None else np.full(n_p, np.nan))  # NaN: no effect (None)
     negative, positive = (v < 0).sum(axis=1).tolist(), (v > 0).sum(axis=1).tolist()
-    effect_s = money_strings(e.mean(axis=1)) if e is not None else [None] * n_p
-    per_category = []
-    for category in dict.fromkeys(categories):
+    names = list(dict.fromkeys(categories))
+    counts = []
+    for category in names:
         cols = np.flatnonzero(np.array([c == category for c in categories]))
         sub = np.ascontiguousarray(v[:, cols])
-        per_category.append(
-            (category, len(cols), money_strings(sub[rows, np.argmin(sub, axis=1)]), money_strings(sub.mean(axis=1)))
-        )
+        counts.append(len(cols))
+        amounts += [sub[rows, np.argmin(sub, axis=1)], sub.mean(axis=1)]
+    # Every amount formatted in one pass: one (amount, portfolio) row of texts per statistic.
+    flat = money_strings(np.stack(amounts))
+    worst_s, best_s, mean_s, median_s, effect_s, *by_category = (
+        flat[i * n_p : (i + 1) * n_p] for i in range(len(amounts))
+    )
+    per_category = [
+        (category, count, by_category[2 * j], by_category[2 * j + 1])
+        for j, (category, count) in enumerate(zip(names, counts, strict=True))
+    ]
     worst_l, best_l = worst.tolist(), best.tolist()
     out: list[dict[str, Any] | None] = []
     for p, good in enumerate(ok.tolist()):
