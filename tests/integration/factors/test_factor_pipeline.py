@@ -21,7 +21,7 @@ from tests.conftest import make_migrated_database, worker_suffix
 
 from common.bus import InProcessBus
 from common.db import Database
-from common.events import CycleStarted, FactorsComputed, PortfolioUpdated
+from common.events import CycleStarted, FactorsComputed, PortfolioUpdated, PricesUpdated
 from common.testing import drop_database
 from factors import repository
 from factors.main import create_service
@@ -385,3 +385,36 @@ async def test_compute_time_of_the_three_demo_books(env: Env) -> None:
         assert all(o.factors is not None and o.factors.status == "completed" for o in outcomes.values())
     print(f"compute_portfolios(3 demo books): cold {timings[0] * 1000:.0f} ms, warm {timings[1] * 1000:.0f} ms")
     assert await env.count("factors.portfolio_factor_exposure") == 27
+
+
+async def test_prices_updated_builds_the_dates_model_before_any_portfolio_is_valued(env: Env) -> None:
+    run = uuid.uuid4()
+    prices = PricesUpdated(as_of=T0, run_id=run, portfolio_ids=[HF, IND, HNW], cascade=True)
+    await env.deliver(prices)
+
+    # api.md §5.2: the model and the regressions of every held underlying exist, no factors.computed yet.
+    assert env.computed == []
+    [model] = await env.rows("SELECT id, run_id FROM factors.factor_matrix WHERE basis = 'model'")
+    assert model["run_id"] == run
+    held = await env.rows("SELECT DISTINCT underlying_symbol AS s FROM ingest.position WHERE status = 'open'")
+    regressed = await env.rows("SELECT symbol FROM factors.underlying_regression WHERE calculation_date = :d", d=T0)
+    assert {r["symbol"] for r in regressed} == {r["s"] for r in held}
+    regressions = await env.count("factors.underlying_regression")
+
+    # The valued batch uses that model (no second build); a repeated prices.updated changes nothing.
+    await env.deliver(valued(HF, run), prices)
+    [computed] = env.computed
+    assert computed.matrix_id == model["id"] and computed.step is not None and computed.step.status == "completed"
+    assert await env.count("factors.factor_matrix", basis="model") == 1
+    assert await env.count("factors.underlying_regression") == regressions
+
+
+async def test_prices_updated_without_cascade_or_without_a_model_changes_nothing(env: Env) -> None:
+    await env.deliver(PricesUpdated(as_of=T0, cascade=False))
+    assert await env.count("factors.factor_matrix") == 0
+    # Not a trading day: only logged here (each portfolio's factors step reports it); the claim commits.
+    saturday = PricesUpdated(as_of=date(2026, 11, 21), cascade=True)
+    await env.deliver(saturday)
+    assert await env.count("factors.factor_matrix") == 0
+    assert not env.bus.dead_letters
+    assert await env.count("factors.processed_event", event_id=saturday.event_id) == 1

@@ -1,5 +1,9 @@
 """Bus subscribers of the factors service (consumer "factors"): thin wiring to FactorPipeline.
 
+* `prices.updated` with cascade → the date's factor model (factor series, covariance, regressions of
+  every held underlying), api.md §5.2, built while greeks and valuation run so that the first
+  `valued` batch finds it stored instead of building it on the step's critical path. A model that
+  cannot be built is only logged here: each portfolio's factors step reports it.
 * `portfolio.updated` (batched): `valued` with cascade → factor exposures + position correlations
   of the fresh portfolios, grouped by (as_of, run_id), one `factors.computed` each; `removed` →
   purge the portfolio's factor and correlation rows (idempotent).
@@ -18,11 +22,12 @@ from datetime import date
 from uuid import UUID
 
 from common.bus import Bus
-from common.events import CycleStarted, PortfolioUpdated
+from common.db import is_transient_db_error
+from common.events import CycleStarted, PortfolioUpdated, PricesUpdated
 from common.service import Plumbing
 from factors import evaluate
 from factors import repository as repo
-from factors.service import FACTOR_STEPS, FactorPipeline
+from factors.service import FACTOR_STEPS, FactorPipeline, MarketModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,23 @@ def register(bus: Bus, plumbing: Plumbing, pipeline: FactorPipeline) -> None:
                         )
                     )
 
+    async def on_prices_updated(evt: PricesUpdated) -> None:
+        if not evt.cascade:
+            return
+        async with plumbing.uow.for_event(CONSUMER, evt) as work:
+            if work.duplicate:
+                return
+            try:
+                # In a SAVEPOINT: a failure leaves the claim to commit, the batches retry the build.
+                async with work.session.begin_nested():
+                    await pipeline.ensure_market_model(work.session, as_of=evt.as_of, run_id=evt.run_id)
+            except MarketModelUnavailable as exc:
+                log.info("no factor model for %s yet: %s", evt.as_of, exc)
+            except Exception as exc:
+                if is_transient_db_error(exc):
+                    raise
+                log.exception("building the factor model of %s on prices.updated failed", evt.as_of)
+
     async def on_cycle_started(evt: CycleStarted) -> None:
         # A full run starts on prices.updated → … → portfolio.updated; only single-step triggers start here.
         if not evt.steps or evt.steps[0] not in FACTOR_STEPS:
@@ -111,5 +133,6 @@ def register(bus: Bus, plumbing: Plumbing, pipeline: FactorPipeline) -> None:
     bus.subscribe_batch(
         CONSUMER, PortfolioUpdated, on_portfolio_updated, max_batch=MAX_BATCH, max_wait=MAX_WAIT_SECONDS
     )
+    bus.subscribe(CONSUMER, PricesUpdated, on_prices_updated)
     bus.subscribe(CONSUMER, CycleStarted, on_cycle_started)
     evaluate.register(bus, plumbing, pipeline)  # rpc.factors.evaluate (ProForma, api.md §5.4)
