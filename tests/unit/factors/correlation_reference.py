@@ -1,14 +1,11 @@
-"""The per-portfolio position-correlation compute as it was before the stacked batch path (a frozen
-copy of factors.correlation_compute's functions, unchanged but for this header and the imports): the
-reference that the batched path and the kernels it shares with the single-book path are compared
-with (test_correlation_stacked)."""
+"""The kernels of the per-portfolio position-correlation compute that the stacked batch path replaced,
+as they were before it (frozen copies; the functions it left unchanged are imported from
+factors.correlation_compute): the reference the new kernels are compared with in
+test_correlation_stacked. Books are compared end to end batched against single-book instead."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
-from datetime import date
-from typing import Literal
 from uuid import UUID
 
 import numpy as np
@@ -19,23 +16,14 @@ from scipy.spatial.distance import squareform
 
 from factors.correlation_compute import (
     _CUT_TOLERANCE,
-    BELOW_FILTER,
-    INSUFFICIENT_HISTORY,
-    MISSING_EXPOSURE,
-    NICKNAME_SHARE,
     POS_CORR_MIN_OVERLAP,
     Cluster,
     ClusterSummary,
-    CorrelationFilters,
-    CorrelationResult,
     Nodes,
     NodeSums,
     PairStats,
-    PortfolioMetrics,
     PositionRow,
-    data_quality,
-    simple_returns,
-    upper_pairs,
+    _nickname,
 )
 
 _AVERAGE = _LINKAGE_METHODS["average"]
@@ -148,77 +136,6 @@ def direction_adjusted(rho: np.ndarray, exposure: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-def _complete_subset(valid: np.ndarray, abs_e: np.ndarray) -> np.ndarray:
-    """Drop the node with most NULL pairs (ties: smallest |e|, then first in order) until R is complete."""
-    k = len(abs_e)
-    keep = np.ones(k, dtype=bool)
-    nulls = (~valid).astype(int)
-    np.fill_diagonal(nulls, 0)
-    rank = np.empty(k, dtype=np.int64)
-    rank[np.lexsort((np.arange(k), abs_e))] = np.arange(k)  # position in ascending (|e|, index) order
-    while keep.sum() > 1:
-        counts = (nulls[:, keep].sum(axis=1)) * keep
-        worst = counts.max()
-        if worst == 0:
-            break
-        candidates = np.flatnonzero(counts == worst)
-        keep[candidates[np.argmin(rank[candidates])]] = False
-    return keep
-
-
-def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[str]) -> PortfolioMetrics:
-    """§7.3 over valid pairs u < v: plain, exposure-weighted and direction-adjusted correlation, HHI and
-    correlation-adjusted effective number of positions (a in the row order of R)."""
-    e = np.asarray(exposure, dtype=float)
-    k = len(e)
-    if k < 2:
-        hhi = 1.0 if k == 1 else None
-        return PortfolioMetrics(None, None, None, hhi, hhi, 0, 0)
-    abs_e = np.abs(e)
-    iu = upper_pairs(k)
-    r = rho[iu]
-    valid = np.isfinite(r)
-    w = np.outer(abs_e, abs_e)[iu]
-    s = np.sign(e)
-    r_dir = (np.outer(s, s)[iu]) * r
-    n_valid = int(valid.sum())
-    average = float(r[valid].mean()) if n_valid else None
-    w_sum = float(w[valid].sum())
-    weighted = float((w[valid] * r[valid]).sum() / w_sum) if n_valid and w_sum > 0 else None
-    direction = float((w[valid] * r_dir[valid]).sum() / w_sum) if n_valid and w_sum > 0 else None
-    total = abs_e.sum()
-    a = abs_e / total if total > 0 else None
-    hhi = float(1.0 / (a @ a)) if a is not None else None
-    flags: list[str] = []
-    valid_matrix = np.isfinite(rho)
-    keep = _complete_subset(valid_matrix, abs_e)
-    dropped = tuple(sym for sym, kept in zip(symbols, keep.tolist(), strict=True) if not kept)
-    eff_corr: float | None = None
-    sub_total = abs_e[keep].sum()
-    if keep.sum() >= 1 and sub_total > 0:
-        a_k = abs_e[keep] / sub_total
-        r_k = rho[np.ix_(keep, keep)].copy()
-        np.fill_diagonal(r_k, 1.0)
-        quad = float(a_k @ r_k @ a_k)
-        if quad > 0:
-            eff_corr = min(max(1.0 / quad, 1.0), float(keep.sum()))  # np.clip of a finite scalar
-        else:
-            flags.append("effective_positions_undefined")
-    if dropped:
-        flags.append("effective_positions_dropped_nodes")
-    return PortfolioMetrics(
-        average_correlation=average,
-        weighted_average_correlation=weighted,
-        direction_adjusted_correlation=direction,
-        effective_positions_hhi=hhi,
-        effective_positions_corr=eff_corr,
-        valid_pairs=n_valid,
-        null_pairs=len(r) - n_valid,
-        dropped_for_effective=dropped,
-        flags=tuple(flags),
-    )
-
-
 def cluster_labels(rho: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
     """Average-linkage labels on d = 1 − ρ cut at 1 − threshold, and the linkage merge heights.
 
@@ -241,29 +158,6 @@ def _average_linkage(y: np.ndarray, k: int) -> np.ndarray:
     construction; the checks cost more than the clustering of a 20-node book). The same compiled
     routines as `linkage` + `fcluster(criterion="distance")` (tests/unit/factors compares them)."""
     return np.asarray(_hierarchy.nn_chain(np.ascontiguousarray(y, dtype=np.float64), k, _AVERAGE))
-
-
-def _nickname(
-    members: Sequence[int],
-    abs_e: np.ndarray,
-    symbols: Sequence[str],
-    tags: Sequence[Sequence[str]],
-    sectors: Sequence[str | None],
-) -> tuple[str, Literal["tag", "sector", "largest_position"]]:
-    """A tag on ≥ 70 % of members → a sector shared by ≥ 70 % → "<largest |e| member> lookalikes"."""
-    size = len(members)
-    tag_counts = Counter(t for m in members for t in set(tags[m]))
-    if tag_counts:
-        tag, count = min(tag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        if count / size >= NICKNAME_SHARE:
-            return tag, "tag"
-    sector_counts = Counter(sectors[m] for m in members if sectors[m] and sectors[m] != "Unknown")
-    if sector_counts:
-        sector, count = min(sector_counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-        if count / size >= NICKNAME_SHARE:
-            return str(sector), "sector"
-    largest = max(members, key=lambda m: (abs_e[m], symbols[m]))
-    return f"{symbols[largest]} lookalikes", "largest_position"
 
 
 def find_clusters(
@@ -326,68 +220,3 @@ def find_clusters(
     conc_gross = float(sum(cl.gross for cl in clusters) / g_nodes) if g_nodes > 0 else None
     conc_net = float(sum(abs(cl.net) for cl in clusters) / g_nodes) if g_nodes > 0 else None
     return ClusterSummary(tuple(clusters), conc_gross, conc_net, tuple(float(h) for h in heights))
-
-
-def compute_correlations(
-    nodes: Nodes,
-    candidates: np.ndarray,
-    closes: np.ndarray,
-    dates: Sequence[date],
-    filters: CorrelationFilters,
-    *,
-    min_overlap: int = POS_CORR_MIN_OVERLAP,
-) -> CorrelationResult:
-    """Returns, pairwise statistics, metrics and clusters for the candidate nodes.
-
-    `closes` is (len(dates)) × len(nodes): adjusted closes on consecutive trading days ending at the
-    as-of date (NaN = missing), one column per node in node order; non-candidate columns are ignored."""
-    k = len(nodes)
-    returns = simple_returns(closes) if k else np.zeros((0, 0))
-    obs = np.isfinite(returns).sum(axis=0).astype(np.int64) if returns.size else np.zeros(k, dtype=np.int64)
-    enough = obs >= min_overlap
-    included = candidates & enough
-    reasons: list[str | None] = []
-    for j in range(k):
-        if included[j]:
-            reasons.append(None)
-        elif not nodes.has_exposure[j]:
-            reasons.append(MISSING_EXPOSURE)
-        elif not candidates[j]:
-            reasons.append(BELOW_FILTER)
-        else:
-            reasons.append(INSUFFICIENT_HISTORY)
-    idx = np.flatnonzero(included)
-    pairs = pairwise_correlations(returns[:, idx], min_overlap=min_overlap)
-    symbols = [nodes.symbols[i] for i in idx]
-    e = nodes.exposure[idx]
-    metrics = portfolio_metrics(pairs.rho, e, symbols)
-    summary = find_clusters(
-        pairs.rho,
-        e,
-        symbols,
-        [nodes.tags[i] for i in idx],
-        [nodes.sectors[i] for i in idx],
-        filters.correlation_threshold,
-    )
-    history_exclusions = int((candidates & ~enough).sum())
-    quality = data_quality(len(idx), metrics.valid_pairs, metrics.null_pairs, history_exclusions)
-    flags = list(metrics.flags)
-    if history_exclusions:
-        flags.append("nodes_excluded_insufficient_history")
-    if metrics.null_pairs:
-        flags.append("pairs_below_min_overlap")
-    return CorrelationResult(
-        nodes=nodes,
-        included=included,
-        exclusion_reason=reasons,
-        observations=obs,
-        included_index=idx,
-        pairs=pairs,
-        metrics=metrics,
-        clusters=summary,
-        data_quality=quality,
-        window_start=dates[1] if len(dates) > 1 else None,
-        window_end=dates[-1] if dates else None,
-        gross_nodes=float(np.abs(e).sum()),
-        flags=flags,
-    )

@@ -476,6 +476,15 @@ def portfolio_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[s
     complete = stacked_complete_metrics(np.asarray(rho, dtype=float)[None], e[None])[0]
     if complete is not None:
         return complete
+    return pairwise_metrics(rho, e, symbols)
+
+
+def pairwise_metrics(rho: np.ndarray, exposure: np.ndarray, symbols: Sequence[str]) -> PortfolioMetrics:
+    """`portfolio_metrics` of one book of K ≥ 2 nodes pair by pair: the general path (NULL pairs are
+    skipped and, for the effective number of positions, nodes dropped until R is complete), which
+    `stacked_complete_metrics` reproduces bit for bit on books without NULL pairs."""
+    e = np.asarray(exposure, dtype=float)
+    k = len(e)
     abs_e = np.abs(e)
     iu = upper_pairs(k)
     r = rho[iu]
