@@ -112,7 +112,7 @@ def scope_hash(
 
 @dataclass(frozen=True)
 class StepRow:
-    """One batch_job_run row as the state machine sees it."""
+    """One batch_job_run row as the state machine sees it (`repo.step_rows` fills it by position)."""
 
     job: str
     portfolio_id: UUID | None
@@ -269,13 +269,16 @@ def aggregate_steps(
     in_scope = set(scope)  # membership per row (a list made it O(rows × portfolios))
     rows = _latest_per_key(rows)
     names = list(steps) + sorted({r.job for r in rows} - set(steps), key=step_order)
+    by_job: dict[str, list[StepRow]] = {}  # each step's rows in row order (one pass, not one per step)
+    for r in rows:
+        by_job.setdefault(r.job, []).append(r)
     out: list[dict[str, Any]] = []
     for step in names:
         market_wide = step in MARKET_WIDE_STEPS
         if market_wide:
-            mine = [r for r in rows if r.job == step and r.portfolio_id is None]
+            mine = [r for r in by_job.get(step, ()) if r.portfolio_id is None]
         else:
-            mine = [r for r in rows if r.job == step and r.portfolio_id is not None and r.portfolio_id in in_scope]
+            mine = [r for r in by_job.get(step, ()) if r.portfolio_id is not None and r.portfolio_id in in_scope]
         final = [r for r in mine if r.status in FINAL_JOB_RUN_STATUSES]
         completed = sum(1 for r in final if r.status == "completed")
         failed = sum(1 for r in final if r.status == "failed")
@@ -296,8 +299,10 @@ def aggregate_steps(
         started_at = min(starts) if starts else None
         finished_at = max(ends) if ends and status not in ("running", "queued") else None
         records = [r.records_processed for r in mine if r.records_processed is not None]
-        first_error = next(
-            (r for r in sorted(mine, key=lambda r: str(r.portfolio_id or "")) if r.status == "failed"), None
+        # The failed row first in portfolio-id text order (min keeps the earliest of equal keys, as
+        # the first failed row of a stable sort would; only failed rows are rendered as text).
+        first_error = min(
+            (r for r in mine if r.status == "failed"), key=lambda r: str(r.portfolio_id or ""), default=None
         )
         error = None
         if first_error is not None:

@@ -32,9 +32,9 @@ from common.ids import SYSTEM_USER_ID
 from marketdata import batch_repository as repo
 from marketdata.batch_bookkeeping import (
     Settled,
+    StepEvent,
     after_commit,
     apply_step_reports,
-    report_from_step,
     skip_portfolio,
 )
 from marketdata.batch_service import start_run
@@ -95,14 +95,15 @@ async def on_portfolio_updated(ctx: MarketDataContext, evt: PortfolioUpdated) ->
 
 def step_reports(evt: Event) -> list[tuple[StepInfo, UUID | None]]:
     """Every step an event reports: its `step` and any `extra_steps`, for its portfolio (or market-wide)."""
-    portfolio_id: UUID | None = getattr(evt, "portfolio_id", None)
-    if isinstance(evt, PricesUpdated):
-        portfolio_id = None
+    # The event's field values: an attribute its class lacks (extra_steps of greeks.computed, ...)
+    # read with getattr goes through pydantic's __getattr__ and an exception, per event.
+    fields = evt.__dict__
+    portfolio_id: UUID | None = None if isinstance(evt, PricesUpdated) else fields.get("portfolio_id")
     steps: list[StepInfo] = []
-    step = getattr(evt, "step", None)
+    step = fields.get("step")
     if step is not None:
         steps.append(step)
-    steps.extend(getattr(evt, "extra_steps", []) or [])
+    steps.extend(fields.get("extra_steps") or [])
     return [(s, portfolio_id) for s in steps]
 
 
@@ -113,16 +114,17 @@ _bookkeeping_lock = asyncio.Lock()
 
 async def on_step_events(ctx: MarketDataContext, events: list[Event]) -> None:
     """Bookkeeping for a batch of pipeline events: one transaction, one settlement per run."""
-    relevant = [e for e in events if e.run_id is not None and step_reports(e)]
+    reported = {id(e): found for e in events if e.run_id is not None and (found := step_reports(e))}
+    relevant = [e for e in events if id(e) in reported]
     if not relevant:
         return
     settled: list[Settled] = []
     async with _bookkeeping_lock, ctx.plumbing.uow.for_events(CONSUMER, relevant) as work:
-        reports = [
-            (evt.run_id, report_from_step(step, portfolio_id, evt.producer), evt.event_id)
+        reports: list[StepEvent] = [
+            (evt.run_id, step, portfolio_id, evt.producer, evt.event_id)
             for evt in work.fresh
             if evt.run_id is not None
-            for step, portfolio_id in step_reports(evt)
+            for step, portfolio_id in reported[id(evt)]
         ]
         settled = await apply_step_reports(ctx, work, reports)
     for done in settled:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import session_driver_connection
 from marketdata.batch_compute import ACTIVE_RUN_STATUSES, FINAL_JOB_RUN_STATUSES, StepRow
 from marketdata.models_batch import batch_job_run, batch_run, batch_schedule
 from marketdata.repository import view_exists
@@ -138,6 +140,17 @@ async def get_run(session: AsyncSession, *, run_id: UUID, lock: bool = False) ->
         stmt = stmt.with_for_update()
     row = (await session.execute(stmt)).mappings().first()
     return dict(row) if row else None
+
+
+async def lock_run_head(session: AsyncSession, *, run_id: UUID) -> dict[str, Any] | None:
+    """The columns a batch of step reports needs of one run, locked FOR UPDATE like `get_run(lock=True)`
+    but without decoding its scope (~1,000 portfolio ids, in every batch of a cycle) or its params."""
+    conn = await session_driver_connection(session)
+    row = await conn.fetchrow(
+        "SELECT id, status, as_of_date, trigger, job_run_rows FROM marketdata.batch_run WHERE id = $1 FOR UPDATE",
+        run_id,
+    )
+    return dict(row) if row is not None else None
 
 
 async def current_run(session: AsyncSession) -> dict[str, Any] | None:
@@ -268,14 +281,37 @@ _UPDATABLE = (
     "service",
 )
 
+# Every column a step report writes, in the order of the tuples `write_job_runs` takes.
+JOB_RUN_KEYS: tuple[str, ...] = (
+    "run_id",
+    "job",
+    "service",
+    "portfolio_id",
+    "as_of_date",
+    "trigger",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "records_processed",
+    "error_code",
+    "error_message",
+    "details",
+    "last_event_id",
+)
+
 
 @functools.lru_cache(maxsize=8)
 def _job_runs_upsert_sql(keys: tuple[str, ...]) -> str:
-    """The upsert of `upsert_job_run(s)` as one text statement whose rows arrive as a single JSON
-    document: a multi-row `.values([...])` was recompiled by SQLAlchemy on every call (never cached:
-    one bind parameter per cell), which made the bookkeeping of a 1,000-portfolio run CPU-bound.
-    A completed row is never updated; a repeated event id changes nothing; a final report after a
-    final one is a retry (attempt + 1); the first start time is kept."""
+    """The upsert of `write_job_runs` as one asyncpg statement whose rows arrive as a single JSON
+    document (fixed text whatever the batch size; serialised by orjson in C, where arrays bound per
+    column cost asyncpg an isinstance test per element). A completed row is never updated; a
+    repeated event id changes nothing; a final report after a final one is a retry (attempt + 1);
+    the first start time is kept.
+
+    The same statement adds the rows it inserted to their run's `job_run_rows` (an inserted row has
+    no xmax; an ON CONFLICT update leaves the locking transaction's id there) and answers, per run,
+    how many rows it changed and how many of those it inserted."""
     dialect = pg.dialect()
     record = ", ".join(f"{k} {batch_job_run.c[k].type.compile(dialect=dialect)}" for k in keys)
     updates = [f"{k} = excluded.{k}" for k in _UPDATABLE if k in keys and k != "started_at"]
@@ -287,35 +323,63 @@ def _job_runs_upsert_sql(keys: tuple[str, ...]) -> str:
     ]
     columns = ", ".join(keys)
     return (
+        "WITH written AS ("
         f"INSERT INTO marketdata.batch_job_run AS j ({columns}) "
-        f"SELECT {columns} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x({record}) "
+        f"SELECT {columns} FROM json_to_recordset($1::json) AS x({record}) "
         "ON CONFLICT ON CONSTRAINT batch_job_run_run_job_portfolio_uq DO UPDATE SET "
         + ", ".join(updates)
-        + " WHERE j.status <> 'completed' AND j.last_event_id IS DISTINCT FROM excluded.last_event_id RETURNING j.id"
+        + " WHERE j.status <> 'completed' AND j.last_event_id IS DISTINCT FROM excluded.last_event_id "
+        "RETURNING j.run_id, j.xmax = 0 AS inserted), "
+        "per_run AS (SELECT run_id, count(*) AS changed, count(*) FILTER (WHERE inserted) AS inserted "
+        "FROM written GROUP BY run_id), "
+        "counted AS (UPDATE marketdata.batch_run r SET job_run_rows = r.job_run_rows + p.inserted "
+        "FROM per_run p WHERE r.id = p.run_id AND p.inserted > 0) "
+        "SELECT run_id, changed, inserted FROM per_run"
     )
 
 
-async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
-    """Insert or update the row of (run_id, job, portfolio_id); True when something changed.
+@dataclass(frozen=True)
+class JobRunsWritten:
+    """What one `write_job_runs` did: rows changed (inserted or updated) and, per run, rows inserted."""
+
+    changed: int
+    inserted: dict[UUID, int]
+
+
+_KEY_COLUMNS = ("run_id", "job", "portfolio_id")
+
+
+async def write_job_runs(
+    session: AsyncSession, keys: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> JobRunsWritten:
+    """Upsert step rows given as tuples of `keys` (which must include run_id, job, portfolio_id):
+    one statement, one row per (run_id, job, portfolio_id) — the last report wins within `rows`.
 
     Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
     is never regressed by a later report (a failed row may still become completed: a retry).
-    """
+    Every insert into batch_job_run goes through here, which keeps `batch_run.job_run_rows` an
+    upper bound of each run's step rows."""
+    run_at, job_at, portfolio_at = (keys.index(k) for k in _KEY_COLUMNS)
+    latest = {(row[run_at], row[job_at], row[portfolio_at]): row for row in rows}
+    if not latest:
+        return JobRunsWritten(0, {})
+    document = orjson.dumps([dict(zip(keys, row, strict=True)) for row in latest.values()], default=str).decode()
+    conn = await session_driver_connection(session)
+    result = await conn.fetch(_job_runs_upsert_sql(keys), document)
+    return JobRunsWritten(sum(r["changed"] for r in result), {r["run_id"]: r["inserted"] for r in result})
+
+
+async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
+    """Insert or update the row of (run_id, job, portfolio_id); True when something changed."""
     return await upsert_job_runs(session, [values]) > 0
 
 
 async def upsert_job_runs(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
-    """`upsert_job_run` for many rows in one statement (same keys in every row; one row per
-    (run_id, job, portfolio_id) — the last report wins within the list). Returns rows changed."""
-    latest: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
-    for row in rows:
-        latest[(row["run_id"], row["job"], row["portfolio_id"])] = row
-    if not latest:
+    """`write_job_runs` for rows given as dicts (same keys in every row). Returns rows changed."""
+    if not rows:
         return 0
-    values = list(latest.values())
-    sql = _job_runs_upsert_sql(tuple(values[0]))
-    document = orjson.dumps(values, default=str).decode()
-    return len((await session.execute(sa.text(sql), {"rows": document})).all())
+    keys = tuple(rows[0])
+    return (await write_job_runs(session, keys, [tuple(row[k] for k in keys) for row in rows])).changed
 
 
 async def final_step_row_count(session: AsyncSession, *, run_id: UUID) -> int:
@@ -329,32 +393,16 @@ async def final_step_row_count(session: AsyncSession, *, run_id: UUID) -> int:
 
 
 async def step_rows(session: AsyncSession, *, run_id: UUID) -> list[StepRow]:
-    """Every step row of a run, as the state machine sees them."""
-    rows = await session.execute(
-        sa.select(
-            batch_job_run.c.job,
-            batch_job_run.c.portfolio_id,
-            batch_job_run.c.status,
-            batch_job_run.c.started_at,
-            batch_job_run.c.finished_at,
-            batch_job_run.c.records_processed,
-            batch_job_run.c.error_code,
-            batch_job_run.c.error_message,
-        ).where(batch_job_run.c.run_id == run_id)
+    """Every step row of a run, as the state machine sees them (read as asyncpg Records on the
+    session's connection: a run's settlement reads ~7,000, and a SQLAlchemy Row each cost more than
+    the state machine itself)."""
+    conn = await session_driver_connection(session)
+    records = await conn.fetch(
+        "SELECT job, portfolio_id, status, started_at, finished_at, records_processed, error_code, error_message "
+        "FROM marketdata.batch_job_run WHERE run_id = $1",
+        run_id,
     )
-    return [
-        StepRow(
-            job=r.job,
-            portfolio_id=r.portfolio_id,
-            status=r.status,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            records_processed=r.records_processed,
-            error_code=r.error_code,
-            error_message=r.error_message,
-        )
-        for r in rows
-    ]
+    return [StepRow(*r) for r in records]
 
 
 async def fail_open_job_runs(session: AsyncSession, *, run_id: UUID, code: str, message: str) -> None:

@@ -1,8 +1,9 @@
 """Batch tables of the `marketdata` schema (data-model.md §5.7–5.9), on the shared `metadata`.
 
 Migration 0002 creates exactly these tables, their constraints and indexes, and the published
-view `marketdata.api_batch_run` (docs/contracts.md). Additive columns beyond the spec:
-`batch_run.steps` (planned step names, needed to decide completion), `batch_run.updated_at`,
+view `marketdata.api_batch_run` (docs/contracts.md); 0003 adds `batch_run.job_run_rows`. Additive
+columns beyond the spec: `batch_run.steps` (planned step names, needed to decide completion),
+`batch_run.updated_at`, `batch_run.job_run_rows` (step rows inserted for the run, see below),
 `batch_job_run.created_at` (data-model.md §1.2 asks it of every table).
 """
 
@@ -43,6 +44,11 @@ batch_run = sa.Table(
     sa.Column("error_summary", sa.Text),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    # batch_job_run rows inserted for this run so far, kept by the step-row upsert (the only writer
+    # that inserts them) and never lowered (retention deletes leave it above the live count). An
+    # upper bound of the run's final step rows: while it is below the rows the run needs, a batch of
+    # step reports knows the run cannot be complete without counting its rows.
+    sa.Column("job_run_rows", sa.Integer, nullable=False, server_default="0"),
     sa.CheckConstraint(_in("job_name", RUN_JOB_NAMES), name="batch_run_job_name_check"),
     sa.CheckConstraint(_in("trigger", TRIGGERS), name="batch_run_trigger_check"),
     sa.CheckConstraint(_in("status", RUN_STATUSES), name="batch_run_status_check"),
