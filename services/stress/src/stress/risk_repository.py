@@ -6,18 +6,20 @@ Inputs come from published views only (docs/contracts.md): positions and exposur
 from `marketdata.api_trading_day`, DGS3MO from `marketdata.api_rate`, market betas and the market and
 rate factor exposures from `factors.api_underlying_beta` / `factors.api_portfolio_factor_exposure`.
 
-Every read serves a whole batch of portfolios of one date (one query per concern, grouped in SQL),
-and the price panel of a date is cached per process for the batch run that asked for it, so a
-1,000-portfolio cycle reads each underlying's closes once.
+Every read serves a whole batch of portfolios of one date (one query per concern, grouped in SQL);
+the valued positions with their Greeks are the stress step's one read of the batch
+(`stress_repository.batch_position_rows`, shared with market risk and stress tests), and the price
+panel of a date is cached per process for the batch run that asked for it, so a 1,000-portfolio
+cycle reads each underlying's closes once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any
 from uuid import UUID
 
@@ -28,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import Database
 from common.formatting import money
-from stress import bulk_upsert
+from stress import bulk_upsert, stress_repository
 from stress.compute.risk_metrics import ENGINE_VERSION, RiskMetrics, SnapshotHistory, ewma_block
 from stress.compute.var import CONFIDENCES, VAR_WINDOW
 from stress.models import risk_metric
@@ -81,37 +83,46 @@ async def calendar_days(session: AsyncSession, as_of: date) -> np.ndarray:
     return np.asarray(sorted(r.trading_date for r in rows), dtype="datetime64[D]")
 
 
+# Per symbol, one range scan of the price key and a plain aggregate: no sort, no hash and no join of
+# every value with its symbol's ordinal, whichever plan PostgreSQL picks; the outer aggregate only
+# concatenates one block per symbol. The symbol list goes through a sub-select so the planner costs
+# it as a short list: with its true length a custom plan costs enough (~700 per symbol) to be
+# JIT-compiled on every batch, which costs more than the read.
+_CLOSES_SQL = sa.text(
+    """
+    SELECT array_agg(CAST(s.k AS int4)) AS symbol_index, array_agg(octet_length(c.price) / 8) AS counts,
+           string_agg(c.day_offset, ''::bytea) AS day_offset, string_agg(c.price, ''::bytea) AS price
+    FROM unnest(CAST((SELECT CAST(:symbols AS text[])) AS text[])) WITH ORDINALITY AS s(symbol, k)
+    CROSS JOIN LATERAL (
+        SELECT string_agg(int4send(p.price_date - CAST(:lo AS date)), ''::bytea) AS day_offset,
+               string_agg(int8send(coalesce(
+                   CAST(nullif(coalesce(p.adj_close, p.close), 'NaN') * 10000 AS int8),
+                   -9223372036854775808)), ''::bytea) AS price
+        FROM marketdata.api_daily_price p
+        WHERE p.symbol = s.symbol AND p.price_date BETWEEN CAST(:lo AS date) AND CAST(:hi AS date)
+    ) c
+    WHERE c.price IS NOT NULL
+    """
+)
+
+
 async def load_closes(session: AsyncSession, panel: ClosePanel, symbols: set[str]) -> None:
-    """Add the adjusted closes of `symbols` not yet in `panel` (one grouped query)."""
+    """Add the adjusted closes of `symbols` not yet in `panel` (one query)."""
     missing = sorted(symbols - panel.closes.keys())
     if not missing or not panel.days.size:
         for symbol in missing:
             panel.closes[symbol] = np.full(panel.days.shape, np.nan)
         return
     lo, hi = panel.days[0].item(), panel.days[-1].item()
-    # One row of three packed big-endian arrays (symbol ordinal, day offset from `lo`, close): no
-    # per-value Python objects, no per-symbol sort — the panel is filled in one numpy scatter. This
-    # read is the bulk of the step's database time when the panel is not cached.
-    row = (
-        await session.execute(
-            sa.text(
-                """
-                SELECT string_agg(int4send(CAST(s.k AS int4)), ''::bytea) AS symbol_index,
-                       string_agg(int4send(p.price_date - CAST(:lo AS date)), ''::bytea) AS day_offset,
-                       string_agg(int8send(coalesce(
-                           CAST(nullif(coalesce(p.adj_close, p.close), 'NaN') * 10000 AS int8),
-                           -9223372036854775808)), ''::bytea) AS price
-                FROM unnest(CAST(:symbols AS text[])) WITH ORDINALITY AS s(symbol, k)
-                JOIN marketdata.api_daily_price p
-                  ON p.symbol = s.symbol AND p.price_date BETWEEN CAST(:lo AS date) AND CAST(:hi AS date)
-                """
-            ),
-            {"symbols": missing, "lo": lo, "hi": hi},
-        )
-    ).one()
+    # One row of packed big-endian arrays (day offset from `lo`, close), a block per symbol with
+    # closes, and each block's symbol ordinal and length: no per-value Python objects, no per-symbol
+    # sort — the panel is filled in one numpy scatter. This read is the bulk of the step's database
+    # time when the panel is not cached.
+    row = (await session.execute(_CLOSES_SQL, {"symbols": missing, "lo": lo, "hi": hi})).one()
     closes = np.full((len(missing), panel.days.size), np.nan)
     if row.price is not None:
-        column = np.frombuffer(row.symbol_index, dtype=">i4").astype(np.int64) - 1  # ordinality is 1-based
+        # ordinality is 1-based
+        column = np.repeat(np.asarray(row.symbol_index, dtype=np.int64) - 1, np.asarray(row.counts, dtype=np.int64))
         offset = np.frombuffer(row.day_offset, dtype=">i4").astype(np.int64)
         # Closes are numeric(18,4): sent as exact int8 ten-thousandths (numeric → float8 in SQL costs
         # a decimal-string round trip per value). int / 10000.0 is the correctly rounded double of the
@@ -200,23 +211,52 @@ class PortfolioRows:
     history: SnapshotHistory
 
 
-_HOLDINGS_SQL = sa.text(
-    """
-    SELECT v.portfolio_id,
-           array_agg(coalesce(v.underlying_symbol, v.symbol) ORDER BY v.position_id) AS underlying,
-           array_agg(v.instrument_type = 'option' ORDER BY v.position_id) AS is_option,
-           array_agg(v.market_value::float8 ORDER BY v.position_id) AS market_value,
-           array_agg(v.dollar_exposure::float8 ORDER BY v.position_id) AS dollar_exposure,
-           array_agg(g.gamma ORDER BY v.position_id) AS gamma,
-           array_agg(coalesce(g.underlying_price, v.underlying_price)::float8 ORDER BY v.position_id)
-               AS underlying_price,
-           array_agg(g.status ORDER BY v.position_id) AS greek_status
-    FROM ingest.api_position_valuation v
-    LEFT JOIN greeks.api_position_greek g ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
-    WHERE v.portfolio_id = ANY(:ids) AND v.valuation_date = :d
-    GROUP BY v.portfolio_id
-    """
-)
+def holdings_by_portfolio(columns: Mapping[str, list[Any]]) -> dict[UUID, HoldingRows]:
+    """The holdings of each portfolio in the batch's valued positions (`stress_repository.position_rows`:
+    ordered by portfolio, then position id), NULL amounts as NaN. The underlying is the position's
+    underlying symbol, else its own symbol."""
+    pids = columns["portfolio_id"]
+    if not pids:
+        return {}
+    owner = np.asarray(pids, dtype=object)
+    if not _grouped(owner):  # never so from position_rows; any other caller is grouped here, stably
+        order = np.argsort(owner, kind="stable")
+        owner = owner[order]
+        columns = {name: [values[i] for i in order.tolist()] for name, values in columns.items()}
+    starts = np.flatnonzero(np.concatenate(([True], owner[1:] != owner[:-1]))).tolist()
+    bounds = [*starts, owner.size]
+
+    def floats(name: str) -> list[float]:  # None → NaN, as the former per-value `_nan`
+        return np.asarray(columns[name], dtype=np.float64).tolist()
+
+    underlying = columns["underlying_symbol"]
+    if None in underlying:  # coalesce(underlying_symbol, symbol)
+        underlying = [u if u is not None else s for u, s in zip(underlying, columns["symbol"], strict=True)]
+    is_option = np.asarray(columns["is_option"], dtype=bool).tolist()  # NULL → False
+    market_value = floats("market_value")
+    dollar_exposure = floats("dollar_exposure")
+    gamma = floats("gamma")
+    price = floats("underlying_price")
+    status = columns["greek_status"]
+    out: dict[UUID, HoldingRows] = {}
+    for a, b in pairwise(bounds):
+        out[owner[a]] = HoldingRows(
+            underlying=underlying[a:b],
+            is_option=is_option[a:b],
+            market_value=market_value[a:b],
+            dollar_exposure=dollar_exposure[a:b],
+            gamma=gamma[a:b],
+            underlying_price=price[a:b],
+            greek_status=status[a:b],
+        )
+    return out
+
+
+def _grouped(owner: np.ndarray) -> bool:
+    """Whether each portfolio's positions are contiguous (a portfolio id never comes back later)."""
+    changes = np.flatnonzero(owner[1:] != owner[:-1])
+    return len({*owner[changes + 1].tolist(), owner[0]}) == changes.size + 1
+
 
 # Held on t0 (docs/contracts.md rule) or valued on t0: the positions the metrics account for.
 _COUNTS_SQL = sa.text(
@@ -268,7 +308,9 @@ async def portfolio_rows(
     """Holdings, cash, counts, market/rate factor rows and snapshot history of each portfolio."""
     params = {"ids": portfolio_ids, "d": as_of}
     counts = {r.portfolio_id: r for r in await session.execute(_COUNTS_SQL, params)}
-    holdings = {r.portfolio_id: r for r in await session.execute(_HOLDINGS_SQL, params)}
+    # The stress step's one positions read of the batch (memoised: market risk and stress tests of
+    # the same portfolios have usually read it already).
+    holdings = holdings_by_portfolio(await stress_repository.batch_position_rows(session, portfolio_ids, as_of))
     factors: dict[UUID, dict[str, tuple[float | None, float | None]]] = {}
     if "factors.api_portfolio_factor_exposure" in present:
         for r in await session.execute(_FACTORS_SQL, params):
@@ -278,24 +320,13 @@ async def portfolio_rows(
     no_history = SnapshotHistory.empty()  # read only: one for every portfolio without snapshots
     for pid in portfolio_ids:
         c = counts.get(pid)
-        h = holdings.get(pid)
         s = history.get(pid)
         out[pid] = PortfolioRows(
             portfolio_id=pid,
             live=c is not None,
             cash=None if c is None else c.cash,
             positions_total=0 if c is None else int(c.positions_total),
-            holdings=None
-            if h is None
-            else HoldingRows(
-                underlying=list(h.underlying),
-                is_option=[bool(x) for x in h.is_option],
-                market_value=_nan(h.market_value),
-                dollar_exposure=_nan(h.dollar_exposure),
-                gamma=_nan(h.gamma),
-                underlying_price=_nan(h.underlying_price),
-                greek_status=list(h.greek_status),
-            ),
+            holdings=holdings.get(pid),
             factors=factors.get(pid, {}),
             history=no_history
             if s is None

@@ -222,8 +222,15 @@ POSITION_COLUMNS = (
     "dividend_yield",
     "sigma",
     "is_call",
+    "gamma",
+    "underlying_price",
 )
 
+# The one read of a batch's valued positions for market risk, stress tests and risk metrics: besides
+# the scenario inputs it carries what the risk metrics take (`risk_repository.holdings_by_portfolio`):
+# the position gamma and `underlying_price`, the Greeks' underlying price else the valuation's (`spot`
+# is the Greeks' alone: Black-Scholes revaluation needs the price its inputs were computed from).
+#
 # One sort, not seventeen: on PostgreSQL 15 every `array_agg(… ORDER BY …)` sorts its input again,
 # which made this read ~2× slower. The rows are ranked once by (portfolio, position) and aggregated
 # unordered; `position_rows` puts the columns in rank order (they arrive in it in practice, but SQL
@@ -238,7 +245,8 @@ _POSITIONS_SQL = sa.text(
            array_agg(x.dollar_exposure) AS dollar_exposure, array_agg(x.greek_status) AS greek_status,
            array_agg(x.spot) AS spot, array_agg(x.strike) AS strike, array_agg(x.time_to_expiry) AS time_to_expiry,
            array_agg(x.rate) AS rate, array_agg(x.dividend_yield) AS dividend_yield,
-           array_agg(x.sigma) AS sigma, array_agg(x.is_call) AS is_call
+           array_agg(x.sigma) AS sigma, array_agg(x.is_call) AS is_call,
+           array_agg(x.gamma) AS gamma, array_agg(x.underlying_price) AS underlying_price
     FROM (
         SELECT row_number() OVER (ORDER BY v.portfolio_id, v.position_id) AS rank,
                v.portfolio_id, v.position_id, v.symbol::text AS symbol,
@@ -247,7 +255,8 @@ _POSITIONS_SQL = sa.text(
                v.market_value::float8 AS market_value, v.dollar_exposure::float8 AS dollar_exposure,
                g.status AS greek_status, g.underlying_price::float8 AS spot, g.strike_price::float8 AS strike,
                g.time_to_expiry_years AS time_to_expiry, g.risk_free_rate AS rate,
-               g.dividend_yield AS dividend_yield, g.implied_volatility AS sigma, g.option_type = 'C' AS is_call
+               g.dividend_yield AS dividend_yield, g.implied_volatility AS sigma, g.option_type = 'C' AS is_call,
+               g.gamma AS gamma, coalesce(g.underlying_price, v.underlying_price)::float8 AS underlying_price
         FROM ingest.api_position_valuation v
         LEFT JOIN greeks.api_position_greek g
                ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
@@ -273,6 +282,17 @@ async def position_rows(session: AsyncSession, portfolio_ids: Sequence[UUID], on
     if row.position_id is None:
         return {name: [] for name in POSITION_COLUMNS}
     return in_rank_order({name: list(getattr(row, name)) for name in POSITION_COLUMNS}, row.rank)
+
+
+async def batch_position_rows(session: AsyncSession, portfolio_ids: Sequence[UUID], on: date) -> dict[str, list[Any]]:
+    """`position_rows`, memoised for the unit of work (`session.info`): the market-risk, stress-test
+    and risk-metric parts of one batch read the very same positions, and none of them writes any.
+    Callers must not modify the columns returned."""
+    key = ("stress.position_rows", on, tuple(portfolio_ids))
+    if key not in session.info:
+        session.info[key] = await position_rows(session, portfolio_ids, on)
+    columns: dict[str, list[Any]] = session.info[key]
+    return columns
 
 
 async def data_source(session: AsyncSession, as_of: date) -> str:

@@ -186,8 +186,9 @@ async def load_books(
     """Positions valued on `as_of`, betas and covariance of the latest model on or before it.
 
     Memoised for the unit of work (`session.info`): the market-risk and stress-test parts of one
-    batch read the very same books, and nothing in between writes what they read. Within a run
-    (`run_id`), underlying betas already read by an earlier batch come from `beta_cache`."""
+    batch read the very same books, and nothing in between writes what they read; the positions read
+    (`repo.batch_position_rows`) also serves the batch's risk metrics. Within a run (`run_id`),
+    underlying betas already read by an earlier batch come from `beta_cache`."""
     key = ("stress.loaded_books", as_of, tuple(portfolio_ids), tuple(cash))
     if matrix is None and key in session.info:
         cached: LoadedBooks = session.info[key]
@@ -211,7 +212,7 @@ async def _load_books(
         matrix = await repo.latest_model_matrix(session, as_of)
     if matrix is None:
         raise NoFactorModel(f"no factor model stored on or before {as_of.isoformat()}")
-    columns = await repo.position_rows(session, portfolio_ids, as_of)
+    columns = await repo.batch_position_rows(session, portfolio_ids, as_of)
     underlyings = sorted(set(columns["underlying_symbol"]))
     table = await beta_table(session, underlyings, matrix.calculation_date, as_of=as_of, run_id=run_id)
     codes = frozenset(await active_factor_codes(session))
