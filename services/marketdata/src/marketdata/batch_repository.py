@@ -268,19 +268,6 @@ async def last_completed_cycle_as_of(session: AsyncSession) -> date | None:
 # --- step rows -------------------------------------------------------------------------------
 
 
-_UPDATABLE = (
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "records_processed",
-    "error_code",
-    "error_message",
-    "details",
-    "last_event_id",
-    "service",
-)
-
 # Every column a step report writes, in the order of the tuples `write_job_runs` takes.
 JOB_RUN_KEYS: tuple[str, ...] = (
     "run_id",
@@ -299,6 +286,8 @@ JOB_RUN_KEYS: tuple[str, ...] = (
     "details",
     "last_event_id",
 )
+# What a later report of the same (run, job, portfolio) may change: all but the row's identity.
+_UPDATABLE = tuple(k for k in JOB_RUN_KEYS if k not in ("run_id", "job", "portfolio_id", "as_of_date", "trigger"))
 
 
 @functools.lru_cache(maxsize=8)
