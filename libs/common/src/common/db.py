@@ -143,10 +143,14 @@ class Database:
 
 
 async def session_driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under `session`, inside the session's transaction (begun if needed)."""
+    """The asyncpg connection under `session`, inside the session's transaction: SQLAlchemy's asyncpg
+    adapter sends BEGIN lazily, at its first statement, so a raw statement (COPY, a temp table ON
+    COMMIT DROP, a read that must see the transaction's writes) issued first would run outside it."""
     conn = await session.connection()
     raw = await conn.get_raw_connection()
     driver: asyncpg.Connection = raw.driver_connection
+    if not driver.is_in_transaction():
+        await session.execute(text("SELECT 1"))
     return driver
 
 

@@ -16,12 +16,12 @@ from datetime import date
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import pg_binary as pgb
+from common.db import session_driver_connection
 from factors.models import (
     factor_definition,
     factor_matrix,
@@ -64,13 +64,8 @@ async def _rows(session: AsyncSession, sql: str, **params: Any) -> Sequence[sa.R
     return (await session.execute(sa.text(sql), params)).mappings().all()
 
 
-async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under `session`, inside the session's transaction (opened first)."""
-    conn = await session.connection()
-    await conn.execute(sa.text("SELECT 1"))
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
-    return driver
+# The asyncpg connection under a session, inside its transaction (common.db).
+raw_connection = session_driver_connection
 
 
 # ---------------------------------------------------------------- registry

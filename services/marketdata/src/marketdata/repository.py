@@ -14,7 +14,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import Database
+from common.db import Database, session_driver_connection
 from marketdata.demo_securities import FACTOR_ETFS
 from marketdata.providers.base import PriceBar, RateObservation
 
@@ -35,17 +35,8 @@ PRICE_COLUMNS = (
 )
 
 
-async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under `session`, inside the session's transaction.
-
-    SQLAlchemy's asyncpg adapter opens its transaction lazily, on the first statement it runs;
-    run one first so raw statements (temp tables ON COMMIT DROP, COPY) are part of it.
-    """
-    conn = await session.connection()
-    await conn.execute(sa.text("SELECT 1"))
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
-    return driver
+# The asyncpg connection under a session, inside its transaction (common.db).
+raw_connection = session_driver_connection
 
 
 async def _copy_upsert(

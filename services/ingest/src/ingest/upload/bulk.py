@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.db import session_driver_connection
 
 
 def to_json(value: Any) -> str:
@@ -25,14 +24,5 @@ def from_json(value: Any) -> Any:
     return orjson.loads(value) if isinstance(value, str) else value
 
 
-async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under `session`, already inside its transaction (for COPY)."""
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
-    if not driver.is_in_transaction():
-        # SQLAlchemy's asyncpg adapter opens the transaction lazily, at the first statement.
-        await session.execute(sa.text("SELECT 1"))
-    if not driver.is_in_transaction():
-        raise RuntimeError("bulk writes must run inside the session's transaction")
-    return driver
+# The asyncpg connection under a session, inside its transaction (common.db).
+driver_connection = session_driver_connection
