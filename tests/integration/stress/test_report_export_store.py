@@ -176,6 +176,14 @@ async def test_a_daily_report_is_made_after_each_snapshot(setup) -> None:
 
 async def test_rerunning_the_day_replaces_the_daily_report(setup, stress_db) -> None:
     before = await batch_report(setup)
+    stored_sql = sa.text(
+        "SELECT array_agg(f.id ORDER BY f.id) FROM stress.stored_file f "
+        "JOIN stress.report_file r ON r.stored_file_id = f.id WHERE r.report_id = :r"
+    )
+    all_files_sql = sa.text("SELECT count(*) FROM stress.stored_file")
+    async with stress_db.session() as s:
+        old_files = (await s.execute(stored_sql, {"r": before["report_id"]})).scalar()
+        files_before = (await s.execute(all_files_sql)).scalar()
     ids = await daily_build.make(stress_db, [setup.book.portfolio_id], AS_OF, {})
     assert ids == {setup.book.portfolio_id: uuid.UUID(before["report_id"])}
     after = await batch_report(setup)
@@ -186,7 +194,15 @@ async def test_rerunning_the_day_replaces_the_daily_report(setup, stress_db) -> 
                 sa.text("SELECT count(*) FROM stress.report_file WHERE report_id = :r"), {"r": before["report_id"]}
             )
         ).scalar()
+        new_files = (await s.execute(stored_sql, {"r": before["report_id"]})).scalar()
+        leftover = (
+            await s.execute(sa.text("SELECT count(*) FROM stress.stored_file WHERE id = ANY(:ids)"), {"ids": old_files})
+        ).scalar()
+        files_after = (await s.execute(all_files_sql)).scalar()
     assert count == 3
+    # The replaced files' bytes are deleted with their rows, not left behind.
+    assert len(old_files) == len(new_files) == 3 and not set(old_files) & set(new_files)
+    assert leftover == 0 and files_after == files_before
 
 
 # -- on-demand reports -----------------------------------------------------------------------------
