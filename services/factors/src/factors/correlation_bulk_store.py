@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import pg_binary as pgb
 from factors.correlation_compute import CorrelationFilters, CorrelationResult
-from factors.correlation_repository import KEEP_CALCULATIONS
+from factors.correlation_repository import KEEP_CALCULATIONS, parent_key_probes
 from factors.correlation_rows import (
     CLUSTER_COLUMNS,
     MEMBER_COLUMNS,
@@ -33,6 +33,7 @@ from factors.correlation_rows import (
     node_columns,
     pair_columns,
 )
+from factors.pg_numeric import fixed_fields, numeric_cents
 from factors.repository import raw_connection
 
 SCHEMA = "factors"
@@ -123,6 +124,15 @@ async def store_calculations(
         for table in ("correlation_node", "pairwise_correlation", "correlation_cluster"):
             await conn.execute(f"DELETE FROM factors.{table} WHERE calculation_id = ANY($1::uuid[])", updated)
 
+    async with parent_key_probes(conn):
+        await _insert_children(conn, items, cid, filters)
+    return cid
+
+
+async def _insert_children(
+    conn: Any, items: Sequence[ComputedCalculation], cid: dict[UUID, UUID], filters: CorrelationFilters
+) -> None:
+    """Every item's nodes, pairs, clusters and members (one COPY per table)."""
     nodes = nodes_copy_stream(items, cid)
     if nodes is not None:
         await pgb.copy_binary(
@@ -142,59 +152,18 @@ async def store_calculations(
         await conn.copy_records_to_table(
             "correlation_cluster_member", schema_name=SCHEMA, columns=list(MEMBER_COLUMNS), records=members
         )
-    return cid
 
 
 # asyncpg encodes COPY records and array parameters element by element; the node rows (~20 per
 # calculation, with three array columns) and the pair arrays (thousands of floats per calculation) go
 # instead as binary COPY streams built column-wise (common.pg_binary).
 
-_NUMERIC_GROUPS = 5  # base-10000 digit groups before the decimal point: numeric(20, 2) has 18 digits
-_NUMERIC_ROW = np.dtype(
-    [
-        ("length", ">i4"),
-        ("ndigits", ">i2"),
-        ("weight", ">i2"),
-        ("sign", ">u2"),
-        ("dscale", ">i2"),
-        ("digits", ">i2", (_NUMERIC_GROUPS + 1,)),
-    ]
-)
-_NUMERIC_NEGATIVE = 0x4000
-
-
-def _fixed_fields(rows: np.ndarray, nulls: np.ndarray) -> pgb.Fields:
-    """Fields from fixed-width records that start with their int32 length word (-1 for a NULL row,
-    which keeps only that word)."""
-    width = rows.dtype.itemsize
-    sizes = np.where(nulls, 4, width).astype(np.int64)
-    matrix = rows.view(np.uint8).reshape(len(rows), width)
-    return pgb.Fields(matrix[np.arange(width) < sizes[:, None]], sizes, nulls)
-
-
-def numeric_cents(cents: np.ndarray, nulls: np.ndarray) -> pgb.Fields:
-    """numeric fields of cents / 100 with scale 2 (NULL where `nulls`), in the binary form numeric_recv
-    reads: digit groups of base 10000, the first of weight 4 (leading zero groups are stripped by the
-    server, which also applies the column's typmod, as for any numeric it receives)."""
-    c = np.asarray(cents, dtype=np.int64)
-    whole, frac = np.abs(c) // 100, np.abs(c) % 100
-    rows = np.zeros(len(c), dtype=_NUMERIC_ROW)
-    rows["length"] = np.where(nulls, -1, _NUMERIC_ROW.itemsize - 4)
-    rows["ndigits"] = _NUMERIC_GROUPS + 1
-    rows["weight"] = _NUMERIC_GROUPS - 1
-    rows["sign"] = np.where(c < 0, _NUMERIC_NEGATIVE, 0)
-    rows["dscale"] = 2
-    for g in range(_NUMERIC_GROUPS):
-        rows["digits"][:, g] = (whole // 10_000 ** (_NUMERIC_GROUPS - 1 - g)) % 10_000
-    rows["digits"][:, _NUMERIC_GROUPS] = frac * 100  # .cc → the group .cc00
-    return _fixed_fields(rows, np.asarray(nulls, dtype=bool))
-
 
 def booleans(values: np.ndarray) -> pgb.Fields:
     rows = np.zeros(len(values), dtype=[("length", ">i4"), ("value", "u1")])
     rows["length"] = 1
     rows["value"] = np.asarray(values, dtype=bool)
-    return _fixed_fields(rows, np.zeros(len(values), dtype=bool))
+    return fixed_fields(rows, np.zeros(len(values), dtype=bool))
 
 
 def _repeated(fields: pgb.Fields, counts: Sequence[int]) -> pgb.Fields:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -262,6 +263,23 @@ async def delete_calculation(session: AsyncSession, *, portfolio_id: UUID, durat
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+@asynccontextmanager
+async def parent_key_probes(conn: Any) -> AsyncIterator[None]:
+    """Statements inside insert calculation children (nodes, pairs, clusters, members) with the
+    foreign-key checks planned as primary-key probes of their parent table.
+
+    PostgreSQL checks each inserted child row with one query whose plan a backend prepares at its first
+    check and then keeps. The first batch of a date often finds the parent table a page or two long,
+    where a sequential scan looks cheapest; that cached plan then scans the whole, growing table once
+    per child row (a first run of 1,000 portfolios: ~22k checks reading ~11M calculation rows). Planned
+    with sequential scans off, the check is an index probe at any size. Only these checks are planned
+    here; the setting is set back on success (on failure the caller's savepoint rolls it back)."""
+    previous = await conn.fetchval("SELECT current_setting('enable_seqscan')")
+    await conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
+    yield
+    await conn.execute("SELECT set_config('enable_seqscan', $1, true)", previous)
+
+
 async def store_calculation(
     session: AsyncSession,
     *,
@@ -291,6 +309,15 @@ async def store_calculation(
         await session.execute(sa.delete(pairwise_correlation).where(pairwise_correlation.c.calculation_id == cid))
         await session.execute(sa.delete(correlation_cluster).where(correlation_cluster.c.calculation_id == cid))
 
+    async with parent_key_probes(await raw_connection(session)):
+        await _insert_children(session, cid, filters=filters, result=result, rho_dir=rho_dir)
+    return cid
+
+
+async def _insert_children(
+    session: AsyncSession, cid: UUID, *, filters: CorrelationFilters, result: CorrelationResult, rho_dir: np.ndarray
+) -> None:
+    """The nodes, pairs, clusters and members of calculation `cid`."""
     node_rows = [
         {"calculation_id": cid, **dict(zip(correlation_rows.NODE_COLUMNS, r, strict=True))}
         for r in correlation_rows.node_rows(result)
@@ -321,7 +348,6 @@ async def store_calculation(
                 [dict(zip(correlation_rows.MEMBER_COLUMNS, m, strict=True)) for m in members]
             )
         )
-    return cid
 
 
 async def apply_retention(session: AsyncSession, *, portfolio_id: UUID, keep: int = KEEP_CALCULATIONS) -> int:

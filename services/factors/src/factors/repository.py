@@ -31,6 +31,7 @@ from factors.models import (
     underlying_regression,
 )
 from factors.models_correlations import correlation_calculation
+from factors.pg_numeric import float8_numeric_cents, numeric_cents
 from factors.price_series import scatter_series
 
 MARKET_SYMBOL = "SPY"
@@ -454,6 +455,25 @@ async def upsert_regressions(
         await conn.execute(f"DROP TABLE {tmp}")
 
 
+async def insert_new_regressions(
+    session: AsyncSession, *, regressions: list[tuple[Any, ...]], betas: list[tuple[Any, ...]]
+) -> None:
+    """COPY underlying_regression rows (REGRESSION_COLUMNS) and their betas (BETA_COLUMNS) straight into
+    their tables. Only for keys not stored yet — the model build under `lock_market_model` regresses
+    exactly the symbols `regressed_symbols` did not find, and a beta cannot outlive its regression
+    (ON DELETE CASCADE) — so no upsert through a temporary table is needed: each row is written once
+    (a key stored meanwhile would raise a unique violation, never be overwritten)."""
+    conn = await raw_connection(session)
+    if regressions:
+        await conn.copy_records_to_table(
+            "underlying_regression", schema_name="factors", records=regressions, columns=list(REGRESSION_COLUMNS)
+        )
+    if betas:
+        await conn.copy_records_to_table(
+            "underlying_factor_beta", schema_name="factors", records=betas, columns=list(BETA_COLUMNS)
+        )
+
+
 PORTFOLIO_COLUMNS = (
     "portfolio_id",
     "calculation_date",
@@ -479,54 +499,48 @@ PORTFOLIO_COLUMNS = (
 
 
 # One row per position (migration factors_0004). asyncpg would encode the nested float arrays element
-# by element, so the rows travel as one binary COPY (common.pg_binary, built column-wise) into a
-# temporary table with the per-row arrays already cut; the INSERT then casts exactly as a direct insert
-# would (float8 exposure → numeric(20,2), rounded by PostgreSQL). NaN exposures, betas and dollar
+# by element, so the rows travel as one binary COPY (common.pg_binary, built column-wise) straight into
+# the table, each written once. The exposure is sent as the numeric(20, 2) the server's float8 →
+# numeric cast would store (`pg_numeric.float8_numeric_cents`). NaN exposures, betas and dollar
 # exposures arrive as NULL values / NULL array elements.
-_STAGE_POSITIONS = """
-CREATE TEMP TABLE {tmp} (i int4, position_id uuid, portfolio_id uuid, symbol text, underlying_symbol text,
-                         exposure float8, beta_source text, quality_flag text, betas float8[],
-                         exposure_dollars float8[]) ON COMMIT DROP
-"""
-_STAGE_COLUMNS = (
-    "i",
+POSITION_COLUMNS = (
     "position_id",
+    "calculation_date",
     "portfolio_id",
     "symbol",
     "underlying_symbol",
     "exposure",
     "beta_source",
     "quality_flag",
+    "factor_ids",
     "betas",
     "exposure_dollars",
+    "run_id",
 )
-_INSERT_POSITIONS = """
-INSERT INTO factors.position_factor_exposure (position_id, calculation_date, portfolio_id, symbol, underlying_symbol,
-                                              exposure, beta_source, quality_flag, factor_ids, betas,
-                                              exposure_dollars, run_id)
-SELECT p.position_id, $1::date, p.portfolio_id, p.symbol, p.underlying_symbol, p.exposure, p.beta_source,
-       p.quality_flag, $3::uuid[], p.betas, p.exposure_dollars, $2::uuid
-FROM {tmp} AS p
-ORDER BY p.i
-"""
+_POSTGRES_EPOCH = date(2000, 1, 1)  # binary date = int4 days since this day
 
 
-def positions_copy_stream(p: PositionExposureColumns) -> bytes:
-    """The binary COPY of the staging rows (_STAGE_COLUMNS) of `p`: row i's betas and dollar exposures
-    are its k consecutive elements of the position-major flat columns (k = number of factors)."""
+def positions_copy_stream(p: PositionExposureColumns, *, as_of: date) -> bytes:
+    """The binary COPY of the position_factor_exposure rows (POSITION_COLUMNS) of `p` on `as_of`: row
+    i's betas and dollar exposures are its k consecutive elements of the position-major flat columns
+    (k = number of factors); every row shares the date, the factor ids and the run id."""
     n, k = len(p.position_id), len(p.factor_id)
     counts = np.full(n, k, dtype=np.int64)
+    factor_ids = pgb.array(pgb.uuids(p.factor_id), [k], pgb.OID_UUID)
+    cents, nulls = float8_numeric_cents(np.asarray(p.exposure, dtype=np.float64))
     return pgb.copy_stream(
-        pgb.int4(np.arange(1, n + 1)),
         pgb.uuids(p.position_id),
+        pgb.int4(np.full(n, (as_of - _POSTGRES_EPOCH).days)),
         pgb.uuids(p.portfolio_id),
         pgb.text(p.symbol),
         pgb.text(p.underlying_symbol),
-        pgb.float8(p.exposure),
+        numeric_cents(cents, nulls),
         pgb.text(p.beta_source),
         pgb.text(p.quality_flag),
+        pgb.constant(pgb.concat(*factor_ids).data.tobytes(), n),
         pgb.array(pgb.float8(p.beta), counts, pgb.OID_FLOAT8),
         pgb.array(pgb.float8(p.exposure_dollar), counts, pgb.OID_FLOAT8),
+        pgb.uuids([p.run_id] * n),
     )
 
 
@@ -574,13 +588,10 @@ async def replace_exposures(
         as_of,
     )
     if positions.position_id:
-        tmp = f"_fac_pos_{uuid.uuid4().hex[:12]}"
-        await conn.execute(_STAGE_POSITIONS.format(tmp=tmp))
+        stream = positions_copy_stream(positions, as_of=as_of)
         await pgb.copy_binary(
-            conn, tmp, schema="pg_temp", columns=_STAGE_COLUMNS, stream=positions_copy_stream(positions)
+            conn, "position_factor_exposure", schema="factors", columns=POSITION_COLUMNS, stream=stream
         )
-        await conn.execute(_INSERT_POSITIONS.format(tmp=tmp), as_of, positions.run_id, positions.factor_id)
-        await conn.execute(f"DROP TABLE {tmp}")
     if portfolios:
         await conn.copy_records_to_table(
             "portfolio_factor_exposure", schema_name="factors", records=portfolios, columns=list(PORTFOLIO_COLUMNS)

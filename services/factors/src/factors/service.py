@@ -199,7 +199,8 @@ class FactorPipeline:
                 as_of=as_of,
                 run_id=run_id,
             )
-            await repo.upsert_regressions(session, regressions=regressions, betas=betas)
+            # `missing` has no stored regression (checked under the lock): plain inserts.
+            await repo.insert_new_regressions(session, regressions=regressions, betas=betas)
         return matrix_id
 
     async def _build_model(
