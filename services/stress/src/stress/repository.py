@@ -45,8 +45,8 @@ def _none_if_nan(value: float | None) -> float | None:
 # portfolio of `:ids` (one row each, arrays in a common order); the per-portfolio readers pass [id].
 HELD_SQL = sa.text(
     """
-    WITH held AS (
-        SELECT v.portfolio_id, v.instrument_type, v.position_type, v.quantity::float8 AS quantity,
+    WITH valued AS MATERIALIZED (
+        SELECT v.position_id, v.portfolio_id, v.instrument_type, v.position_type, v.quantity::float8 AS quantity,
                (v.market_value * 100)::float8 AS market_value,
                (v.dollar_exposure * 100)::float8 AS dollar_exposure,
                (v.notional * 100)::float8 AS notional,
@@ -59,17 +59,31 @@ HELD_SQL = sa.text(
         LEFT JOIN greeks.api_position_greek g
                ON g.position_id = v.position_id AND g.calculation_date = v.valuation_date
         WHERE v.portfolio_id = ANY(CAST(:ids AS uuid[])) AND v.valuation_date = :as_of
+    ),
+    held AS (
+        SELECT portfolio_id, instrument_type, position_type, quantity, market_value, dollar_exposure, notional,
+               unrealized_pnl, daily_pnl, stale, dollar_gamma_1pct, theta, vega, rho
+        FROM valued
         UNION ALL
         -- Held that day (docs/contracts.md rule) but never valued for it: unpriced, not silently absent.
-        -- OFFSET 0 keeps the NOT EXISTS a per-position primary-key probe: pulled up into an anti
-        -- join, the planner sorted or hashed every valuation of the date (all portfolios, ~20 k
-        -- rows at 1,000 books) for each batch of 64 — 23 of the query's 31 ms.
+        -- A position valued for the date is among `valued` (its portfolio's rows) in nearly every case:
+        -- one hashed anti join on those few rows drops it, and only what survives (usually nothing)
+        -- pays the primary-key probe of every valuation of the date (which also catches a valuation
+        -- filed under another portfolio). The probe alone ran once per held position: ~20 % of the
+        -- query. OFFSET 0 fences both: the cheap anti join runs first, and the probe stays a
+        -- per-position probe (pulled up into an anti join, the planner sorted or hashed every
+        -- valuation of the date, all portfolios, for each batch).
         SELECT p.portfolio_id, p.instrument_type, p.position_type, p.quantity::float8,
                NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, NULL
-        FROM ingest.api_position p
-        WHERE p.portfolio_id = ANY(CAST(:ids AS uuid[])) AND p.entry_date <= :as_of
-          AND (p.status = 'open' OR p.exit_date > :as_of)
-          AND NOT EXISTS (SELECT 1 FROM ingest.api_position_valuation v
+        FROM (
+            SELECT p.id, p.portfolio_id, p.instrument_type, p.position_type, p.quantity
+            FROM ingest.api_position p
+            WHERE p.portfolio_id = ANY(CAST(:ids AS uuid[])) AND p.entry_date <= :as_of
+              AND (p.status = 'open' OR p.exit_date > :as_of)
+              AND NOT EXISTS (SELECT 1 FROM valued WHERE valued.position_id = p.id)
+            OFFSET 0
+        ) p
+        WHERE NOT EXISTS (SELECT 1 FROM ingest.api_position_valuation v
                           WHERE v.position_id = p.id AND v.valuation_date = :as_of OFFSET 0)
     )
     SELECT portfolio_id, array_agg(instrument_type = 'option') AS is_option, array_agg(position_type) AS position_type,
