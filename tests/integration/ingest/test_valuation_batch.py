@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from tests.integration.ingest.book_harness import P0, T0, Harness, close_harness, open_harness
 
 from common.events import GreeksComputed
-from ingest import catalog, compute, valuation_batch
+from common.run_cache import RunCache
+from ingest import catalog, compute, run_closes, valuation_batch
 from ingest import service as ingest_service
 from ingest.demo_data import DEMO_BOOKS, HEDGE_FUND
 
@@ -305,3 +306,53 @@ async def test_an_unchanged_rerun_rewrites_no_row_and_a_changed_close_updates_on
     assert {r.id: (r.last_price, r.stored, r.run_id) for r in rows} == {
         pid: (price + 1, price + 1, rerun) for pid, price in held.items()
     }
+
+
+async def test_batches_of_one_run_share_its_closes_and_store_the_same_numbers(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    present = await _present(h)
+    await _reset(h)
+    await _value_batch(h, RUN)  # no shared closes: every batch reads its own
+    expected = await _stored(h)
+    await _reset(h)
+
+    requested: list[set[str]] = []
+    original = run_closes.fetch_records
+
+    async def recording(session: Any, sql: str, params: dict[str, Any]) -> Any:
+        requested.append({*params["today"], *params["previous"]})
+        return await original(session, sql, params)
+
+    monkeypatch.setattr(run_closes, "fetch_records", recording)
+    cache: RunCache[run_closes.RunCloses] = RunCache()
+    half = len(PORTFOLIOS) // 2
+    async with h.db.transaction() as s:
+        for batch in (PORTFOLIOS[:half], PORTFOLIOS[half:], PORTFOLIOS):
+            await valuation_batch.value_many(
+                s, portfolio_ids=batch, as_of=T0, run_id=RUN, present=present, stale_days=5, closes=cache
+            )
+    assert await _stored(h) == expected
+    # The second batch reads only symbols the first did not; the third, all read before, reads none.
+    assert len(requested) == 2 and requested[0] and requested[1] and not requested[0] & requested[1]
+    known = cache.get(T0, RUN)
+    assert known is not None and set(known.today) == requested[0] | requested[1]
+
+    # Another run reads its closes again.
+    async with h.db.transaction() as s:
+        await valuation_batch.value_many(
+            s, portfolio_ids=PORTFOLIOS, as_of=T0, run_id=uuid.uuid4(), present=present, stale_days=5, closes=cache
+        )
+    assert len(requested) == 3 and requested[2] == requested[0] | requested[1]
+
+
+async def test_without_the_prices_view_no_position_is_priced_from_a_close(h: Harness) -> None:
+    present = (await _present(h)) - {catalog.DAILY_PRICE}
+    await _reset(h)
+    async with h.db.transaction() as s:
+        counts = await valuation_batch.value_many(
+            s, portfolio_ids=PORTFOLIOS, as_of=T0, run_id=RUN, present=present, stale_days=5
+        )
+    sources = {row[6] for row in (await _stored(h))["valuations"]}
+    assert counts.positions.sum() > 0 and sources <= {None, "model"}
+    assert counts.unpriced.sum() > 0

@@ -18,9 +18,11 @@ from common.errors import TransientError
 from common.events import CycleStarted, Event, GreeksComputed, PortfolioUpdated, StepError, StepInfo
 from common.formatting import utcnow
 from common.jobs import JobOutcome
+from common.run_cache import RunCache
 from ingest import catalog, demo, repository, valuation_batch
 from ingest.catalog import ViewCatalog
 from ingest.context import SERVICE, IngestContext
+from ingest.run_closes import RunCloses
 from ingest.summary_query import expected_prices_bound
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,8 @@ class IngestService:
     def __init__(self, ctx: IngestContext, views: ViewCatalog) -> None:
         self.ctx = ctx
         self.views = views
+        # Closes read by a run's batches, shared by its later batches (ingest.run_closes).
+        self.closes: RunCache[RunCloses] = RunCache()
 
     def _valued_event(
         self, evt: Event, portfolio_id: UUID, started: datetime, status: str, records: int, error: StepError | None
@@ -190,6 +194,7 @@ class IngestService:
                     run_id=first.run_id,
                     present=present,
                     stale_days=self.ctx.settings.stale_price_max_days,
+                    closes=self.closes,
                 )
         except Exception as exc:
             if _is_transient(exc):

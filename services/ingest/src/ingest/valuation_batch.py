@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -22,35 +23,22 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import fetch_records
+from common.run_cache import RunCache
 from ingest import catalog, compute
-from ingest.compute import NA, ValuationInput, ValuationResult
+from ingest.compute import NA, Calendar, ValuationInput, ValuationResult
 from ingest.repository import trading_days_before
-
-# Closes: the latest row per symbol inside the stale window. LATERAL … LIMIT 1
-# makes it one primary-key probe per symbol, whatever the (often stale) row estimates say.
-# These probes are most of the read's cost, so each is made only where its value is used.
-_CLOSES = """
-{name} AS (
-  SELECT s.symbol, c.price_date, c.close FROM {syms} s
-  CROSS JOIN LATERAL (
-    SELECT d.price_date, d.close FROM marketdata.api_daily_price d
-    WHERE d.symbol = s.symbol AND d.price_date <= {upto} AND d.price_date >= {since}
-    ORDER BY d.price_date DESC LIMIT 1
-  ) c
-)"""
-
-_NO_CLOSES = "{name} AS (SELECT NULL::text AS symbol, NULL::date AS price_date, NULL::numeric AS close WHERE false)"
+from ingest.run_closes import RunCloses
 
 # Greeks of options only: the condition inside the LATERAL is a one-time filter, so a stock row
 # never probes the index. The previous day's model price only stands in for a missing previous
-# close (compute.value_positions), so it is looked up only for options without one.
+# close (compute.value_positions ignores it where there is one).
 _GREEKS_T = (
     "LEFT JOIN LATERAL (SELECT g.status, g.delta, g.delta_ps, g.model_price FROM greeks.api_position_greek g "
     "WHERE pos.is_option AND g.position_id = pos.id AND g.calculation_date = :t LIMIT 1) gt ON true"
 )
 _GREEKS_P = (
     "LEFT JOIN LATERAL (SELECT g.model_price FROM greeks.api_position_greek g "
-    "WHERE pos.is_option AND cp.close IS NULL AND g.position_id = pos.id AND g.calculation_date = :p LIMIT 1) gp "
+    "WHERE pos.is_option AND g.position_id = pos.id AND g.calculation_date = :p LIMIT 1) gp "
     "ON true"
 )
 _NO_GREEKS = (
@@ -58,10 +46,13 @@ _NO_GREEKS = (
     "NULL::float8 AS model_price WHERE false) {a} ON false"
 )
 
-# Today's closes of held symbols and of options' underlyings; the previous closes of held symbols
-# only (an underlying's previous close is never used).
+# The batch's positions and their Greeks; closes come from `run_closes` (read once per run).
 _POSITIONS = """
-WITH pos AS (
+SELECT pos.id, pos.portfolio_id, pos.symbol, pos.underlying_symbol, pos.is_option, pos.is_call, pos.quantity,
+       pos.quantity_f, pos.multiplier, pos.strike, pos.expiration_date, pos.entry_price, pos.entry_date,
+       pos.cost_basis, gt.status AS status_t, gt.delta_ps IS NOT NULL AS has_delta_ps, gt.delta_ps, gt.delta,
+       gt.model_price AS model_t, gp.model_price AS model_p
+FROM (
   SELECT id, portfolio_id, symbol, underlying_symbol, instrument_type = 'option' AS is_option,
          coalesce(option_type = 'C', false) AS is_call, CAST(quantity * 10000 AS int8) AS quantity,
          CAST(quantity AS float8) AS quantity_f, CAST(multiplier AS int8) AS multiplier,
@@ -71,24 +62,7 @@ WITH pos AS (
          coalesce(CAST(cost_basis * 100 AS int8), :na) AS cost_basis
   FROM ingest.position
   WHERE portfolio_id = ANY(CAST(:pids AS uuid[])) AND entry_date <= :t AND (status = 'open' OR exit_date > :t)
-),
-held AS (SELECT DISTINCT symbol FROM pos),
-syms AS (SELECT symbol FROM held UNION SELECT underlying_symbol FROM pos WHERE is_option),
-{close_t},
-{close_p}
-SELECT pos.id, pos.portfolio_id, pos.symbol, pos.is_option, pos.is_call, pos.quantity, pos.quantity_f,
-       pos.multiplier, pos.strike, pos.expiration_date, pos.entry_price, pos.entry_date, pos.cost_basis,
-       coalesce(CAST(ct.close * 10000 AS int8), :na) AS close_t,
-       coalesce(CAST(ct.price_date - DATE '1970-01-01' AS int8), :na) AS close_t_date,
-       coalesce(CAST(cp.close * 10000 AS int8), :na) AS close_p,
-       coalesce(CAST(cp.price_date - DATE '1970-01-01' AS int8), :na) AS close_p_date,
-       CASE WHEN pos.is_option THEN coalesce(CAST(ut.close * 10000 AS int8), :na) ELSE :na END AS underlying_t,
-       gt.status AS status_t, gt.delta_ps IS NOT NULL AS has_delta_ps, gt.delta_ps, gt.delta,
-       gt.model_price AS model_t, gp.model_price AS model_p
-FROM pos
-LEFT JOIN close_t ct ON ct.symbol = pos.symbol
-LEFT JOIN close_p cp ON cp.symbol = pos.symbol
-LEFT JOIN close_t ut ON ut.symbol = pos.underlying_symbol
+) pos
 {greeks_t}
 {greeks_p}
 ORDER BY pos.portfolio_id, pos.id
@@ -96,12 +70,9 @@ ORDER BY pos.portfolio_id, pos.id
 
 
 def _positions_sql(present: frozenset[str]) -> str:
-    """The one read, built from the optional views that exist (absent ones read as no rows)."""
-    prices = catalog.DAILY_PRICE in present
+    """The batch read, built from the optional Greeks view if it exists (absent, it reads as no rows)."""
     greeks = catalog.POSITION_GREEK in present
     return _POSITIONS.format(
-        close_t=(_CLOSES if prices else _NO_CLOSES).format(name="close_t", syms="syms", upto=":t", since=":wt"),
-        close_p=(_CLOSES if prices else _NO_CLOSES).format(name="close_p", syms="held", upto=":p", since=":wp"),
         greeks_t=_GREEKS_T if greeks else _NO_GREEKS.format(a="gt"),
         greeks_p=_GREEKS_P if greeks else _NO_GREEKS.format(a="gp"),
     )
@@ -134,19 +105,62 @@ def _per_share_delta(
     return out
 
 
+def _run_closes(cache: RunCache[RunCloses] | None, as_of: date, run_id: UUID | None, cal: Calendar) -> RunCloses:
+    """The closes already read by this run (same date and calendar), else a new empty set kept for it."""
+    cached = cache.get(as_of, run_id) if cache is not None else None
+    if cached is not None and cached.calendar == cal:
+        return cached
+    fresh = RunCloses(as_of, cal)
+    if cache is not None:
+        cache.put(as_of, run_id, fresh)
+    return fresh
+
+
+@dataclass(frozen=True)
+class _Closes:
+    """Per position: close on T and on the previous trading day (× 10^4, NA when none) with their dates
+    (days since 1970-01-01), and the underlying's close on T for options (NA for stocks)."""
+
+    close_t: npt.NDArray[np.int64]
+    close_t_date: npt.NDArray[np.int64]
+    close_p: npt.NDArray[np.int64]
+    close_p_date: npt.NDArray[np.int64]
+    underlying_t: npt.NDArray[np.int64]
+
+
+async def _closes_of(
+    session: AsyncSession,
+    known: RunCloses,
+    symbols: Sequence[str],
+    underlyings: Sequence[str],
+    is_option: npt.NDArray[np.bool_],
+    present: frozenset[str],
+) -> _Closes:
+    """Closes on T of held symbols and of options' underlyings, previous closes of held symbols only
+    (an underlying's previous close is never used); only those not read yet by the run are read."""
+    option_underlyings = [u for u, o in zip(underlyings, is_option.tolist(), strict=True) if o]
+    await known.read_missing(session, [*symbols, *option_underlyings], symbols, prices=catalog.DAILY_PRICE in present)
+    close_t, close_t_date = known.lookup_today(symbols)
+    close_p, close_p_date = known.lookup_previous(symbols)
+    underlying_t = np.where(is_option, known.lookup_today(underlyings)[0], NA)
+    return _Closes(close_t, close_t_date, close_p, close_p_date, underlying_t)
+
+
 async def load_many(
-    session: AsyncSession, portfolio_ids: list[UUID], as_of: date, stale_days: int, present: frozenset[str]
+    session: AsyncSession,
+    portfolio_ids: list[UUID],
+    as_of: date,
+    stale_days: int,
+    present: frozenset[str],
+    *,
+    run_id: UUID | None = None,
+    closes: RunCache[RunCloses] | None = None,
 ) -> LoadedBatch:
-    """Positions held at `as_of` of every portfolio in `portfolio_ids`, with prices and Greeks."""
+    """Positions held at `as_of` of every portfolio in `portfolio_ids`, with prices and Greeks.
+
+    Closes already read by the same run (`closes`, keyed by `run_id`) are not read again."""
     cal = compute.trading_calendar(await trading_days_before(session, as_of, present), as_of, stale_days)
-    params = {
-        "pids": portfolio_ids,
-        "t": as_of,
-        "p": cal.prev_date,
-        "wt": cal.window_t,
-        "wp": cal.window_p,
-        "na": NA,
-    }
+    params = {"pids": portfolio_ids, "t": as_of, "p": cal.prev_date, "na": NA}
     # JIT compilation costs ~40 ms, more than the query itself; bloated tables (many dead tuples
     # between autovacuum runs) inflate the row estimates past jit_above_cost, so keep it off here.
     await session.execute(sa.text("SET LOCAL jit = off"))
@@ -168,26 +182,32 @@ async def load_many(
     def floats(name: str) -> npt.NDArray[np.float64]:
         return np.array(cols[name], dtype=np.float64)  # NULL → NaN
 
+    is_option = np.array(cols["is_option"], dtype=bool)
+    known = _run_closes(closes, as_of, run_id, cal)
+    prices = await _closes_of(session, known, cols["symbol"], cols["underlying_symbol"], is_option, present)
+    # The previous model price only stands in for a missing previous close: NaN elsewhere.
+    model_p = np.where(prices.close_p == NA, floats("model_p"), np.nan)
+
     multiplier = ints("multiplier")
     inputs = ValuationInput(
         as_of=as_of,
         prev_date=cal.prev_date,
         quantity=ints("quantity"),
         multiplier=multiplier,
-        is_option=np.array(cols["is_option"], dtype=bool),
+        is_option=is_option,
         is_call=np.array(cols["is_call"], dtype=bool),
         strike=ints("strike"),
         expiry=days("expiration_date"),
         entry_price=ints("entry_price"),
         entry_date=days("entry_date"),
         cost_basis=ints("cost_basis"),
-        close_t=ints("close_t"),
-        close_t_date=days("close_t_date"),
-        close_p=ints("close_p"),
-        close_p_date=days("close_p_date"),
+        close_t=prices.close_t,
+        close_t_date=prices.close_t_date.view("datetime64[D]"),
+        close_p=prices.close_p,
+        close_p_date=prices.close_p_date.view("datetime64[D]"),
         model_t=floats("model_t"),
-        model_p=floats("model_p"),
-        underlying_t=ints("underlying_t"),
+        model_p=model_p,
+        underlying_t=prices.underlying_t,
         delta_ps=_per_share_delta(cols, floats("quantity_f"), multiplier),
     )
     return LoadedBatch(list(cols["id"]), list(cols["portfolio_id"]), inputs)
@@ -374,9 +394,10 @@ async def value_many(
     run_id: UUID | None,
     present: frozenset[str],
     stale_days: int,
+    closes: RunCache[RunCloses] | None = None,
 ) -> PortfolioCounts:
-    """Value and store every portfolio of `portfolio_ids` (all live) in one pass."""
-    loaded = await load_many(session, portfolio_ids, as_of, stale_days, present)
+    """Value and store every portfolio of `portfolio_ids` (all live) in one pass (closes shared per run)."""
+    loaded = await load_many(session, portfolio_ids, as_of, stale_days, present, run_id=run_id, closes=closes)
     result = await asyncio.to_thread(compute.value_positions, loaded.inputs)
     await save_many(session, portfolio_ids=portfolio_ids, as_of=as_of, run_id=run_id, loaded=loaded, result=result)
     return count_by_portfolio(portfolio_ids, loaded, result)
