@@ -1,6 +1,7 @@
 """The binary-COPY writes store exactly the rows of the former paths (asyncpg-encoded parameters and
 COPY records), compared row by row as PostgreSQL's text of every column: the position and portfolio
-exposures of `replace_exposures` and the pair arrays of `correlation_bulk_store._insert_pairs`, on
+exposures of `replace_exposures` (the portfolio rows against the COPY records of the former row
+builder) and the pair arrays of `correlation_bulk_store._insert_pairs`, on
 inputs with NaN, ±0, ±inf, extremes, None, non-cent money, UTF-8 and empty strings/flags."""
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ import math
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 from tests.conftest import drop_database, make_migrated_database, worker_suffix
 
@@ -20,6 +23,7 @@ from common.formatting import nan_as_null
 from factors import correlation_bulk_store as cbs
 from factors import repository as repo
 from factors.correlation_rows import PairColumns
+from factors.pg_numeric import rounded_float_cents
 
 pytestmark = pytest.mark.integration
 
@@ -94,19 +98,69 @@ def positions() -> repo.PositionExposureColumns:
     )
 
 
-def portfolios() -> list[tuple[Any, ...]]:
-    money: list[Any] = [3440216.73, None, -0.0, 1.005, 0.125, 1e12 + 0.01, -2.675]
+def portfolios() -> repo.PortfolioExposureColumns:
+    """Three portfolios × three factors, plus amounts of every kind in the money columns: half cents
+    (ties of the binary value or of its repr), non-cent values, ±0, huge and non-finite ones."""
+    p, f = len(PIDS), len(FIDS)
+    rng = np.random.default_rng(7)
+    money = np.array([3440216.73, NAN, -0.0, 1.005, 0.125, 1e12 + 0.01, -2.675, INF, 123456789012.345])
+    grid = np.resize(np.concatenate([money, np.round(rng.normal(0, 1e6, 9), 3), rng.normal(0, 1e9, 9)]), (p, f))
+    return repo.PortfolioExposureColumns(
+        portfolio_id=PIDS,
+        factor_id=FIDS,
+        exposure_dollar=grid,
+        beta=np.resize(np.array(ODD), (p, f)),
+        beta_gross=np.array([[NAN, 0.5, -INF], [1.0, -0.0, 2.5], [0.25, INF, NAN]]),
+        equity=np.array([5093794.39, NAN, 0.005]),
+        gross_exposure=np.array([-2.675, 1e12 + 0.01, 7.0]),
+        contributing_positions=np.array([[20, 0, 3], [1, 2, 0], [0, 0, 0]]),
+        largest_contributor=["Q0942ü", None, "", "A", None, "B", None, None, None],
+        coverage_pct=np.array([1.0, NAN, 0.0]),
+        positions_full=np.array([20, 0, 3]),
+        positions_limited=np.array([0, 1, 0]),
+        positions_default=np.array([0, 0, 7]),
+        status=["ok"] * (p * f),
+        reason=[None, "no return series in v1", "ü"] * p,
+        flags=[[], ["equity_undefined"], ["equity_undefined", "cash_unknown", "missing_exposure"]],
+        excluded=["[]", '[{"position_id": "x", "symbol": "Xü", "reason": "missing_exposure"}]', "[]"],
+        engine_version="factors-1.0.0",
+        run_id=RUN,
+    )
+
+
+def former_portfolio_records(c: repo.PortfolioExposureColumns) -> list[tuple[Any, ...]]:
+    """The COPY records the former row builder made of the same values (amounts round(v, 2) as
+    Python floats, None for any non-finite value)."""
+
+    def amount(v: float) -> float | None:
+        return round(float(v), 2) if math.isfinite(v) else None
+
+    def ratio(v: float) -> float | None:
+        return float(v) if math.isfinite(v) else None
+
     out = []
-    for p, pid in enumerate(PIDS):
-        for j, fid in enumerate(FIDS):
-            m = money[(p * 3 + j) % len(money)]
+    for p, pid in enumerate(c.portfolio_id):
+        for j, fid in enumerate(c.factor_id):
+            r = p * len(c.factor_id) + j
             out.append(
-                (pid, DAY, fid, m, ODD[j] if j else None, NAN if p == 1 else 0.5, 5093794.39, m, 20 if j else None,
-                 "Q0942ü" if j else None, 1.0, 20, 0, None, "ok", None if j else "why",
-                 ["equity_undefined", "cash_unknown"][: (p + j) % 3], '[{"symbol": "X"}]' if p else "[]",
-                 "factors-1.0.0", RUN if p else None)
+                (pid, DAY, fid, amount(c.exposure_dollar[p, j]), ratio(c.beta[p, j]), ratio(c.beta_gross[p, j]),
+                 amount(c.equity[p]), amount(c.gross_exposure[p]), int(c.contributing_positions[p, j]),
+                 c.largest_contributor[r], ratio(c.coverage_pct[p]), int(c.positions_full[p]),
+                 int(c.positions_limited[p]), int(c.positions_default[p]), c.status[r], c.reason[r], c.flags[p],
+                 c.excluded[p], c.engine_version, c.run_id)
             )  # fmt: skip
     return out
+
+
+def test_rounded_float_cents_are_the_cents_of_pythons_round() -> None:
+    """Near-ties of the binary value (k + 0.5 cents ± a few ulps) and of the repr (1.005, 2.675)."""
+    rng = np.random.default_rng(11)
+    ties = (rng.integers(-(10**9), 10**9, 2000) + 0.5) / 100.0
+    values = np.concatenate([ties, np.nextafter(ties, np.inf), rng.normal(0, 1e7, 2000), [1.005, -2.675, 0.125]])
+    cents, nulls = rounded_float_cents(values)
+    assert not nulls.any()
+    expected = [int(Decimal(repr(round(float(v), 2))).scaleb(2).to_integral_value(ROUND_HALF_UP)) for v in values]
+    assert cents.tolist() == expected
 
 
 async def old_replace_exposures(s: Any, conn: Any) -> None:
@@ -117,7 +171,10 @@ async def old_replace_exposures(s: Any, conn: Any) -> None:
         nan_as_null(p.exposure_dollar),
     )  # fmt: skip
     await conn.copy_records_to_table(
-        "portfolio_factor_exposure", schema_name="factors", records=portfolios(), columns=list(repo.PORTFOLIO_COLUMNS)
+        "portfolio_factor_exposure",
+        schema_name="factors",
+        records=former_portfolio_records(portfolios()),
+        columns=list(repo.PORTFOLIO_COLUMNS),
     )
 
 

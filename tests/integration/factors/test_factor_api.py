@@ -257,7 +257,7 @@ async def write_seeded_day(db: Database, day: date, loadings: dict[str, float]) 
             )  # fmt: skip
             betas += [(sym, day, FID[c], *v[:5], v[4], v[5]) for c, v in by_code.items()]
         await repo.upsert_regressions(s, regressions=regressions, betas=betas)
-        positions, portfolio_rows = [], []
+        positions = []
         totals: dict[str, float] = {}
         for sym, e in P1_BOOK:
             under = "AAA" if sym == PUT else sym
@@ -266,11 +266,28 @@ async def write_seeded_day(db: Database, day: date, loadings: dict[str, float]) 
                 x = round(e * v[0], 2)
                 totals[code] = totals.get(code, 0.0) + x
                 positions.append((pid(P1, sym), day, FID[code], P1, sym, under, e, v[0], source, x, quality, None))
-        for code, x in totals.items():
-            portfolio_rows.append(
-                (P1, day, FID[code], x, x / EQUITY, x / GROSS, EQUITY, GROSS, 3, "AAA", 120_000 / GROSS, 2, 0, 1,
-                 "ok", None, ["default_betas_used"], "[]", "test", None)
-            )  # fmt: skip
+        dollars = np.array([list(totals.values())])  # (1 portfolio, F factors)
+        f = dollars.shape[1]
+        portfolio = repo.PortfolioExposureColumns(
+            portfolio_id=[P1],
+            factor_id=[FID[c] for c in totals],
+            exposure_dollar=dollars,
+            beta=dollars / EQUITY,
+            beta_gross=dollars / GROSS,
+            equity=np.array([EQUITY]),
+            gross_exposure=np.array([GROSS]),
+            contributing_positions=np.full((1, f), 3),
+            largest_contributor=["AAA"] * f,
+            coverage_pct=np.array([120_000 / GROSS]),
+            positions_full=np.array([2]),
+            positions_limited=np.array([0]),
+            positions_default=np.array([1]),
+            status=["ok"] * f,
+            reason=[None] * f,
+            flags=[["default_betas_used"]],
+            excluded=["[]"],
+            engine_version="test",
+        )
         # Every position carries the same factors in the same order: per-position columns from each
         # position's first row, beta / exposure_dollar from every row (position-major).
         codes = list(next(iter(BETAS.values()))[2])
@@ -282,7 +299,7 @@ async def write_seeded_day(db: Database, day: date, loadings: dict[str, float]) 
             beta=[r[7] for r in positions],
             exposure_dollar=[r[9] for r in positions],
         )
-        await repo.replace_exposures(s, portfolio_ids=[P1], as_of=day, positions=columns, portfolios=portfolio_rows)
+        await repo.replace_exposures(s, portfolio_ids=[P1], as_of=day, positions=columns, portfolios=portfolio)
 
 
 @pytest.fixture(autouse=True)

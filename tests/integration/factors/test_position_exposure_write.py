@@ -95,14 +95,14 @@ async def stored(db: Database) -> set[tuple[Any, ...]]:
 async def test_every_cell_lands_on_its_position_and_factor_and_a_rerun_replaces_the_day(db: Database) -> None:
     first = columns(POS, [P1, P1, P2], scale=1.0)
     async with db.transaction() as s:
-        await repo.replace_exposures(s, portfolio_ids=[P1, P2], as_of=DAY, positions=first, portfolios=[])
+        await repo.replace_exposures(s, portfolio_ids=[P1, P2], as_of=DAY, positions=first, portfolios=None)
     assert await stored(db) == expected(first)
     assert len(expected(first)) == 9
 
     # P1 re-run with only its first position: its other position loses its rows, P2 is untouched.
     rerun = columns(POS[:1], [P1], scale=2.0)
     async with db.transaction() as s:
-        await repo.replace_exposures(s, portfolio_ids=[P1], as_of=DAY, positions=rerun, portfolios=[])
+        await repo.replace_exposures(s, portfolio_ids=[P1], as_of=DAY, positions=rerun, portfolios=None)
     p2_rows = {r for r in expected(first) if r[2] == P2}
     assert await stored(db) == expected(rerun) | p2_rows
     assert {r[6] for r in expected(rerun)} == {0.125, None, 4.125}

@@ -1,7 +1,7 @@
 """The array-per-symbol price reads return exactly the grids the row-per-close reads returned.
 
-`price_grid` (correlations) and `close_matrix` (factor model) now read one (offsets, closes) array
-pair per symbol and scatter it with numpy. The oracles below are the previous implementations
+`price_grid` (correlations) and `close_matrix` (factor model) now read one packed (offsets, closes)
+pair per symbol (big-endian binary bytea) and scatter it with numpy. The oracles below are the previous implementations
 (one row per close, Decimal → float in Python), run on the same data: the fixture market plus
 awkward decimals, a missing adjusted close, a close stored on a non-trading day, a symbol without
 prices and a symbol listed twice. The grids must be equal element for element (NaN where NaN).

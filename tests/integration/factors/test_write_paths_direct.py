@@ -94,7 +94,7 @@ async def test_position_rows_copied_directly_match_the_former_staged_insert(db: 
         )  # fmt: skip
 
     async def new(s: Any) -> None:
-        await repo.replace_exposures(s, portfolio_ids=[], as_of=DAY, positions=p, portfolios=[])
+        await repo.replace_exposures(s, portfolio_ids=[], as_of=DAY, positions=p, portfolios=None)
 
     expected = await rows_after(db, old, "position_factor_exposure")
     assert len(expected) == len(p.position_id)

@@ -30,7 +30,7 @@ from factors.models_correlations import (
     correlation_node,
     pairwise_correlation,
 )
-from factors.price_series import scatter_series
+from factors.price_series import PACKED_CLOSES, PACKED_OFFSETS, scatter_series
 from factors.repository import raw_connection
 
 KEEP_CALCULATIONS = 8  # data-model.md §11: the last 8 calculations per portfolio
@@ -173,8 +173,9 @@ _SPY_DAYS_SQL = """
 # One row per priced symbol (`price_series`): the (symbol, price_date) key serves `symbol = ANY …
 # AND price_date BETWEEN` (the old join to the calendar scanned the whole table). numeric → float8
 # goes through the decimal text, correctly rounded, exactly as float(Decimal) did.
-_CLOSES_SQL = """
-    SELECT symbol, array_agg(price_date - CAST(:lo AS date)) AS offsets, array_agg(CAST(adj_close AS float8)) AS closes
+_CLOSES_SQL = f"""
+    SELECT symbol, {PACKED_OFFSETS.format(lo="CAST(:lo AS date)")} AS offsets,
+           {PACKED_CLOSES.format(close="CAST(adj_close AS float8)")} AS closes
     FROM marketdata.api_daily_price
     WHERE symbol = ANY(:syms) AND price_date BETWEEN :lo AND :hi AND adj_close IS NOT NULL
     GROUP BY symbol

@@ -79,3 +79,24 @@ def float8_numeric_cents(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         printed = Decimal(f"{float(v[i]):.{_FLOAT8_DIGITS}g}")
         cents[i] = int(printed.quantize(_CENT, rounding=ROUND_HALF_UP).scaleb(2))
     return cents, nulls
+
+
+def rounded_float_cents(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(cents as int64, NULL mask) that PostgreSQL stores for Python's round(v, 2) of each value sent
+    as a float to a numeric(p, 2) column (asyncpg sends the float's repr, the server rounds it half
+    away from zero to the scale); non-finite → NULL (cents 0).
+
+    round(v, 2) rounds the exact binary value of v to cents. Away from a half cent that is rint(v·100):
+    the float product is within a few units in the last place of the exact one, far less than the
+    1e-3 kept from the tie (below 2^36 cents, where a unit in the last place is under 2e-5), and the
+    repr of the rounded float is then exactly those cents. Near-ties and huge values take the Python
+    steps themselves."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    scaled = np.where(finite, v, 0.0) * 100.0
+    sure = (np.abs(scaled) < 2.0**36) & (np.abs(scaled - np.floor(scaled) - 0.5) > 1e-3)
+    cents = np.rint(np.where(sure, scaled, 0.0)).astype(np.int64)
+    for i in np.flatnonzero(finite & ~sure).tolist():
+        sent = Decimal(repr(round(float(v[i]), 2)))
+        cents[i] = int(sent.quantize(_CENT, rounding=ROUND_HALF_UP).scaleb(2))
+    return cents, ~finite

@@ -31,8 +31,8 @@ from factors.models import (
     underlying_regression,
 )
 from factors.models_correlations import correlation_calculation
-from factors.pg_numeric import float8_numeric_cents, numeric_cents
-from factors.price_series import scatter_series
+from factors.pg_numeric import float8_numeric_cents, numeric_cents, rounded_float_cents
+from factors.price_series import PACKED_CLOSES, PACKED_OFFSETS, scatter_series
 
 MARKET_SYMBOL = "SPY"
 RATE_SERIES = "DGS10"
@@ -246,10 +246,10 @@ async def close_matrix(session: AsyncSession, *, symbols: Sequence[str], days: S
         return out
     conn = await raw_connection(session)
     rows = await conn.fetch(
-        """
+        f"""
         SELECT symbol,
-               array_agg(price_date - $2::date) AS offsets,
-               array_agg(COALESCE(adj_close, close)::float8) AS closes
+               {PACKED_OFFSETS.format(lo="$2::date")} AS offsets,
+               {PACKED_CLOSES.format(close="COALESCE(adj_close, close)::float8")} AS closes
         FROM marketdata.api_daily_price
         WHERE symbol = ANY($1::text[]) AND price_date BETWEEN $2 AND $3
         GROUP BY symbol
@@ -498,6 +498,81 @@ PORTFOLIO_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class PortfolioExposureColumns:
+    """portfolio_factor_exposure rows of one date (PORTFOLIO_COLUMNS), portfolio-major: row
+    p * F + f = portfolio p, factor f (F = len(factor_id)). (P, F) arrays hold one value per row,
+    (P,) arrays and lists of P one per portfolio (shared by its F rows). Amounts in USD; NaN and ±inf
+    are stored as NULL, amounts as Python's round(v, 2) (`pg_numeric.rounded_float_cents`)."""
+
+    portfolio_id: list[UUID]  # P
+    factor_id: list[UUID]  # F
+    exposure_dollar: np.ndarray  # (P, F)
+    beta: np.ndarray  # (P, F)
+    beta_gross: np.ndarray  # (P, F)
+    equity: np.ndarray  # (P,)
+    gross_exposure: np.ndarray  # (P,)
+    contributing_positions: np.ndarray  # (P, F) int
+    largest_contributor: list[str | None]  # P * F
+    coverage_pct: np.ndarray  # (P,)
+    positions_full: np.ndarray  # (P,) int
+    positions_limited: np.ndarray  # (P,) int
+    positions_default: np.ndarray  # (P,) int
+    status: list[str]  # P * F
+    reason: list[str | None]  # P * F
+    flags: list[list[str]]  # P
+    excluded: list[str]  # P, JSON text
+    engine_version: str
+    run_id: UUID | None = None
+
+
+def _finite_float8(values: np.ndarray) -> pgb.Fields:
+    """float8 fields with NULL for every non-finite value (NaN and ±inf)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    return pgb.float8(np.where(np.isfinite(v), v, np.nan))
+
+
+def _money(values: np.ndarray) -> pgb.Fields:
+    return numeric_cents(*rounded_float_cents(np.asarray(values, dtype=np.float64).ravel()))
+
+
+def portfolios_copy_stream(c: PortfolioExposureColumns, *, as_of: date) -> bytes:
+    """The binary COPY of the portfolio_factor_exposure rows of `c` on `as_of` (PORTFOLIO_COLUMNS);
+    per-portfolio values are repeated on each of the portfolio's F rows."""
+    p, f = len(c.portfolio_id), len(c.factor_id)
+    n = p * f
+
+    def each_row(values: np.ndarray) -> np.ndarray:  # (P,) → (P * F,)
+        return np.repeat(np.asarray(values), f)
+
+    row_flags = [row for row in c.flags for _ in range(f)]
+    flags = pgb.array(pgb.text([x for row in row_flags for x in row]), [len(row) for row in row_flags], pgb.OID_TEXT)
+    # jsonb's binary form: a version byte (1), then the JSON text.
+    excluded = [f"\x01{e}" for e in c.excluded]
+    return pgb.copy_stream(
+        pgb.uuids([pid for pid in c.portfolio_id for _ in range(f)]),
+        pgb.int4(np.full(n, (as_of - _POSTGRES_EPOCH).days)),
+        pgb.uuids(c.factor_id * p),
+        _money(c.exposure_dollar),
+        _finite_float8(c.beta),
+        _finite_float8(c.beta_gross),
+        _money(each_row(c.equity)),
+        _money(each_row(c.gross_exposure)),
+        pgb.int4(np.asarray(c.contributing_positions).ravel()),
+        pgb.text(c.largest_contributor),
+        _finite_float8(each_row(c.coverage_pct)),
+        pgb.int4(each_row(c.positions_full)),
+        pgb.int4(each_row(c.positions_limited)),
+        pgb.int4(each_row(c.positions_default)),
+        pgb.text(c.status),
+        pgb.text(c.reason),
+        flags,
+        pgb.text([e for e in excluded for _ in range(f)]),
+        pgb.text([c.engine_version] * n),
+        pgb.uuids([c.run_id] * n),
+    )
+
+
 # One row per position (migration factors_0004). asyncpg would encode the nested float arrays element
 # by element, so the rows travel as one binary COPY (common.pg_binary, built column-wise) straight into
 # the table, each written once. The exposure is sent as the numeric(20, 2) the server's float8 →
@@ -569,12 +644,13 @@ async def replace_exposures(
     portfolio_ids: Sequence[UUID],
     as_of: date,
     positions: PositionExposureColumns,
-    portfolios: list[tuple[Any, ...]],
+    portfolios: PortfolioExposureColumns | None,
 ) -> None:
-    """Store the position and portfolio (PORTFOLIO_COLUMNS) exposures of `portfolio_ids` for `as_of`,
+    """Store the position and portfolio exposures of `portfolio_ids` for `as_of`,
     replacing every row those portfolios had on that date (a re-run replaces the day, positions no
     longer held lose their rows). Delete + plain insert: cheaper than an upsert of every row, and the
-    final rows are the same (created_at = the transaction's now() either way)."""
+    final rows are the same (created_at = the transaction's now() either way). `portfolios` None:
+    no portfolio rows are written (only deleted)."""
     conn = await raw_connection(session)
     ids = list(portfolio_ids)
     await conn.execute(
@@ -592,9 +668,13 @@ async def replace_exposures(
         await pgb.copy_binary(
             conn, "position_factor_exposure", schema="factors", columns=POSITION_COLUMNS, stream=stream
         )
-    if portfolios:
-        await conn.copy_records_to_table(
-            "portfolio_factor_exposure", schema_name="factors", records=portfolios, columns=list(PORTFOLIO_COLUMNS)
+    if portfolios is not None and portfolios.portfolio_id:
+        await pgb.copy_binary(
+            conn,
+            "portfolio_factor_exposure",
+            schema="factors",
+            columns=PORTFOLIO_COLUMNS,
+            stream=portfolios_copy_stream(portfolios, as_of=as_of),
         )
 
 

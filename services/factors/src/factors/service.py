@@ -105,11 +105,6 @@ def _error(exc: BaseException, code: str) -> StepError:
     return StepError(code=code, message=message[:1000])
 
 
-def _money(value: float) -> float | None:
-    """USD to the cent (numeric(20,2) columns); None when unknown."""
-    return round(float(value), 2) if np.isfinite(value) else None
-
-
 def _float(value: float) -> float | None:
     return float(value) if np.isfinite(value) else None
 
@@ -331,7 +326,7 @@ class FactorPipeline:
         await self._ensure(session, as_of=as_of, run_id=run_id, symbols=[s for s in underlyings if s not in known])
         stored = await self._betas(session, as_of=as_of, run_id=run_id, symbols=underlyings, codes=codes)
         computed = _compute(registry, ids, valued, stored, underlyings)
-        positions, portfolios = _rows(registry, ids, valued, underlyings, computed, as_of=as_of, run_id=run_id)
+        positions, portfolios = _rows(registry, ids, valued, underlyings, computed, run_id=run_id)
         await repo.replace_exposures(
             session, portfolio_ids=ids, as_of=as_of, positions=positions, portfolios=portfolios
         )
@@ -422,11 +417,10 @@ def _rows(
     underlyings: list[str],
     r: _BatchResult,
     *,
-    as_of: date,
     run_id: UUID | None,
-) -> tuple[repo.PositionExposureColumns, list[tuple[Any, ...]]]:
+) -> tuple[repo.PositionExposureColumns, repo.PortfolioExposureColumns]:
     """position_factor_exposure columns of positions with a known exposure
-    and portfolio_factor_exposure rows (repository.PORTFOLIO_COLUMNS) of every registry factor."""
+    and portfolio_factor_exposure columns of every registry factor."""
     codes = registry.regression_codes
     keep = np.flatnonzero(np.isfinite(r.book.exposure))
     n = keep.size
@@ -451,66 +445,74 @@ def _rows(
         exposure_dollar=money(r.x[keep].ravel()),
         run_id=run_id,
     )
+    return positions, _portfolio_columns(registry, ids, valued, underlyings, r, run_id=run_id)
+
+
+def _portfolio_columns(
+    registry: _Registry,
+    ids: list[UUID],
+    valued: repo.Valuations,
+    underlyings: list[str],
+    r: _BatchResult,
+    *,
+    run_id: UUID | None,
+) -> repo.PortfolioExposureColumns:
+    """portfolio_factor_exposure rows of every registry factor (display order) of every portfolio.
+    An inactive factor (short_interest) is listed, never a number (§4.1): no amounts, no betas, no
+    contributors, status not_calculated."""
     pe = r.portfolio
+    p = len(ids)
+    column_of = {c: j for j, c in enumerate(registry.regression_codes)}
+    source = np.array([column_of.get(c, -1) for c in registry.codes], dtype=np.int64)  # (F,) −1 = inactive
+    active = source >= 0
+    pick = np.where(active, source, 0)
+
+    def per_factor(values: np.ndarray, inactive: Any) -> np.ndarray:  # (P, K) → (P, F)
+        return np.where(active[None, :], np.asarray(values)[:, pick], inactive)
+
+    largest = per_factor(pe.largest_contributor, -1).ravel().tolist()
+    status = per_factor(pe.status.astype(object), "not_calculated").ravel().tolist()
+    reason = per_factor(pe.reason.astype(object), NO_RETURN_SERIES).ravel().tolist()
     excluded = np.flatnonzero(~np.isfinite(r.book.exposure))
     excluded_by: dict[int, list[dict[str, str]]] = {}
     for i in excluded.tolist():
         excluded_by.setdefault(int(r.book.portfolio[i]), []).append(
             {"position_id": str(valued.position_id[i]), "symbol": valued.symbol[i], "reason": "missing_exposure"}
         )
-    portfolios: list[tuple[Any, ...]] = []
-    column = {c: j for j, c in enumerate(codes)}
-    for p, pid in enumerate(ids):
-        flags = [
+    flags = [
+        [
             name
             for name, on in (
-                ("equity_undefined", bool(pe.equity_undefined[p])),
-                ("cash_unknown", bool(r.cash_unknown[p])),
-                ("missing_exposure", p in excluded_by),
+                ("equity_undefined", bool(pe.equity_undefined[q])),
+                ("cash_unknown", bool(r.cash_unknown[q])),
+                ("missing_exposure", q in excluded_by),
             )
             if on
         ]
-        common = (
-            _money(float(pe.equity[p])),
-            _money(float(pe.gross_exposure[p])),
-        )
-        counts = (int(pe.positions_full[p]), int(pe.positions_limited[p]), int(pe.positions_default[p]))
-        # Serialised once per portfolio, not once per factor row (9 rows share it).
-        excluded_json = json.dumps(excluded_by[p]) if p in excluded_by else "[]"
-        for code in registry.codes:
-            j = column.get(code)
-            if j is None:
-                # Inactive factor (short_interest): listed, never a number (§4.1).
-                values: tuple[Any, ...] = (None, None, None, *common, 0, None, _float(float(pe.coverage_pct[p])))
-                status, reason = "not_calculated", NO_RETURN_SERIES
-            else:
-                largest = int(pe.largest_contributor[p, j])
-                values = (
-                    _money(float(pe.exposure_dollar[p, j])),
-                    _float(float(pe.beta[p, j])),
-                    _float(float(pe.beta_gross[p, j])),
-                    *common,
-                    int(pe.contributing[p, j]),
-                    underlyings[largest] if largest >= 0 else None,
-                    _float(float(pe.coverage_pct[p])),
-                )
-                status, reason = str(pe.status[p, j]), pe.reason[p, j]
-            portfolios.append(
-                (
-                    pid,
-                    as_of,
-                    registry.ids[code],
-                    *values,
-                    *counts,
-                    status,
-                    reason,
-                    flags,
-                    excluded_json,
-                    compute.ENGINE_VERSION,
-                    run_id,
-                )
-            )
-    return positions, portfolios
+        for q in range(p)
+    ]
+    return repo.PortfolioExposureColumns(
+        portfolio_id=list(ids),
+        factor_id=[registry.ids[c] for c in registry.codes],
+        exposure_dollar=per_factor(pe.exposure_dollar, np.nan),
+        beta=per_factor(pe.beta, np.nan),
+        beta_gross=per_factor(pe.beta_gross, np.nan),
+        equity=pe.equity,
+        gross_exposure=pe.gross_exposure,
+        contributing_positions=per_factor(pe.contributing, 0),
+        largest_contributor=[underlyings[u] if u >= 0 else None for u in largest],
+        coverage_pct=pe.coverage_pct,
+        positions_full=pe.positions_full,
+        positions_limited=pe.positions_limited,
+        positions_default=pe.positions_default,
+        status=[str(x) for x in status],
+        reason=reason,
+        flags=flags,
+        # Serialised once per portfolio, not once per factor row.
+        excluded=[json.dumps(excluded_by[q]) if q in excluded_by else "[]" for q in range(p)],
+        engine_version=compute.ENGINE_VERSION,
+        run_id=run_id,
+    )
 
 
 def _summaries(
