@@ -25,6 +25,7 @@ IMPORT = "/api/v1/market-data/prices/import"
 async def env(md_env):
     async with md_env.db.transaction() as session:
         await session.execute(sa.text("TRUNCATE marketdata.daily_price, marketdata.rate_observation"))
+    md_env.ctx.ample_history.forget()  # the prices it learnt about are gone
     await collect_market_data(md_env.ctx, as_of=AS_OF, symbols=["SPY", "BRK-B", "SPY270917C00460000"])
     return md_env
 

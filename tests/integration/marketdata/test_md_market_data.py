@@ -29,6 +29,7 @@ async def env(md_env):
         await session.execute(
             sa.text("TRUNCATE marketdata.daily_price, marketdata.rate_observation, ingest.api_open_position")
         )
+    md_env.ctx.ample_history.forget()  # the prices it learnt about are gone
     yield md_env
 
 

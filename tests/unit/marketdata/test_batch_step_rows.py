@@ -1,7 +1,7 @@
 """The bookkeeping fast paths equal the per-item code they replace, on generated data.
 
 * `step_row` (one event's step block → a batch_job_run row tuple) equals
-  `job_run_values(run, report_from_step(...))`;
+  `job_run_values(run, report_from_step(...))` but for the run's id, as-of date and trigger;
 * `step_reports` (reads the event's fields) equals the getattr-based reading;
 * `aggregate_steps` (rows grouped by step once, the first failure by `min`) equals the former
   per-step scans with a sorted search.
@@ -42,7 +42,7 @@ from marketdata.batch_compute import (
     step_order,
 )
 from marketdata.batch_handlers import step_reports
-from marketdata.batch_repository import JOB_RUN_KEYS
+from marketdata.batch_repository import STEP_ROW_KEYS
 
 AS_OF = date(2026, 11, 24)
 T0 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
@@ -77,12 +77,13 @@ def test_step_row_equals_the_report_and_values_it_replaces(seed: int) -> None:
         producer = rng.choice(["", "greeks", "stress"])
         event_id = rng.choice([None, uuid.uuid4()])
         expected = job_run_values(RUN, report_from_step(step, pid, producer), event_id=event_id)
-        assert step_row(RUN, step, pid, producer, event_id) == tuple(expected[k] for k in JOB_RUN_KEYS)
+        # run_id, as_of_date and trigger are not sent: the statement takes them from the locked run row
+        assert step_row(step, pid, producer, event_id) == tuple(expected[k] for k in STEP_ROW_KEYS)
 
 
 def test_step_row_edge_cases() -> None:
     same = StepInfo(name="market_data", status="partial", started_at=T0, finished_at=T0, records_processed=None)
-    row = dict(zip(JOB_RUN_KEYS, step_row(RUN, same, uuid.uuid4(), "", None), strict=True))
+    row = dict(zip(STEP_ROW_KEYS, step_row(same, uuid.uuid4(), "", None), strict=True))
     assert row["portfolio_id"] is None  # market-wide
     assert row["status"] == "completed" and row["details"] == {"partial": True} and row["duration_ms"] == 0
     assert row["service"] == STEP_SERVICE["market_data"]

@@ -220,10 +220,9 @@ async def mirror_job(
 StepEvent = tuple[UUID, StepInfo, UUID | None, str, UUID | None]
 
 
-def step_row(
-    run: Mapping[str, Any], step: StepInfo, portfolio_id: UUID | None, producer: str, event_id: UUID | None
-) -> tuple[Any, ...]:
-    """The batch_job_run row (in `repo.JOB_RUN_KEYS` order) of one event's step block: the values of
+def step_row(step: StepInfo, portfolio_id: UUID | None, producer: str, event_id: UUID | None) -> tuple[Any, ...]:
+    """The batch_job_run row (in `repo.STEP_ROW_KEYS` order: the run's id, as-of date and trigger
+    come from the locked run row) of one event's step block: the values of
     `job_run_values(run, report_from_step(step, portfolio_id, producer), event_id=event_id)` without
     building the report and the dict in between (a 1,000-portfolio run records ~7,000 of them)."""
     name = step.name
@@ -235,12 +234,9 @@ def step_row(
     # A step block is `completed`, `partial` or `failed`: recorded as `completed` or `failed`, both
     # final, so finished_at and duration_ms are always kept (job_run_values drops them otherwise).
     return (
-        run["id"],
         name,
         STEP_SERVICE.get(name) or producer or "unknown",
         None if name in MARKET_WIDE_STEPS else portfolio_id,
-        run["as_of_date"],
-        run["trigger"],
         "failed" if step.status == "failed" else "completed",
         started,
         finished,
@@ -269,12 +265,12 @@ async def apply_step_reports(
         by_run.setdefault(report[0], []).append(report)
     settled: list[Settled] = []
     for run_id in sorted(by_run, key=str):
-        head = await repo.lock_run_head(work.session, run_id=run_id)
-        if head is None:
+        rows = [step_row(step, pid, producer, event_id) for _, step, pid, producer, event_id in by_run[run_id]]
+        written = await repo.lock_run_and_write_steps(work.session, run_id=run_id, rows=rows)
+        if written is None:
             log.info("%d step report(s) for unknown run %s ignored", len(by_run[run_id]), run_id)
             continue
-        rows = [step_row(head, step, pid, producer, event_id) for _, step, pid, producer, event_id in by_run[run_id]]
-        written = await repo.write_job_runs(work.session, repo.JOB_RUN_KEYS, rows)
+        head = written.head
         when = now or utcnow()
         if head["status"] == "running":
             needed = await _needed_rows(work.session, run_id)
@@ -282,7 +278,7 @@ async def apply_step_reports(
             # inserted for the run) bounds its final rows from above: while it is below the need the
             # run cannot be complete and the count is skipped; from there the final rows are counted.
             final: int | None = None
-            if head["job_run_rows"] + written.inserted.get(run_id, 0) >= needed:
+            if head["job_run_rows"] + written.inserted >= needed:
                 final = await repo.final_step_row_count(work.session, run_id=run_id)
             if final is None or final < needed:
                 # Refresh the job's progress cheaply, at most once a second. The per-step aggregate

@@ -7,6 +7,7 @@ Reads of other services go only through their published views (`ingest.api_portf
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import session_driver_connection
+from common.db import Database, session_driver_connection
 from marketdata.batch_compute import ACTIVE_RUN_STATUSES, FINAL_JOB_RUN_STATUSES, StepRow
 from marketdata.models_batch import batch_job_run, batch_run, batch_schedule
 from marketdata.repository import view_exists
@@ -140,17 +141,6 @@ async def get_run(session: AsyncSession, *, run_id: UUID, lock: bool = False) ->
         stmt = stmt.with_for_update()
     row = (await session.execute(stmt)).mappings().first()
     return dict(row) if row else None
-
-
-async def lock_run_head(session: AsyncSession, *, run_id: UUID) -> dict[str, Any] | None:
-    """The columns a batch of step reports needs of one run, locked FOR UPDATE like `get_run(lock=True)`
-    but without decoding its scope (~1,000 portfolio ids, in every batch of a cycle) or its params."""
-    conn = await session_driver_connection(session)
-    row = await conn.fetchrow(
-        "SELECT id, status, as_of_date, trigger, job_run_rows FROM marketdata.batch_run WHERE id = $1 FOR UPDATE",
-        run_id,
-    )
-    return dict(row) if row is not None else None
 
 
 async def current_run(session: AsyncSession) -> dict[str, Any] | None:
@@ -290,6 +280,31 @@ JOB_RUN_KEYS: tuple[str, ...] = (
 _UPDATABLE = tuple(k for k in JOB_RUN_KEYS if k not in ("run_id", "job", "portfolio_id", "as_of_date", "trigger"))
 
 
+def _json_record(keys: Sequence[str]) -> str:
+    """The column definitions of `json_to_recordset` for `keys` (their batch_job_run types)."""
+    dialect = pg.dialect()
+    return ", ".join(f"{k} {batch_job_run.c[k].type.compile(dialect=dialect)}" for k in keys)
+
+
+def _upsert_sql(keys: Sequence[str], source: str) -> str:
+    """INSERT … ON CONFLICT of the step rows `source` (a SELECT of `keys`) selects, RETURNING run_id
+    and whether the row was inserted: the rules of `write_job_runs`."""
+    updates = [f"{k} = excluded.{k}" for k in _UPDATABLE if k in keys and k != "started_at"]
+    updates += [
+        "updated_at = now()",
+        "attempt = CASE WHEN j.status IN ('completed', 'failed') AND excluded.status IN ('completed', 'failed') "
+        "THEN j.attempt + 1 ELSE j.attempt END",
+        "started_at = coalesce(j.started_at, excluded.started_at)",
+    ]
+    return (
+        f"INSERT INTO marketdata.batch_job_run AS j ({', '.join(keys)}) {source} "
+        "ON CONFLICT ON CONSTRAINT batch_job_run_run_job_portfolio_uq DO UPDATE SET "
+        + ", ".join(updates)
+        + " WHERE j.status <> 'completed' AND j.last_event_id IS DISTINCT FROM excluded.last_event_id "
+        "RETURNING j.run_id, j.xmax = 0 AS inserted"
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def _job_runs_upsert_sql(keys: tuple[str, ...]) -> str:
     """The upsert of `write_job_runs` as one asyncpg statement whose rows arrive as a single JSON
@@ -301,25 +316,11 @@ def _job_runs_upsert_sql(keys: tuple[str, ...]) -> str:
     The same statement adds the rows it inserted to their run's `job_run_rows` (an inserted row has
     no xmax; an ON CONFLICT update leaves the locking transaction's id there) and answers, per run,
     how many rows it changed and how many of those it inserted."""
-    dialect = pg.dialect()
-    record = ", ".join(f"{k} {batch_job_run.c[k].type.compile(dialect=dialect)}" for k in keys)
-    updates = [f"{k} = excluded.{k}" for k in _UPDATABLE if k in keys and k != "started_at"]
-    updates += [
-        "updated_at = now()",
-        "attempt = CASE WHEN j.status IN ('completed', 'failed') AND excluded.status IN ('completed', 'failed') "
-        "THEN j.attempt + 1 ELSE j.attempt END",
-        "started_at = coalesce(j.started_at, excluded.started_at)",
-    ]
     columns = ", ".join(keys)
     return (
         "WITH written AS ("
-        f"INSERT INTO marketdata.batch_job_run AS j ({columns}) "
-        f"SELECT {columns} FROM json_to_recordset($1::json) AS x({record}) "
-        "ON CONFLICT ON CONSTRAINT batch_job_run_run_job_portfolio_uq DO UPDATE SET "
-        + ", ".join(updates)
-        + " WHERE j.status <> 'completed' AND j.last_event_id IS DISTINCT FROM excluded.last_event_id "
-        "RETURNING j.run_id, j.xmax = 0 AS inserted), "
-        "per_run AS (SELECT run_id, count(*) AS changed, count(*) FILTER (WHERE inserted) AS inserted "
+        + _upsert_sql(keys, f"SELECT {columns} FROM json_to_recordset($1::json) AS x({_json_record(keys)})")
+        + "), per_run AS (SELECT run_id, count(*) AS changed, count(*) FILTER (WHERE inserted) AS inserted "
         "FROM written GROUP BY run_id), "
         "counted AS (UPDATE marketdata.batch_run r SET job_run_rows = r.job_run_rows + p.inserted "
         "FROM per_run p WHERE r.id = p.run_id AND p.inserted > 0) "
@@ -346,8 +347,8 @@ async def write_job_runs(
 
     Idempotent: the same event applied twice changes nothing (last_event_id), and a completed row
     is never regressed by a later report (a failed row may still become completed: a retry).
-    Every insert into batch_job_run goes through here, which keeps `batch_run.job_run_rows` an
-    upper bound of each run's step rows."""
+    Every insert into batch_job_run goes through here or `lock_run_and_write_steps` (the same upsert
+    and count), which keeps `batch_run.job_run_rows` an upper bound of each run's step rows."""
     run_at, job_at, portfolio_at = (keys.index(k) for k in _KEY_COLUMNS)
     latest = {(row[run_at], row[job_at], row[portfolio_at]): row for row in rows}
     if not latest:
@@ -356,6 +357,63 @@ async def write_job_runs(
     conn = await session_driver_connection(session)
     result = await conn.fetch(_job_runs_upsert_sql(keys), document)
     return JobRunsWritten(sum(r["changed"] for r in result), {r["run_id"]: r["inserted"] for r in result})
+
+
+# The columns of a step row a batch of step reports sends; the run's id, as-of date and trigger
+# come from the locked run row itself (`lock_run_and_write_steps`).
+STEP_ROW_KEYS: tuple[str, ...] = tuple(k for k in JOB_RUN_KEYS if k not in ("run_id", "as_of_date", "trigger"))
+_RUN_IDENTITY = ("run_id", "as_of_date", "trigger")
+
+
+@functools.lru_cache(maxsize=1)
+def _lock_and_write_steps_sql() -> str:
+    """The run's lock (`get_run(lock=True)`, reading only the columns a batch needs) and
+    `write_job_runs` of its step rows as a single statement.
+
+    `head` locks the run row first: the rows to insert are joined to it, so the lock is taken
+    before the first of them is written, and an unknown run writes nothing and answers no row. The
+    answer is the run's head (job_run_rows before this statement) and the rows changed and
+    inserted."""
+    source = (
+        f"SELECT h.id, h.as_of_date, h.trigger, {', '.join(f'x.{k}' for k in STEP_ROW_KEYS)} "
+        f"FROM head h, json_to_recordset($2::json) AS x({_json_record(STEP_ROW_KEYS)})"
+    )
+    return (
+        "WITH head AS (SELECT id, status, as_of_date, trigger, job_run_rows "
+        "FROM marketdata.batch_run WHERE id = $1 FOR UPDATE), "
+        f"written AS ({_upsert_sql(_RUN_IDENTITY + STEP_ROW_KEYS, source)}), "
+        "tally AS (SELECT count(*) AS changed, count(*) FILTER (WHERE inserted) AS inserted FROM written), "
+        "counted AS (UPDATE marketdata.batch_run r SET job_run_rows = r.job_run_rows + t.inserted "
+        "FROM tally t WHERE r.id = $1 AND t.inserted > 0) "
+        "SELECT h.id, h.status, h.as_of_date, h.trigger, h.job_run_rows, t.changed, t.inserted FROM head h, tally t"
+    )
+
+
+@dataclass(frozen=True)
+class LockedRunWrite:
+    """What `lock_run_and_write_steps` found and did: the run's head (id, status, as_of_date,
+    trigger, `job_run_rows` before the write) and the step rows changed and inserted."""
+
+    head: dict[str, Any]
+    changed: int
+    inserted: int
+
+
+async def lock_run_and_write_steps(
+    session: AsyncSession, *, run_id: UUID, rows: Sequence[tuple[Any, ...]]
+) -> LockedRunWrite | None:
+    """Lock one run (FOR UPDATE) and upsert its step rows, given as tuples of `STEP_ROW_KEYS`, in
+    one statement: the lock, then `write_job_runs` (same rules, same `job_run_rows` count), without
+    a round trip in between. None, and nothing written, when the run does not exist."""
+    job_at, portfolio_at = STEP_ROW_KEYS.index("job"), STEP_ROW_KEYS.index("portfolio_id")
+    latest = {(row[job_at], row[portfolio_at]): row for row in rows}
+    document = orjson.dumps([dict(zip(STEP_ROW_KEYS, row, strict=True)) for row in latest.values()], default=str)
+    conn = await session_driver_connection(session)
+    found = await conn.fetchrow(_lock_and_write_steps_sql(), run_id, document.decode())
+    if found is None:
+        return None
+    head = {k: found[k] for k in ("id", "status", "as_of_date", "trigger", "job_run_rows")}
+    return LockedRunWrite(head, int(found["changed"]), int(found["inserted"]))
 
 
 async def upsert_job_run(session: AsyncSession, **values: Any) -> bool:
@@ -461,3 +519,47 @@ async def mark_schedule_runs(session: AsyncSession, *, run_id: UUID, status: str
         .where(batch_schedule.c.last_run_id == run_id)
         .values(last_status=status, updated_at=sa.func.now())
     )
+
+
+# --- job status reads --------------------------------------------------------------------------
+
+
+# The job columns `JobLedger.to_api` reads (not request, dedupe_key, run_id, runner_id, ...).
+_JOB_API_COLUMNS = (
+    "id",
+    "job_type",
+    "status",
+    "requested_by",
+    "scope",
+    "progress_pct",
+    "progress_step",
+    "progress_message",
+    "result",
+    "result_url",
+    "error_code",
+    "error_message",
+    "retryable",
+    "steps",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+_JOB_JSON_COLUMNS = ("scope", "result", "steps")
+_JOB_API_SQL = f"SELECT {', '.join(_JOB_API_COLUMNS)} FROM marketdata.job WHERE id = $1"
+
+
+async def job_for_api(db: Database, *, ident: UUID) -> dict[str, Any] | None:
+    """The columns of one job row `JobLedger.to_api` needs, as `JobLedger.get` returns them.
+
+    `GET /api/v1/jobs/{id}` is polled (every 100 ms by the cycle benchmark, by clients waiting for
+    a run): read on the raw asyncpg pool, one prepared statement, where a SQLAlchemy session and
+    Core select cost several times the read itself. The raw pool has no jsonb codec, so the jsonb
+    columns arrive as text and are decoded with json.loads, as SQLAlchemy's asyncpg dialect does."""
+    row = await db.fetchrow(_JOB_API_SQL, ident)
+    if row is None:
+        return None
+    job = dict(row)
+    for column in _JOB_JSON_COLUMNS:
+        if job[column] is not None:
+            job[column] = json.loads(job[column])
+    return job

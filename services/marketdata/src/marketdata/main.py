@@ -10,7 +10,7 @@ from common.app import create_service_app, jobs_router
 from common.bus import Bus
 from common.db import Database
 from common.service import Plumbing, Service
-from marketdata import repository
+from marketdata import batch_repository, repository
 from marketdata.api import create_router
 from marketdata.api_batch import create_batch_router
 from marketdata.batch_handlers import register as register_batch
@@ -52,8 +52,7 @@ def create_service(
     app.state.ctx = ctx
 
     async def load_job(ident: UUID) -> dict[str, Any] | None:
-        async with db.session() as session:
-            row = await plumbing.ledger.get(session, ident)
+        row = await batch_repository.job_for_api(db, ident=ident)
         return plumbing.ledger.to_api(row) if row else None
 
     app.include_router(jobs_router("marketdata", load_job))

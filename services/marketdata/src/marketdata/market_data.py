@@ -78,6 +78,23 @@ async def scope_symbols(ctx: MarketDataContext, symbols: Sequence[str] | None) -
     return sorted(wanted), rejected
 
 
+async def thin_history_symbols(ctx: MarketDataContext, symbols: Sequence[str], *, up_to: date) -> set[str]:
+    """Those of `symbols` with fewer than `min_history_rows` stored closes on or before `up_to`.
+
+    Symbols this process already counted as ample for `up_to` or an earlier date are not counted
+    again (prices are never deleted: see `history_memo`)."""
+    rows = ctx.settings.min_history_rows
+    memo = ctx.ample_history
+    unknown = [s for s in symbols if not memo.is_ample(s, rows=rows, up_to=up_to)]
+    if not unknown:
+        return set()
+    async with ctx.db.session() as session:
+        counts = await repository.price_counts(session, unknown, up_to=up_to)
+    ample = [s for s in unknown if counts.get(s, 0) >= rows]
+    memo.remember(ample, rows=rows, up_to=up_to)
+    return set(unknown).difference(ample)
+
+
 def _window_start(as_of: date, days: int) -> date:
     try:
         return calendar.shift_trading_days(as_of, days)
@@ -111,13 +128,12 @@ async def collect_market_data(
             result.symbols_failed[sym] = ensured.failed.get(sym, "unknown symbol")
     collectable = [s for s in wanted if s in ensured.known]
 
-    async with ctx.db.session() as session:
-        counts = await repository.price_counts(session, collectable, up_to=as_of)
+    thin = await thin_history_symbols(ctx, collectable, up_to=as_of)
     short_start = _window_start(as_of, lookback_days)
     full_start = _window_start(as_of, max(lookback_days, settings.full_history_days))
     groups: dict[date, list[str]] = {}
     for sym in collectable:
-        start = full_start if counts.get(sym, 0) < settings.min_history_rows else short_start
+        start = full_start if sym in thin else short_start
         groups.setdefault(start, []).append(sym)
 
     bars: list[PriceBar] = []

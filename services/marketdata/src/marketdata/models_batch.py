@@ -45,7 +45,7 @@ batch_run = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     # batch_job_run rows inserted for this run so far, kept by the step-row upsert (the only writer
-    # that inserts them) and never lowered (retention deletes leave it above the live count). An
+    # that inserts them, in batch_repository) and never lowered (retention deletes leave it above the live count). An
     # upper bound of the run's final step rows: while it is below the rows the run needs, a batch of
     # step reports knows the run cannot be complete without counting its rows.
     sa.Column("job_run_rows", sa.Integer, nullable=False, server_default="0"),
