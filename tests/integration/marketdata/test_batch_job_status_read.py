@@ -1,4 +1,4 @@
-"""`GET /api/v1/jobs/mkt_<run>` reads its job row on the raw pool (`batch_repository.job_for_api`):
+"""`GET /api/v1/jobs/mkt_<run>` reads its job row on the raw pool (`JobLedger.read`):
 the row and the answer must be the ones `JobLedger.get` (SQLAlchemy) gives, queued, mid-run and
 finished (failed steps included), and an unknown job is still a 404."""
 
@@ -12,7 +12,6 @@ import pytest
 from test_batch_support import ADMIN, USER, Env, close_env, create_batch_database, make_env, simulate_pipeline, token
 
 from common.testing import drop_database
-from marketdata import batch_repository as repo
 from marketdata.backfill import wait_for_run
 
 pytestmark = pytest.mark.integration
@@ -42,7 +41,7 @@ async def _ledger_row(env: Env, ident: uuid.UUID) -> dict[str, Any] | None:
 async def _assert_same_as_ledger(env: Env, ident: uuid.UUID) -> dict[str, Any]:
     ledger = env.ctx.plumbing.ledger
     former = await _ledger_row(env, ident)
-    fast = await repo.job_for_api(env.ctx.db, ident=ident)
+    fast = await ledger.read(env.ctx.db, ident)
     assert former is not None and fast is not None
     assert fast == {k: former[k] for k in fast}
     assert ledger.to_api(fast) == ledger.to_api(former)
@@ -72,7 +71,7 @@ async def test_the_job_read_matches_the_ledger_queued_and_finished_with_failures
 
 
 async def test_an_unknown_job_or_another_users_job_is_not_found(env: Env) -> None:
-    assert await repo.job_for_api(env.ctx.db, ident=uuid.uuid4()) is None
+    assert await env.ctx.plumbing.ledger.read(env.ctx.db, uuid.uuid4()) is None
     missing = await env.client.get(f"/api/v1/jobs/mkt_{uuid.uuid4()}", headers=token(ADMIN))
     assert missing.status_code == 404
     await env.portfolio()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
 import uuid
@@ -65,6 +66,29 @@ def _jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value, default=json_default)) if value is not None else None
 
 
+# The job columns `JobLedger.to_api` reads (not request, dedupe_key, run_id, runner_id, ...).
+_API_COLUMNS = (
+    "id",
+    "job_type",
+    "status",
+    "requested_by",
+    "scope",
+    "progress_pct",
+    "progress_step",
+    "progress_message",
+    "result",
+    "result_url",
+    "error_code",
+    "error_message",
+    "retryable",
+    "steps",
+    "created_at",
+    "started_at",
+    "finished_at",
+)
+_API_JSON_COLUMNS = ("scope", "result", "steps")
+
+
 class JobLedger:
     """Reads and writes one schema's job table."""
 
@@ -72,6 +96,7 @@ class JobLedger:
         self.service = service
         self.prefix = JOB_PREFIXES[service]
         self.table = tables.job
+        self._api_sql = f"SELECT {', '.join(_API_COLUMNS)} FROM {self.table.schema}.{self.table.name} WHERE id = $1"
 
     def public_id(self, ident: UUID) -> str:
         return job_id(self.service, ident)
@@ -146,6 +171,27 @@ class JobLedger:
     async def get(self, session: AsyncSession, ident: UUID) -> dict[str, Any] | None:
         row = (await session.execute(sa.select(self.table).where(self.table.c.id == ident))).mappings().first()
         return dict(row) if row else None
+
+    async def read(self, db: Database, ident: UUID) -> dict[str, Any] | None:
+        """The columns of one job that `to_api` uses, with the values `get` gives them.
+
+        `GET /api/v1/jobs/{id}` is polled by every client waiting for a job or a run: it is read on
+        the raw asyncpg pool with one prepared statement, where a SQLAlchemy session and Core select
+        cost several times the read itself. The raw pool has no jsonb codec, so the jsonb columns
+        arrive as text and are decoded here, as SQLAlchemy's asyncpg dialect does."""
+        row = await db.fetchrow(self._api_sql, ident)
+        if row is None:
+            return None
+        job = dict(row)
+        for column in _API_JSON_COLUMNS:
+            if job[column] is not None:
+                job[column] = json.loads(job[column])
+        return job
+
+    async def api_job(self, db: Database, ident: UUID) -> dict[str, Any] | None:
+        """The Job schema of one job (`jobs_router`'s loader), None when there is no such job."""
+        row = await self.read(db, ident)
+        return self.to_api(row) if row is not None else None
 
     async def update(self, session: AsyncSession, ident: UUID, **values: Any) -> None:
         if "result" in values:

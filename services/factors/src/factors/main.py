@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-from uuid import UUID
 
 from common.app import create_service_app, jobs_router
 from common.bus import Bus
@@ -36,12 +36,7 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
     pipeline = FactorPipeline(ctx)
     app.state.pipeline = pipeline
 
-    async def load_job(ident: UUID) -> dict[str, Any] | None:
-        async with db.session() as session:
-            row = await plumbing.ledger.get(session, ident)
-        return plumbing.ledger.to_api(row) if row else None
-
-    app.include_router(jobs_router("factors", load_job))
+    app.include_router(jobs_router("factors", functools.partial(plumbing.ledger.api_job, db)))
     app.include_router(create_router(db))
     app.include_router(create_factor_router(ctx, pipeline))
     app.include_router(create_correlations_router(ctx))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 from common.app import create_service_app, jobs_router
 from common.bus import Bus
@@ -62,12 +62,7 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
         ready_check=plumbing.ready,
     )
 
-    async def load_job(ident: UUID) -> dict[str, Any] | None:
-        async with db.session() as session:
-            row = await plumbing.ledger.get(session, ident)
-        return plumbing.ledger.to_api(row) if row else None
-
-    app.include_router(jobs_router(SERVICE, load_job))
+    app.include_router(jobs_router(SERVICE, functools.partial(plumbing.ledger.api_job, db)))
     summary_cache = SummaryCache()
     plumbing.uow.after_commit.append(summary_cache.clear)
     bus.subscribe(f"{SERVICE}.cache", SnapshotCreated, _clearing(summary_cache))

@@ -7,7 +7,6 @@ Reads of other services go only through their published views (`ingest.api_portf
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import Database, session_driver_connection
+from common.db import session_driver_connection
 from marketdata.batch_compute import ACTIVE_RUN_STATUSES, FINAL_JOB_RUN_STATUSES, StepRow
 from marketdata.models_batch import batch_job_run, batch_run, batch_schedule
 from marketdata.repository import view_exists
@@ -519,47 +518,3 @@ async def mark_schedule_runs(session: AsyncSession, *, run_id: UUID, status: str
         .where(batch_schedule.c.last_run_id == run_id)
         .values(last_status=status, updated_at=sa.func.now())
     )
-
-
-# --- job status reads --------------------------------------------------------------------------
-
-
-# The job columns `JobLedger.to_api` reads (not request, dedupe_key, run_id, runner_id, ...).
-_JOB_API_COLUMNS = (
-    "id",
-    "job_type",
-    "status",
-    "requested_by",
-    "scope",
-    "progress_pct",
-    "progress_step",
-    "progress_message",
-    "result",
-    "result_url",
-    "error_code",
-    "error_message",
-    "retryable",
-    "steps",
-    "created_at",
-    "started_at",
-    "finished_at",
-)
-_JOB_JSON_COLUMNS = ("scope", "result", "steps")
-_JOB_API_SQL = f"SELECT {', '.join(_JOB_API_COLUMNS)} FROM marketdata.job WHERE id = $1"
-
-
-async def job_for_api(db: Database, *, ident: UUID) -> dict[str, Any] | None:
-    """The columns of one job row `JobLedger.to_api` needs, as `JobLedger.get` returns them.
-
-    `GET /api/v1/jobs/{id}` is polled (every 100 ms by the cycle benchmark, by clients waiting for
-    a run): read on the raw asyncpg pool, one prepared statement, where a SQLAlchemy session and
-    Core select cost several times the read itself. The raw pool has no jsonb codec, so the jsonb
-    columns arrive as text and are decoded with json.loads, as SQLAlchemy's asyncpg dialect does."""
-    row = await db.fetchrow(_JOB_API_SQL, ident)
-    if row is None:
-        return None
-    job = dict(row)
-    for column in _JOB_JSON_COLUMNS:
-        if job[column] is not None:
-            job[column] = json.loads(job[column])
-    return job

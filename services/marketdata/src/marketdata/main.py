@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
-from uuid import UUID
 
 from common.app import create_service_app, jobs_router
 from common.bus import Bus
 from common.db import Database
 from common.service import Plumbing, Service
-from marketdata import batch_repository, repository
+from marketdata import repository
 from marketdata.api import create_router
 from marketdata.api_batch import create_batch_router
 from marketdata.batch_handlers import register as register_batch
@@ -51,11 +51,7 @@ def create_service(
     )
     app.state.ctx = ctx
 
-    async def load_job(ident: UUID) -> dict[str, Any] | None:
-        row = await batch_repository.job_for_api(db, ident=ident)
-        return plumbing.ledger.to_api(row) if row else None
-
-    app.include_router(jobs_router("marketdata", load_job))
+    app.include_router(jobs_router("marketdata", functools.partial(plumbing.ledger.api_job, db)))
     app.include_router(create_router(ctx))
     app.include_router(create_batch_router(ctx))
     register_handlers(bus, ctx)

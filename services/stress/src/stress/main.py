@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
-from uuid import UUID
 
 from common.app import create_service_app, jobs_router
 from common.bus import Bus
@@ -45,12 +45,7 @@ def create_service(settings: Settings, db: Database, bus: Bus, **_: Any) -> Serv
         ready_check=plumbing.ready,
     )
 
-    async def load_job(ident: UUID) -> dict[str, Any] | None:
-        async with db.session() as session:
-            row = await plumbing.ledger.get(session, ident)
-        return plumbing.ledger.to_api(row) if row is not None else None
-
-    app.include_router(jobs_router("stress", load_job))
+    app.include_router(jobs_router("stress", functools.partial(plumbing.ledger.api_job, db)))
     app.include_router(api.router(PortfolioTimeSeries(TimeSeriesReader(db), settings.default_benchmark)))
     app.include_router(create_risk_router(ctx))
     app.include_router(create_stress_router(ctx))
