@@ -326,7 +326,8 @@ class FactorPipeline:
         await self._ensure(session, as_of=as_of, run_id=run_id, symbols=[s for s in underlyings if s not in known])
         stored = await self._betas(session, as_of=as_of, run_id=run_id, symbols=underlyings, codes=codes)
         computed = _compute(registry, ids, valued, stored, underlyings)
-        positions, portfolios = _rows(registry, ids, valued, underlyings, computed, run_id=run_id)
+        positions = _position_columns(registry, valued, computed, run_id=run_id)
+        portfolios = _portfolio_columns(registry, ids, valued, underlyings, computed, run_id=run_id)
         await repo.replace_exposures(
             session, portfolio_ids=ids, as_of=as_of, positions=positions, portfolios=portfolios
         )
@@ -410,17 +411,10 @@ def _compute(
     return _BatchResult(book, exposures.position_exposures(book.exposure, beta), result, beta_source, np.isnan(cash))
 
 
-def _rows(
-    registry: _Registry,
-    ids: list[UUID],
-    valued: repo.Valuations,
-    underlyings: list[str],
-    r: _BatchResult,
-    *,
-    run_id: UUID | None,
-) -> tuple[repo.PositionExposureColumns, repo.PortfolioExposureColumns]:
-    """position_factor_exposure columns of positions with a known exposure
-    and portfolio_factor_exposure columns of every registry factor."""
+def _position_columns(
+    registry: _Registry, valued: repo.Valuations, r: _BatchResult, *, run_id: UUID | None
+) -> repo.PositionExposureColumns:
+    """position_factor_exposure columns of the positions with a known exposure."""
     codes = registry.regression_codes
     keep = np.flatnonzero(np.isfinite(r.book.exposure))
     n = keep.size
@@ -432,7 +426,7 @@ def _rows(
         out: list[float] = np.round(np.asarray(values, dtype=np.float64), 2).tolist()
         return out
 
-    positions = repo.PositionExposureColumns(
+    return repo.PositionExposureColumns(
         factor_id=[registry.ids[c] for c in codes],
         position_id=each(valued.position_id),
         portfolio_id=each(valued.portfolio_id),
@@ -445,7 +439,6 @@ def _rows(
         exposure_dollar=money(r.x[keep].ravel()),
         run_id=run_id,
     )
-    return positions, _portfolio_columns(registry, ids, valued, underlyings, r, run_id=run_id)
 
 
 def _portfolio_columns(
