@@ -6,7 +6,7 @@
   half-cent ties, non-cent values, ±0, NaN and amounts beyond 1e13.
 * `float8_numeric_cents` gives the cents of PostgreSQL's own float8 → numeric(20, 2) cast.
 * `repository.insert_new_regressions` stores the rows the former upsert stored for new keys.
-* `correlation_repository.parent_key_probes`: a child insert's foreign-key check stays a primary-key
+* `common.db.parent_key_probes`: a child insert's foreign-key check stays a primary-key
   probe after the parent table grew, where the plan cached at a one-page parent scans it per row.
 """
 
@@ -23,10 +23,9 @@ import pytest
 from tests.conftest import drop_database, make_migrated_database, worker_suffix
 from tests.integration.factors.test_binary_copy_equivalence import OLD_INSERT_POSITIONS
 
-from common.db import Database
+from common.db import Database, parent_key_probes
 from common.formatting import nan_as_null
 from factors import repository as repo
-from factors.correlation_repository import parent_key_probes
 from factors.pg_numeric import float8_numeric_cents
 
 pytestmark = pytest.mark.integration

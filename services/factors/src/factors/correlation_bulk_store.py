@@ -21,8 +21,9 @@ import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common import pg_binary as pgb
+from common.db import parent_key_probes
 from factors.correlation_compute import CorrelationFilters, CorrelationResult
-from factors.correlation_repository import KEEP_CALCULATIONS, parent_key_probes
+from factors.correlation_repository import KEEP_CALCULATIONS
 from factors.correlation_rows import (
     CLUSTER_COLUMNS,
     MEMBER_COLUMNS,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import parent_key_probes
 from factors import correlation_rows
 from factors.correlation_compute import CorrelationFilters, CorrelationResult, PositionColumns, PositionRow
 from factors.models_correlations import (
@@ -262,23 +262,6 @@ async def delete_calculation(session: AsyncSession, *, portfolio_id: UUID, durat
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-@asynccontextmanager
-async def parent_key_probes(conn: Any) -> AsyncIterator[None]:
-    """Statements inside insert calculation children (nodes, pairs, clusters, members) with the
-    foreign-key checks planned as primary-key probes of their parent table.
-
-    PostgreSQL checks each inserted child row with one query whose plan a backend prepares at its first
-    check and then keeps. The first batch of a date often finds the parent table a page or two long,
-    where a sequential scan looks cheapest; that cached plan then scans the whole, growing table once
-    per child row (a first run of 1,000 portfolios: ~22k checks reading ~11M calculation rows). Planned
-    with sequential scans off, the check is an index probe at any size. Only these checks are planned
-    here; the setting is set back on success (on failure the caller's savepoint rolls it back)."""
-    previous = await conn.fetchval("SELECT current_setting('enable_seqscan')")
-    await conn.execute("SELECT set_config('enable_seqscan', 'off', true)")
-    yield
-    await conn.execute("SELECT set_config('enable_seqscan', $1, true)", previous)
 
 
 async def store_calculation(
