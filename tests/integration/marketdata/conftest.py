@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 from md_support import INGEST_STANDIN, MdEnv, md_settings
+from test_batch_support import Env, close_env, create_batch_database, make_env
 from tests.conftest import drop_database, make_migrated_database
 
 from common.bus import InProcessBus
@@ -36,3 +37,21 @@ async def md_env(pg_admin_url: str) -> AsyncIterator[MdEnv]:
     yield MdEnv(url, db, bus, service, settings)
     await db.close()
     await drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="module")
+async def batch_db_url(pg_admin_url: str) -> AsyncIterator[str]:
+    """The batch-part tests' database, one per test module (unique name: parallel pytest sessions
+    share the server)."""
+    name = f"sigmasight_mdbatch_{uuid.uuid4().hex[:8]}"
+    url = await create_batch_database(pg_admin_url, name)
+    yield url
+    await drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+async def env(batch_db_url: str) -> AsyncIterator[Env]:
+    """A marketdata batch environment on the module's database (bus not started)."""
+    e = await make_env(batch_db_url)
+    yield e
+    await close_env(e)

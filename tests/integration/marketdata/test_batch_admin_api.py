@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,15 +12,11 @@ from test_batch_support import (
     AS_OF,
     USER,
     Env,
-    close_env,
-    create_batch_database,
-    make_env,
     simulate_pipeline,
     token,
 )
 
 from common.events import STEP_NAMES, CycleStarted
-from common.testing import drop_database
 from marketdata.backfill import wait_for_run
 from marketdata.scheduler import seed_schedules
 
@@ -39,21 +34,6 @@ TRIGGERS = (
     "/api/v1/admin/batch/snapshots",
 )
 READS = ("/api/v1/admin/batch/status", "/api/v1/admin/batch/history", "/api/v1/admin/batch/schedule")
-
-
-@pytest.fixture(scope="module")
-async def batch_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_api_{uuid.uuid4().hex[:8]}"  # unique: parallel pytest sessions share the server
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
-
-
-@pytest.fixture
-async def env(batch_db_url: str) -> AsyncIterator[Env]:
-    e = await make_env(batch_db_url)
-    yield e
-    await close_env(e)
 
 
 async def test_every_batch_endpoint_is_admin_only(env: Env) -> None:

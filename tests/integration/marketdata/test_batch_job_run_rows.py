@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from test_batch_support import ADMIN, AS_OF, Env, close_env, create_batch_database, make_env, step
+from test_batch_support import ADMIN, AS_OF, Env, create_batch_database, step
 
 from common.db import Database
 from common.events import GreeksComputed
@@ -32,21 +31,6 @@ from marketdata.batch_service import start_run
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 24, 21, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-async def rows_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_rows_{uuid.uuid4().hex[:8]}"
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
-
-
-@pytest.fixture
-async def env(rows_db_url: str) -> AsyncIterator[Env]:
-    e = await make_env(rows_db_url)
-    yield e
-    await close_env(e)
 
 
 async def greeks_run(env: Env, portfolios: int) -> tuple[dict[str, Any], list[uuid.UUID]]:

@@ -5,31 +5,14 @@ finished (failed steps included), and an unknown job is still a 404."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from test_batch_support import ADMIN, USER, Env, close_env, create_batch_database, make_env, simulate_pipeline, token
+from test_batch_support import ADMIN, USER, Env, simulate_pipeline, token
 
-from common.testing import drop_database
 from marketdata.backfill import wait_for_run
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def batch_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_jobread_{uuid.uuid4().hex[:8]}"  # unique: parallel pytest sessions share the server
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
-
-
-@pytest.fixture
-async def env(batch_db_url: str) -> AsyncIterator[Env]:
-    e = await make_env(batch_db_url)
-    yield e
-    await close_env(e)
 
 
 async def _ledger_row(env: Env, ident: uuid.UUID) -> dict[str, Any] | None:

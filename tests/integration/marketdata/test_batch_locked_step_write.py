@@ -9,15 +9,13 @@ and for an unknown run it writes nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from test_batch_job_run_rows import greeks_run, report
-from test_batch_support import Env, close_env, create_batch_database, make_env
+from test_batch_support import Env
 
 from common.db import session_driver_connection
-from common.testing import drop_database
 from marketdata import batch_repository as repo
 
 pytestmark = pytest.mark.integration
@@ -31,21 +29,6 @@ COMPARED = (
 
 # The former lock of a batch (marketdata's `lock_run_head`, replaced by the combined statement).
 HEAD_SQL = "SELECT id, status, as_of_date, trigger, job_run_rows FROM marketdata.batch_run WHERE id = $1 FOR UPDATE"
-
-
-@pytest.fixture(scope="module")
-async def locked_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_locked_{uuid.uuid4().hex[:8]}"
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
-
-
-@pytest.fixture
-async def env(locked_db_url: str) -> AsyncIterator[Env]:
-    e = await make_env(locked_db_url)
-    yield e
-    await close_env(e)
 
 
 async def _former(env: Env, run_id: uuid.UUID, rows: list[dict[str, Any]]) -> tuple[Any, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,9 +13,6 @@ from test_batch_support import (
     ADMIN,
     AS_OF,
     Env,
-    close_env,
-    create_batch_database,
-    make_env,
     simulate_pipeline,
     step,
     token,
@@ -26,7 +22,6 @@ from common import metrics
 from common.errors import NotFound, ValidationFailed
 from common.events import STEP_NAMES, CycleStarted, GreeksComputed, PortfolioUpdated, PricesUpdated, SnapshotCreated
 from common.ids import SYSTEM_USER_ID
-from common.testing import drop_database
 from marketdata import batch_repository as repo
 from marketdata.backfill import backfill, wait_for_run
 from marketdata.batch_bookkeeping import last_success_gauge
@@ -35,21 +30,6 @@ from marketdata.batch_service import start_run
 from marketdata.batch_watchdog import fail_overdue_runs, settle_stragglers
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def batch_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_runs_{uuid.uuid4().hex[:8]}"  # unique: parallel pytest sessions share the server
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
-
-
-@pytest.fixture
-async def env(batch_db_url: str) -> AsyncIterator[Env]:
-    e = await make_env(batch_db_url)
-    yield e
-    await close_env(e)
 
 
 async def run_all(env: Env, **kw):

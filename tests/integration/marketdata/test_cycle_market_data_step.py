@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from test_batch_support import ADMIN, AS_OF, Env, close_env, create_batch_database, make_env, simulate_pipeline
+from test_batch_support import ADMIN, AS_OF, Env, close_env, make_env, simulate_pipeline
 
 from common.events import STEP_NAMES, CycleStarted, PricesUpdated
-from common.testing import drop_database
 from marketdata.backfill import wait_for_run
 from marketdata.batch_service import start_run
 from marketdata.providers.base import PriceFetch
 from marketdata.providers.fixture import FixtureProvider
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def batch_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_cycle_{uuid.uuid4().hex[:8]}"  # unique: parallel pytest sessions share the server
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
-
-
-@pytest.fixture
-async def env(batch_db_url: str) -> AsyncIterator[Env]:
-    e = await make_env(batch_db_url)
-    yield e
-    await close_env(e)
 
 
 class BrokenProvider(FixtureProvider):

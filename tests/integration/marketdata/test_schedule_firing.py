@@ -7,23 +7,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from test_batch_support import AS_OF, Env, close_env, create_batch_database, make_env, simulate_pipeline
+from test_batch_support import AS_OF, Env, close_env, make_env, simulate_pipeline
 
 from common.ids import SYSTEM_USER_ID
-from common.testing import drop_database
 from marketdata.backfill import wait_for_run
 from marketdata.market_data import collect_market_data
 from marketdata.scheduler import run_schedule, seed_schedules, tick
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-async def batch_db_url(pg_admin_url: str) -> AsyncIterator[str]:
-    name = f"sigmasight_mdbatch_sched_{uuid.uuid4().hex[:8]}"  # unique: parallel pytest sessions share the server
-    url = await create_batch_database(pg_admin_url, name)
-    yield url
-    await drop_database(pg_admin_url, name)
 
 
 @pytest.fixture
