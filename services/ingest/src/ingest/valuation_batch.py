@@ -138,7 +138,7 @@ async def _closes_of(
 ) -> _Closes:
     """Closes on T of held symbols and of options' underlyings, previous closes of held symbols only
     (an underlying's previous close is never used); only those not read yet by the run are read."""
-    option_underlyings = [u for u, o in zip(underlyings, is_option.tolist(), strict=True) if o]
+    option_underlyings = np.asarray(underlyings, dtype=object)[is_option].tolist()
     await known.read_missing(session, [*symbols, *option_underlyings], symbols, prices=catalog.DAILY_PRICE in present)
     close_t, close_t_date = known.lookup_today(symbols)
     close_p, close_p_date = known.lookup_previous(symbols)
